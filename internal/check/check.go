@@ -1,0 +1,154 @@
+// Package check is vguard's check engine: the catalogue of checks of
+// checks.md, declared once (ID, name, pillar, severity, description,
+// remediation) with each check's logic beside its declaration, and the
+// evaluation of an estate against a policy into sorted findings.
+//
+// Checks read the estate only through an estate.Index built once per run, so
+// that each check walks indexes instead of comparing pairs of VMs.
+package check
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/vguard-dev/vguard/internal/estate"
+)
+
+// Pillar is the security property a check protects.
+type Pillar string
+
+const (
+	Confidentiality Pillar = "confidentiality"
+	Integrity       Pillar = "integrity"
+	Availability    Pillar = "availability"
+)
+
+// Finding is one violation found by a check. Its key is (Check, Subject,
+// Related); Related is sorted.
+type Finding struct {
+	Check       string          `json:"check"`
+	Title       string          `json:"title"`
+	Severity    estate.Severity `json:"severity"`
+	Pillar      Pillar          `json:"pillar"`
+	Subject     string          `json:"subject"`
+	Related     []string        `json:"related"`
+	Message     string          `json:"message"`
+	Remediation string          `json:"remediation"`
+	Evidence    map[string]any  `json:"evidence"`
+	// Pos is where the subject is defined, when known (for SARIF).
+	Pos estate.Pos `json:"-"`
+}
+
+// Key identifies a finding across two evaluations: check, subject and the
+// sorted related objects.
+func (f *Finding) Key() string {
+	return f.Check + "|" + f.Subject + "|" + strings.Join(f.Related, ",")
+}
+
+// Check declares one check of the catalogue.
+type Check struct {
+	ID       string
+	Name     string // kebab-case name, as in checks.md
+	Title    string // short human title
+	Pillar   Pillar
+	Severity estate.Severity // default severity; the check may raise it per finding
+	// Description is one line for `vguard checks` and SARIF rules.
+	Description string
+	// Remediation is the default advice attached to findings.
+	Remediation string
+	// ChangeOnly checks are judged on a Change's operations, not on an estate.
+	ChangeOnly bool
+	// Run evaluates the check; nil for change-only checks.
+	Run func(c *Context)
+}
+
+// Context is what a check's Run gets: the estate, its index, the policy, the
+// side files it may read, and the sink for findings.
+type Context struct {
+	Index  *estate.Index
+	Policy *estate.Policy
+	Files  SideFiles
+
+	check    *Check
+	findings []Finding
+	errs     []error
+}
+
+// SideFiles gives checks the documents an estate refers to by path:
+// manifests (VG203) and scan reports (VG105). Implementations cache, since
+// many VMs share one file.
+type SideFiles interface {
+	// Manifest returns the parsed manifest at path.
+	Manifest(path string) (Manifest, error)
+	// SecretCount returns how many secrets the scan report at path lists.
+	SecretCount(path string) (int, error)
+}
+
+// Manifest is what VG203 needs of a file-tree manifest.
+type Manifest interface {
+	// DiffCount compares m with other under the default ignore list and
+	// returns how many paths were added, removed and modified, with up to a
+	// few example paths.
+	Diff(other Manifest) (added, removed, modified int, examples []string)
+}
+
+// Emit records a finding of the running check. Severity 0 means the check's
+// severity; the policy's override, when set, replaces either. Related is
+// sorted and deduplicated here so that checks need not.
+func (c *Context) Emit(f Finding) {
+	ch := c.check
+	f.Check, f.Title, f.Pillar = ch.ID, ch.Title, ch.Pillar
+	if f.Severity == 0 {
+		f.Severity = ch.Severity
+	}
+	if s, ok := c.Policy.Severity[ch.ID]; ok {
+		f.Severity = s
+	}
+	if f.Remediation == "" {
+		f.Remediation = ch.Remediation
+	}
+	f.Related = sortedUnique(f.Related, f.Subject)
+	if f.Evidence == nil {
+		f.Evidence = map[string]any{}
+	}
+	c.findings = append(c.findings, f)
+}
+
+// Errorf records that a check could not be evaluated fully (for example an
+// unreadable manifest). Evaluation goes on.
+func (c *Context) Errorf(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(c.check.ID+": "+format, args...))
+}
+
+func sortedUnique(in []string, drop string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	j := 0
+	for i, s := range out {
+		if i == 0 || s != out[j-1] {
+			out[j] = s
+			j++
+		}
+	}
+	return out[:j]
+}
+
+// Ref helpers build the `kind/name` form of checks.md.
+func VMRef(name string) string          { return "vm/" + name }
+func HypervisorRef(name string) string  { return "hypervisor/" + name }
+func NetworkRef(name string) string     { return "network/" + name }
+func ZoneRef(name string) string        { return "zone/" + name }
+func DatastoreRef(name string) string   { return "datastore/" + name }
+func ServiceRef(name string) string     { return "service/" + name }
+func ClusterRef(name string) string     { return "cluster/" + name }
+func FirewallRef(name string) string    { return "firewall/" + name }
+func ImageRef(r estate.ImageRef) string { return "image/" + r.String() }
+func FailureDomainRef(name string) string {
+	return "failureDomain/" + name
+}

@@ -1,0 +1,136 @@
+package check
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/vguard-dev/vguard/internal/estate"
+)
+
+// Catalogue returns every check of checks.md in ID order. The slice and the
+// checks are shared: callers must not modify them.
+func Catalogue() []*Check { return catalogue }
+
+var catalogue = func() []*Check {
+	var all []*Check
+	all = append(all, confidentialityChecks()...)
+	all = append(all, integrityChecks()...)
+	all = append(all, availabilityChecks()...)
+	all = append(all, placementChecks()...)
+	all = append(all, consistencyChecks()...)
+	all = append(all, changeChecks()...)
+	slices.SortFunc(all, func(a, b *Check) int { return strings.Compare(a.ID, b.ID) })
+	return all
+}()
+
+// Lookup returns the check with the given ID, or nil.
+func Lookup(id string) *Check {
+	for _, c := range catalogue {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// Options narrow an evaluation.
+type Options struct {
+	// Only, when not empty, runs just these check IDs.
+	Only []string
+	// Skip never runs these check IDs (in addition to the policy's disable).
+	Skip []string
+	// Files reads the manifests and scan reports the estate refers to. With
+	// nil Files, the checks that need them (VG105, VG203) do not fire.
+	Files SideFiles
+}
+
+// Result is the outcome of an evaluation.
+type Result struct {
+	// Findings sorted by severity (highest first), check, subject, related.
+	Findings []Finding
+	// Errors are problems that kept a check from judging part of the estate,
+	// such as an unreadable manifest. They are not findings.
+	Errors []error
+}
+
+// Evaluate runs every enabled estate check on the indexed estate. Checks run
+// concurrently; each gets its own Context, so a check never sees another's
+// findings.
+func Evaluate(x *estate.Index, p *estate.Policy, opts Options) Result {
+	var run []*Check
+	for _, c := range catalogue {
+		if c.ChangeOnly || c.Run == nil || p.Disabled(c.ID) || slices.Contains(opts.Skip, c.ID) {
+			continue
+		}
+		if len(opts.Only) > 0 && !slices.Contains(opts.Only, c.ID) {
+			continue
+		}
+		run = append(run, c)
+	}
+	ctxs := make([]*Context, len(run))
+	var wg sync.WaitGroup
+	for i, c := range run {
+		ctxs[i] = &Context{Index: x, Policy: p, Files: opts.Files, check: c}
+		wg.Go(func() { c.Run(ctxs[i]) })
+	}
+	wg.Wait()
+	var res Result
+	for _, c := range ctxs {
+		res.Findings = append(res.Findings, c.findings...)
+		res.Errors = append(res.Errors, c.errs...)
+	}
+	SortFindings(res.Findings)
+	return res
+}
+
+// SortFindings orders findings as the reports show them: severity (highest
+// first), then check, subject and related.
+func SortFindings(fs []Finding) {
+	slices.SortFunc(fs, func(a, b Finding) int {
+		if c := cmp.Compare(b.Severity, a.Severity); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Check, b.Check); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Subject, b.Subject); c != 0 {
+			return c
+		}
+		return slices.Compare(a.Related, b.Related)
+	})
+}
+
+// Summary counts findings per severity word.
+func Summary(fs []Finding) map[string]int {
+	out := map[string]int{}
+	for _, s := range estate.Severities() {
+		out[s.String()] = 0
+	}
+	for _, f := range fs {
+		out[f.Severity.String()]++
+	}
+	return out
+}
+
+// changeChecks declares the change-only checks; their logic lives with the
+// change judge, which reads operations rather than an estate.
+func changeChecks() []*Check {
+	return []*Check{
+		{
+			ID: "VG501", Name: "cross-zone-move", Title: "Cross-zone move", Pillar: Confidentiality,
+			Severity:    estate.SevHigh,
+			Description: "A change puts a VM's NIC into a zone it was not in before and that is not its homeZone.",
+			Remediation: "Check the destination network of the change; if the move is intended, set the VM's homeZone and harden it for the new zone first.",
+			ChangeOnly:  true,
+		},
+		{
+			ID: "VG502", Name: "unsanitized-clone", Title: "Unsanitized clone", Pillar: Confidentiality,
+			Severity:    estate.SevHigh,
+			Description: "A clone of a VM that has identity values or credentials is made without sanitize: true.",
+			Remediation: "Clone with sanitize: true (or run `vguard image sanitize` on the copy) so the clone gets a new identity and no credentials.",
+			ChangeOnly:  true,
+		},
+	}
+}

@@ -1,0 +1,3 @@
+package check
+
+func integrityChecks() []*Check { return nil }
