@@ -1,0 +1,256 @@
+// Package load reads Estate and Policy documents from files and directories
+// (YAML or JSON, several documents per file), decodes them strictly, merges
+// them as documents.md says, checks every reference and applies the
+// defaults. Every problem is reported with file, line and field path, and all
+// problems of a run are reported together rather than only the first.
+package load
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/syntax"
+)
+
+// APIVersion is the only apiVersion vguard reads.
+const APIVersion = "vguard.dev/v1"
+
+// Options tune loading.
+type Options struct {
+	// KnownCheck, when set, validates the check IDs a Policy names in
+	// `severity` and `disable`.
+	KnownCheck func(id string) bool
+	// Extra handles documents of kinds other than Estate and Policy (such as
+	// Change); it returns false for kinds it does not take. Nil accepts none.
+	Extra func(file string, kind string, n *syntax.Node) (taken bool, errs []*syntax.Error)
+	// AllowEmpty accepts inputs with no Estate document (an empty estate).
+	AllowEmpty bool
+}
+
+// Result is a loaded, merged and validated estate with its policy.
+type Result struct {
+	Estate *estate.Estate
+	Policy *estate.Policy
+	// Files lists the files read, in order.
+	Files []string
+}
+
+// Errors are the input problems of a run, sorted by file and line.
+type Errors []*syntax.Error
+
+func (es Errors) Error() string {
+	var b strings.Builder
+	for i, e := range es {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Paths loads every document in paths: files, or directories whose *.yaml,
+// *.yml and *.json files (not recursive) are read in name order. The error,
+// when not nil, is an Errors.
+func Paths(paths []string, opts Options) (*Result, error) {
+	l := newLoader(opts)
+	for _, p := range paths {
+		l.addPath(p)
+	}
+	return l.finish()
+}
+
+// Bytes loads documents from memory, as if read from a file named name.
+func Bytes(name string, data []byte, opts Options) (*Result, error) {
+	l := newLoader(opts)
+	l.addFile(name, data, false)
+	return l.finish()
+}
+
+type loader struct {
+	opts      Options
+	files     []string
+	fileOrder map[string]int
+	errs      Errors
+	estates   []*estateDoc
+	policies  []*policyDoc
+}
+
+func newLoader(opts Options) *loader {
+	return &loader{opts: opts, fileOrder: map[string]int{}}
+}
+
+func (l *loader) errorf(file string, line int, path, format string, args ...any) {
+	l.errs = append(l.errs, &syntax.Error{File: file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) addPath(p string) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		l.errorf(p, 0, "", "%v", plainFSError(err))
+		return
+	}
+	if !fi.IsDir() {
+		l.readFile(p, false)
+		return
+	}
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		l.errorf(p, 0, "", "%v", plainFSError(err))
+		return
+	}
+	n := 0
+	for _, e := range entries { // ReadDir sorts by name
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".yaml", ".yml", ".json":
+			if e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0 {
+				l.readFile(filepath.Join(p, e.Name()), true)
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		l.errorf(p, 0, "", "directory holds no *.yaml, *.yml or *.json file")
+	}
+}
+
+func plainFSError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (l *loader) readFile(name string, fromDir bool) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		l.errorf(name, 0, "", "%v", plainFSError(err))
+		return
+	}
+	l.addFile(name, data, fromDir)
+}
+
+// addFile parses one file. JSON goes through the fast parser; a .yaml file
+// that is really JSON (as `vguard gen` output often is, once redirected)
+// too, falling back to YAML when it is not strict JSON.
+//
+// A file found by scanning a directory whose documents have neither
+// apiVersion nor kind is not one of ours (a manifest, a scan report, a CI
+// file kept beside the estate) and is skipped; a file named explicitly must
+// hold vguard documents.
+func (l *loader) addFile(name string, data []byte, fromDir bool) {
+	l.fileOrder[name] = len(l.files)
+	l.files = append(l.files, name)
+	var docs []*syntax.Node
+	var err error
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	isJSON := strings.EqualFold(filepath.Ext(name), ".json")
+	if isJSON || (len(trimmed) > 0 && trimmed[0] == '{') {
+		var n *syntax.Node
+		n, err = syntax.ParseJSON(data)
+		if err == nil {
+			docs = []*syntax.Node{n}
+		} else if !isJSON {
+			docs, err = syntax.ParseYAML(data)
+		}
+	} else {
+		docs, err = syntax.ParseYAML(data)
+	}
+	if err != nil {
+		var le *syntax.LineError
+		if errors.As(err, &le) {
+			l.errorf(name, le.Line, "", "%s", le.Msg)
+		} else {
+			l.errorf(name, 0, "", "%v", err)
+		}
+		return
+	}
+	if fromDir && !anyVguardDoc(docs) {
+		l.files = l.files[:len(l.files)-1]
+		delete(l.fileOrder, name)
+		return
+	}
+	if len(docs) == 0 {
+		l.errorf(name, 0, "", "file holds no document")
+	}
+	for i, d := range docs {
+		l.addDoc(name, i, len(docs), d)
+	}
+}
+
+func anyVguardDoc(docs []*syntax.Node) bool {
+	for _, d := range docs {
+		if d.Get("apiVersion") != nil || d.Get("kind") != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) addDoc(file string, i, count int, n *syntax.Node) {
+	where := ""
+	if count > 1 {
+		where = fmt.Sprintf(" (document %d)", i+1)
+	}
+	if n.Kind != syntax.MapNode {
+		l.errorf(file, n.Line, "", "a document must be a mapping with apiVersion and kind%s", where)
+		return
+	}
+	av, kind := n.Get("apiVersion"), n.Get("kind")
+	switch {
+	case av == nil:
+		l.errorf(file, n.Line, "apiVersion", "missing apiVersion (want %s)%s", APIVersion, where)
+		return
+	case av.Value != APIVersion:
+		l.errorf(file, av.Line, "apiVersion", "unsupported apiVersion %q (want %s)", av.Value, APIVersion)
+		return
+	case kind == nil:
+		l.errorf(file, n.Line, "kind", "missing kind (Estate or Policy)%s", where)
+		return
+	}
+	switch kind.Value {
+	case "Estate":
+		d := &estateDoc{file: file, dir: filepath.Dir(file)}
+		l.errs = append(l.errs, syntax.Decode(file, n, "", d)...)
+		l.estates = append(l.estates, d)
+	case "Policy":
+		d := &policyDoc{file: file, node: n}
+		l.errs = append(l.errs, syntax.Decode(file, n, "", d)...)
+		l.policies = append(l.policies, d)
+	default:
+		if l.opts.Extra != nil {
+			if taken, errs := l.opts.Extra(file, kind.Value, n); taken {
+				l.errs = append(l.errs, errs...)
+				return
+			}
+		}
+		l.errorf(file, kind.Line, "kind", "unexpected kind %q here (want Estate or Policy)", kind.Value)
+	}
+}
+
+func (l *loader) finish() (*Result, error) {
+	if len(l.estates) == 0 && !l.opts.AllowEmpty && len(l.errs) == 0 {
+		where := strings.Join(l.files, ", ")
+		l.errorf(where, 0, "", "no Estate document found")
+	}
+	e := l.mergeEstates()
+	p := l.mergePolicies(e)
+	if len(l.errs) > 0 {
+		slices.SortStableFunc(l.errs, func(a, b *syntax.Error) int {
+			if c := cmp.Compare(l.fileOrder[a.File], l.fileOrder[b.File]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Line, b.Line)
+		})
+		return nil, l.errs
+	}
+	return &Result{Estate: e, Policy: p, Files: l.files}, nil
+}
