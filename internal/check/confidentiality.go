@@ -350,8 +350,8 @@ func runSensitiveSharedHost(c *Context) {
 				Subject: VMRef(vm.Name),
 				Related: related,
 				Pos:     vm.Pos,
-				Message: fmt.Sprintf("VM %s of %s holds credentials to %s data (%s) but shares hypervisor %s with VMs of %s.",
-					vm.Name, vm.Owner, top, strings.Join(stores, ", "), h.Name, strings.Join(otherOwners, ", ")),
+				Message: fmt.Sprintf("VM %s of %s holds credentials to %s (%s) but shares hypervisor %s with VMs of %s.",
+					vm.Name, vm.Owner, strings.Join(stores, ", "), classRange(min, top), h.Name, strings.Join(otherOwners, ", ")),
 				Evidence: map[string]any{
 					"owner": vm.Owner, "otherOwners": otherOwners, "hypervisor": h.Name,
 					"datastores": stores, "classification": top.String(),
@@ -359,6 +359,16 @@ func runSensitiveSharedHost(c *Context) {
 			})
 		}
 	}
+}
+
+// classRange words the classification of the datastores a VG107 finding
+// names: "restricted data" when they all sit at the bar, else "data
+// classified confidential or higher" (the bar itself).
+func classRange(bar, top estate.Classification) string {
+	if bar >= top {
+		return top.String() + " data"
+	}
+	return "data classified " + bar.String() + " or higher"
 }
 
 func holdsSensitive(x *estate.Index, vm *estate.VM, min estate.Classification) bool {
