@@ -159,7 +159,12 @@ func (l *loader) addFile(name string, data []byte, fromDir bool) {
 		if err == nil {
 			docs = []*syntax.Node{n}
 		} else if !isJSON {
-			docs, err = syntax.ParseYAML(data)
+			// Not strict JSON, perhaps YAML flow style. When it is not YAML
+			// either, the JSON parser's message is the more precise one.
+			var yerr error
+			if docs, yerr = syntax.ParseYAML(data); yerr == nil {
+				err = nil
+			}
 		}
 	} else {
 		docs, err = syntax.ParseYAML(data)

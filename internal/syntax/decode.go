@@ -186,7 +186,7 @@ func (d *decoder) mapping(n *Node, path string, v reflect.Value) {
 		return
 	}
 	t := v.Type()
-	if t.Key().Kind() != reflect.String {
+	if t.Key().Kind() != reflect.String && !reflect.PointerTo(t.Key()).Implements(textUnmarshalerType) {
 		d.errorf(n, path, "cannot read into %s", t)
 		return
 	}

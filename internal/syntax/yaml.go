@@ -44,7 +44,9 @@ func ParseYAML(data []byte) (docs []*Node, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if n != nil {
+		// A document of only comments reads as a null: skip it like an
+		// empty one.
+		if n != nil && !(n.Kind == ScalarNode && n.Tag == NullTag) {
 			docs = append(docs, n)
 		}
 	}
