@@ -1,0 +1,31 @@
+// Package vguard keeps virtualized estates secure. This file maps the code;
+// the user's view is in README.md and the contract in the shared spec.
+//
+// cmd/vguard wires the commands (cobra) and decides every exit code in one
+// place; each command is a constructor plus a run function that tests call.
+//
+// internal/estate is the domain model: zones, networks, hypervisors,
+// datastores, images, VMs, services, firewalls and the resolved Policy, with
+// the Index that checks walk. It imports nothing of vguard's own.
+//
+// internal/syntax parses YAML (through go.yaml.in/yaml/v3) and JSON (a fast
+// parser of its own, for estates of 100k VMs) into nodes that keep their
+// line, and decodes nodes strictly into Go values with field paths.
+//
+// internal/load reads files and directories of Estate and Policy documents,
+// merges them, checks every reference and applies the defaults, reporting
+// all problems with file:line and field path.
+//
+// internal/check is the check engine: the catalogue, declared once, with
+// each check's logic beside its declaration, grouped by pillar; and
+// Evaluate, which runs the checks concurrently over the index.
+//
+// internal/manifest is the file-tree manifest format and its drift diff;
+// internal/scanreport reads image scan reports. Both are side files an
+// estate points to, read by checks VG203 and VG105.
+//
+// internal/report writes check reports as a table for people, JSON for
+// programs and SARIF 2.1.0 for code-scanning tools.
+//
+// internal/gen writes synthetic estates of any size for benchmarks and demos.
+package vguard
