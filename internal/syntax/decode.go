@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -164,10 +165,41 @@ func (d *decoder) list(n *Node, path string, v reflect.Value) {
 		d.errorf(n, path, "want a list, got %s", n.describe())
 		return
 	}
-	et := v.Type().Elem()
 	out := reflect.MakeSlice(v.Type(), len(n.Items), len(n.Items))
-	for i, item := range n.Items {
-		ev := out.Index(i)
+	workers := runtime.GOMAXPROCS(0)
+	if len(n.Items) < parallelMin || workers < 2 {
+		d.elements(n.Items, 0, path, out)
+		v.Set(out)
+		return
+	}
+	// A long list (the VMs of a large estate) is decoded in chunks on all
+	// cores. Elements are independent, and each chunk keeps its own
+	// errors, appended in order so messages stay sorted.
+	chunk := (len(n.Items) + workers - 1) / workers
+	subs := make([]*decoder, 0, workers)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(n.Items); lo += chunk {
+		hi := min(lo+chunk, len(n.Items))
+		sub := &decoder{file: d.file}
+		subs = append(subs, sub)
+		wg.Go(func() { sub.elements(n.Items[lo:hi], lo, path, out) })
+	}
+	wg.Wait()
+	for _, sub := range subs {
+		d.errs = append(d.errs, sub.errs...)
+	}
+	v.Set(out)
+}
+
+// parallelMin is the list length from which decoding is spread over cores.
+const parallelMin = 4096
+
+// elements decodes items into out[first:], giving each new element its
+// defaults first.
+func (d *decoder) elements(items []*Node, first int, path string, out reflect.Value) {
+	et := out.Type().Elem()
+	for i, item := range items {
+		ev := out.Index(first + i)
 		if et.Kind() == reflect.Pointer {
 			ev.Set(reflect.New(et.Elem()))
 			ev = ev.Elem()
@@ -175,9 +207,8 @@ func (d *decoder) list(n *Node, path string, v reflect.Value) {
 		if pv := ev.Addr(); pv.Type().Implements(defaulterType) {
 			pv.Interface().(Defaulter).SetDefaults()
 		}
-		d.value(item, IndexPath(path, i), ev)
+		d.value(item, IndexPath(path, first+i), ev)
 	}
-	v.Set(out)
 }
 
 func (d *decoder) mapping(n *Node, path string, v reflect.Value) {

@@ -3,8 +3,8 @@ package syntax
 import (
 	"encoding/json"
 	"strings"
-	"unicode/utf8"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseJSONLinesAndTags(t *testing.T) {
