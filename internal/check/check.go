@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/manifest"
+	"github.com/vguard-dev/vguard/internal/scanreport"
 )
 
 // Pillar is the security property a check protects.
@@ -76,21 +78,15 @@ type Context struct {
 }
 
 // SideFiles gives checks the documents an estate refers to by path:
-// manifests (VG203) and scan reports (VG105). Implementations cache, since
-// many VMs share one file.
+// manifests (VG203) and scan reports (VG105), at paths as the loader
+// resolved them. Checks run concurrently, so implementations must be safe for
+// concurrent use; they should cache, since many VMs share one file.
+// NewDiskFiles is the implementation that reads files.
 type SideFiles interface {
 	// Manifest returns the parsed manifest at path.
-	Manifest(path string) (Manifest, error)
-	// SecretCount returns how many secrets the scan report at path lists.
-	SecretCount(path string) (int, error)
-}
-
-// Manifest is what VG203 needs of a file-tree manifest.
-type Manifest interface {
-	// DiffCount compares m with other under the default ignore list and
-	// returns how many paths were added, removed and modified, with up to a
-	// few example paths.
-	Diff(other Manifest) (added, removed, modified int, examples []string)
+	Manifest(path string) (*manifest.Manifest, error)
+	// Scan returns the parsed scan report at path.
+	Scan(path string) (*scanreport.Report, error)
 }
 
 // Emit records a finding of the running check. Severity 0 means the check's

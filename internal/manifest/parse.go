@@ -42,7 +42,7 @@ func (e *Error) Error() string {
 func ReadFile(path string) (*Manifest, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
+		return nil, err // *fs.PathError names the file
 	}
 	m, err := Parse(data)
 	if err != nil {

@@ -122,7 +122,7 @@ func (e *Error) Error() string {
 func ReadFile(path string) (*Report, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading scan report: %w", err)
+		return nil, err // *fs.PathError names the file
 	}
 	r, err := Parse(data)
 	if err != nil {

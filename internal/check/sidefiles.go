@@ -1,0 +1,139 @@
+package check
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/manifest"
+	"github.com/vguard-dev/vguard/internal/scanreport"
+)
+
+// ManifestDiffer is implemented by SideFiles that also keep the drift
+// between two manifests, so that the many VMs made from one master with
+// identical manifests cost one comparison across evaluations (a change is
+// judged by evaluating the estate before and after it).
+type ManifestDiffer interface {
+	// Drift compares the manifest at otherPath with the one at basePath
+	// under the default ignore list: manifest.Diff(base, other).
+	Drift(basePath, otherPath string) (*manifest.Drift, error)
+}
+
+// DiskFiles reads side files from disk. Each file is read and parsed at most
+// once, and each drift computed at most once, for the life of the DiskFiles
+// (errors are kept too): make a new one for each run that must see changed
+// files. It is safe for concurrent use; concurrent requests for one path
+// wait for a single read.
+type DiskFiles struct {
+	mu        sync.Mutex
+	manifests map[string]*cached[*manifest.Manifest]
+	scans     map[string]*cached[*scanreport.Report]
+	drifts    map[[2]string]*cached[*manifest.Drift]
+}
+
+type cached[T any] struct {
+	once sync.Once
+	v    T
+	err  error
+}
+
+// NewDiskFiles returns an empty DiskFiles.
+func NewDiskFiles() *DiskFiles {
+	return &DiskFiles{
+		manifests: map[string]*cached[*manifest.Manifest]{},
+		scans:     map[string]*cached[*scanreport.Report]{},
+		drifts:    map[[2]string]*cached[*manifest.Drift]{},
+	}
+}
+
+// get returns the cached value for k, computing it once with load. The lock
+// is held only to find the slot, so reads of different files overlap.
+func get[K comparable, T any](mu *sync.Mutex, m map[K]*cached[T], k K, load func() (T, error)) (T, error) {
+	mu.Lock()
+	c := m[k]
+	if c == nil {
+		c = &cached[T]{}
+		m[k] = c
+	}
+	mu.Unlock()
+	c.once.Do(func() { c.v, c.err = load() })
+	return c.v, c.err
+}
+
+// Manifest reads and parses the manifest at path.
+func (d *DiskFiles) Manifest(path string) (*manifest.Manifest, error) {
+	return get(&d.mu, d.manifests, path, func() (*manifest.Manifest, error) { return manifest.ReadFile(path) })
+}
+
+// Scan reads and parses the scan report at path.
+func (d *DiskFiles) Scan(path string) (*scanreport.Report, error) {
+	return get(&d.mu, d.scans, path, func() (*scanreport.Report, error) { return scanreport.ReadFile(path) })
+}
+
+// Drift implements ManifestDiffer.
+func (d *DiskFiles) Drift(basePath, otherPath string) (*manifest.Drift, error) {
+	return get(&d.mu, d.drifts, [2]string{basePath, otherPath}, func() (*manifest.Drift, error) {
+		return driftOf(d, basePath, otherPath)
+	})
+}
+
+// driftOf reads both manifests through files and compares them.
+func driftOf(files SideFiles, basePath, otherPath string) (*manifest.Drift, error) {
+	base, err := files.Manifest(basePath)
+	if err != nil {
+		return nil, err
+	}
+	other, err := files.Manifest(otherPath)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Diff(base, other), nil
+}
+
+// fileErrors gathers a check run's errors reading side files, one per file:
+// a broken manifest shared by 100k VMs is one problem, reported once with
+// the first object that refers to it and how many others do.
+type fileErrors struct {
+	order  []string
+	byPath map[string]*fileError
+}
+
+type fileError struct {
+	what   string // "manifest" or "scan report"
+	who    string // "vm web-1", "image web-master@3"
+	pos    estate.Pos
+	others int
+	err    error
+}
+
+// add records that who (defined at pos) could not use the side file at path.
+func (fe *fileErrors) add(path, what, who string, pos estate.Pos, err error) {
+	if fe.byPath == nil {
+		fe.byPath = map[string]*fileError{}
+	}
+	if e := fe.byPath[path]; e != nil {
+		e.others++
+		return
+	}
+	fe.byPath[path] = &fileError{what: what, who: who, pos: pos, err: err}
+	fe.order = append(fe.order, path)
+}
+
+// has reports whether reading path has failed already.
+func (fe *fileErrors) has(path string) bool { return fe.byPath[path] != nil }
+
+// report records the errors on c, in the order they were met.
+func (fe *fileErrors) report(c *Context) {
+	for _, path := range fe.order {
+		e := fe.byPath[path]
+		where := ""
+		if p := e.pos.String(); p != "" {
+			where = p + ": "
+		}
+		also := ""
+		if e.others > 0 {
+			also = " (and " + strconv.Itoa(e.others) + " more)"
+		}
+		c.Errorf("%s%s%s: %s: %v", where, e.who, also, e.what, e.err)
+	}
+}
