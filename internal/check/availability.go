@@ -135,8 +135,12 @@ func runSinglePointOfFailure(c *Context) {
 		if l.service.Criticality == estate.CriticalityCritical {
 			sev = estate.SevCritical
 		}
-		l.emit(c, sev, fmt.Sprintf("Service %s loses all %d of its members if %s fails; place them on more than one %s.",
-			l.service.Name, l.members, unitWords(l.service.Spread, l.unit), spreadWord(l.service.Spread)))
+		what := fmt.Sprintf("all %d of its members", l.members)
+		if l.members == 1 {
+			what = "its only member"
+		}
+		l.emit(c, sev, fmt.Sprintf("Service %s loses %s if %s fails; run members on more than one %s.",
+			l.service.Name, what, unitWords(l.service.Spread, l.unit), spreadWord(l.service.Spread)))
 	})
 }
 
@@ -151,6 +155,14 @@ func runFailureDegrades(c *Context) {
 		l.emit(c, 0, fmt.Sprintf("If %s fails, service %s keeps %d of its %d members, fewer than its minAvailable of %d; move members off that %s.",
 			unitWords(l.service.Spread, l.unit), l.service.Name, left, l.members, l.service.MinAvailable, spreadWord(l.service.Spread)))
 	})
+}
+
+// countNoun writes "1 VM has" or "3 VMs have".
+func countNoun(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 func spreadWord(spread estate.Spread) string {
@@ -270,8 +282,8 @@ func runNoFailoverCapacity(c *Context) {
 			c.Emit(Finding{
 				Subject: ClusterRef(cl.name),
 				Related: related,
-				Message: fmt.Sprintf("Cluster %s has a single hypervisor, %s, so its %d VMs have nowhere to restart if it fails; add a hypervisor to the cluster.",
-					cl.name, cl.hvs[0].Name, cl.vms),
+				Message: fmt.Sprintf("Cluster %s has a single hypervisor, %s, so its %s nowhere to restart if it fails; add a hypervisor to the cluster.",
+					cl.name, cl.hvs[0].Name, countNoun(cl.vms, "VM has", "VMs have")),
 				Evidence: ev,
 			})
 			continue
@@ -304,19 +316,27 @@ func runNoFailoverCapacity(c *Context) {
 		if worst < 0 {
 			continue
 		}
+		// The message names the dimensions that do not fit; the evidence
+		// gives every judged dimension.
 		h := cl.hvs[worst]
 		var need, offer []string
 		if cpuOK {
-			a := int64(math.Floor(allowed(cl.capCPU-int64(h.Capacity.CPUs), oc.CPU)))
+			allow := allowed(cl.capCPU-int64(h.Capacity.CPUs), oc.CPU)
+			a := int64(math.Floor(allow))
 			ev["vcpuDemand"], ev["vcpuAvailable"] = cl.demCPU, a
-			need = append(need, strconv.FormatInt(cl.demCPU, 10)+" vCPUs")
-			offer = append(offer, strconv.FormatInt(a, 10)+" vCPUs")
+			if float64(cl.demCPU) > allow {
+				need = append(need, strconv.FormatInt(cl.demCPU, 10)+" vCPUs")
+				offer = append(offer, strconv.FormatInt(a, 10)+" vCPUs")
+			}
 		}
 		if memOK {
-			a := int64(math.Floor(allowed(cl.capMem-h.Capacity.MemoryMiB, oc.Memory)))
+			allow := allowed(cl.capMem-h.Capacity.MemoryMiB, oc.Memory)
+			a := int64(math.Floor(allow))
 			ev["memoryMiBDemand"], ev["memoryMiBAvailable"] = cl.demMem, a
-			need = append(need, strconv.FormatInt(cl.demMem, 10)+" MiB")
-			offer = append(offer, strconv.FormatInt(a, 10)+" MiB")
+			if float64(cl.demMem) > allow {
+				need = append(need, strconv.FormatInt(cl.demMem, 10)+" MiB of memory")
+				offer = append(offer, strconv.FormatInt(a, 10)+" MiB")
+			}
 		}
 		ev["hypervisor"] = h.Name
 		ev["cannotLose"] = firstNames(failing)
