@@ -16,6 +16,7 @@ func Catalogue() []*Check { return catalogue }
 var catalogue = func() []*Check {
 	var all []*Check
 	all = append(all, confidentialityChecks()...)
+	all = append(all, secretChecks()...)
 	all = append(all, integrityChecks()...)
 	all = append(all, availabilityChecks()...)
 	all = append(all, placementChecks()...)

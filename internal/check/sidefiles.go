@@ -92,38 +92,43 @@ func driftOf(files SideFiles, basePath, otherPath string) (*manifest.Drift, erro
 
 // fileErrors gathers a check run's errors reading side files, one per file:
 // a broken manifest shared by 100k VMs is one problem, reported once with
-// the first object that refers to it and how many others do.
+// the first object that refers to it and how many more of its kind do.
 type fileErrors struct {
 	order  []string
 	byPath map[string]*fileError
 }
 
 type fileError struct {
-	what   string // "manifest" or "scan report"
-	who    string // "vm web-1", "image web-master@3"
-	pos    estate.Pos
-	others int
-	err    error
+	what       string // "manifest" or "scan report"
+	kind, name string // "vm", "web-1" or "image", "web-master@3"
+	pos        estate.Pos
+	others     int
+	err        error
 }
 
-// add records that who (defined at pos) could not use the side file at path.
-func (fe *fileErrors) add(path, what, who string, pos estate.Pos, err error) {
+// add records that the object kind/name (defined at pos) could not use the
+// side file at path; err may be nil for a repeat.
+func (fe *fileErrors) add(path, what, kind, name string, pos estate.Pos, err error) {
 	if fe.byPath == nil {
 		fe.byPath = map[string]*fileError{}
 	}
 	if e := fe.byPath[path]; e != nil {
-		e.others++
+		if e.kind == kind && e.name != name {
+			e.others++
+		}
 		return
 	}
-	fe.byPath[path] = &fileError{what: what, who: who, pos: pos, err: err}
+	if err == nil {
+		return
+	}
+	fe.byPath[path] = &fileError{what: what, kind: kind, name: name, pos: pos, err: err}
 	fe.order = append(fe.order, path)
 }
 
-// has reports whether reading path has failed already.
-func (fe *fileErrors) has(path string) bool { return fe.byPath[path] != nil }
-
-// report records the errors on c, in the order they were met.
+// report records the errors on c, in the order they were met, as
+// "estate.yaml:12: vm web-1 (and 3 more VMs): manifest: m/w.json:4: ...".
 func (fe *fileErrors) report(c *Context) {
+	plural := map[string]string{"vm": "VMs", "image": "images"}
 	for _, path := range fe.order {
 		e := fe.byPath[path]
 		where := ""
@@ -132,8 +137,8 @@ func (fe *fileErrors) report(c *Context) {
 		}
 		also := ""
 		if e.others > 0 {
-			also = " (and " + strconv.Itoa(e.others) + " more)"
+			also = " (and " + strconv.Itoa(e.others) + " more " + plural[e.kind] + ")"
 		}
-		c.Errorf("%s%s%s: %s: %v", where, e.who, also, e.what, e.err)
+		c.Errorf("%s%s %s%s: %s: %v", where, e.kind, e.name, also, e.what, e.err)
 	}
 }
