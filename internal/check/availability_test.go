@@ -234,7 +234,7 @@ func avBigEstate() (*estate.Index, *estate.Policy) {
 		lim := avBool(i%7 != 0)
 		vm := b.vm(fmt.Sprintf("vm-%d", i), fmt.Sprintf("hv-%d", (i*7919)%2000), fmt.Sprintf("o-%d", i%300),
 			fmt.Sprintf("app-%d", i%10_000), avRes(2, 4096, lim))
-		vm.Labels = map[string]string{"pci": fmt.Sprint(i%2 == 0)}
+		vm.Labels = map[string]string{"pci": fmt.Sprint(i%10 == 0)}
 	}
 	for i := range 10_000 {
 		s := &estate.Service{Name: fmt.Sprintf("s-%d", i), Selector: &estate.Selector{App: fmt.Sprintf("app-%d", i)}}
