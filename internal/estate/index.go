@@ -84,9 +84,22 @@ func NewIndex(e *Estate) *Index {
 			}
 		}
 	}
+	// Selectors mostly name an app (or an owner): candidates come from
+	// those groups, so that many selector services do not each scan every VM.
+	byApp, byOwner := map[string][]*VM{}, map[string][]*VM{}
+	for _, vm := range e.VMs {
+		byApp[vm.App] = append(byApp[vm.App], vm)
+		byOwner[vm.Owner] = append(byOwner[vm.Owner], vm)
+	}
 	for _, s := range e.Services {
 		x.Services[s.Name] = s
-		x.Members[s.Name] = x.resolveMembers(s)
+		candidates := e.VMs
+		if sel := s.Selector; sel != nil && sel.App != "" {
+			candidates = byApp[sel.App]
+		} else if sel != nil && sel.Owner != "" {
+			candidates = byOwner[sel.Owner]
+		}
+		x.Members[s.Name] = x.resolveMembers(s, candidates)
 	}
 	return x
 }
@@ -100,10 +113,12 @@ func seenNetwork(nics []NIC, network string) bool {
 	return false
 }
 
-func (x *Index) resolveMembers(s *Service) []*VM {
+// resolveMembers lists the members of s; a selector is matched against
+// candidates, a superset of its matches.
+func (x *Index) resolveMembers(s *Service, candidates []*VM) []*VM {
 	var out []*VM
 	if s.Selector != nil {
-		for _, vm := range x.Estate.VMs {
+		for _, vm := range candidates {
 			if s.Selector.Matches(vm) {
 				out = append(out, vm)
 			}
