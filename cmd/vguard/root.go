@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// globalOptions are the flags and streams every command shares.
+type globalOptions struct {
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "vguard",
+		Short: "Keep virtualized estates secure: judge hypervisors, VMs, networks and images against policy",
+		Long: `vguard models a virtualized estate (hypervisors, VMs, networks and zones,
+datastores, master images, services) and judges it pillar by pillar:
+confidentiality, integrity, availability.
+
+Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
+2 the input or the command line is wrong.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{cmd: c.CommandPath(), err: err}
+	})
+	root.AddCommand(
+		newCheckCmd(g),
+		newChecksCmd(g),
+		newGenCmd(g),
+	)
+	return root
+}
+
+// openOutput returns where a report goes: stdout, or the file named by -o.
+// The returned close function must be called; it reports write errors.
+func (g *globalOptions) openOutput(path string) (io.Writer, func() error, error) {
+	if path == "" || path == "-" {
+		return g.stdout, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, &usageError{err: fmt.Errorf("cannot write the report: %w", err)}
+	}
+	return f, f.Close, nil
+}
