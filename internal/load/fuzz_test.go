@@ -10,7 +10,7 @@ import (
 // it must return a result or errors, never panic or hang. The seeds are
 // this package's fixtures and the conformance suite's bad inputs.
 func FuzzLoad(f *testing.F) {
-	f.Add([]byte(base + "vms:\n  - {name: a, hypervisor: hv-1, nics: [{network: n, ports: [22]}]}\n"), false)
+	f.Add([]byte(base+"vms:\n  - {name: a, hypervisor: hv-1, nics: [{network: n, ports: [22]}]}\n"), false)
 	f.Add([]byte(`{"apiVersion":"vguard.dev/v1","kind":"Estate","zones":[{"name":"z","exposure":"public"}]}`), true)
 	f.Add([]byte("apiVersion: vguard.dev/v1\nkind: Policy\nseverity: {VG101: low}\nseparate: [{name: r, groups: [{app: a}, {app: b}]}]\n"), false)
 	f.Add([]byte("a: &a [*a]\n"), false)
