@@ -525,8 +525,8 @@ func (w *world) newApp(p *pool, r role, i int) *app {
 		a.zone, a.image = w.dev, &estate.ImageRef{Name: "dev-base", Version: 2}
 		a.env = [4]estate.Environment{estate.EnvDev, estate.EnvTest, estate.EnvDev, estate.EnvStaging}[i%4]
 	}
-	// The legacy VLAN is left to a few web apps; everything else picks any
-	// VLAN of its zone.
+	// Any VLAN of the zone, the dmz's legacy one included: its laxer
+	// firewall matters only to a VM that listens on RDP (VG109).
 	a.vlan = a.zone.guest[w.rng.IntN(len(a.zone.guest))]
 	if r != roleGateway && (r != roleDev || w.chance(0.3)) {
 		d := &estate.Datastore{Name: a.name + "-data", Classification: class, Owner: owner, Writers: estate.WritersMulti}
