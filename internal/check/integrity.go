@@ -2,6 +2,8 @@ package check
 
 import (
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,15 +58,11 @@ const (
 	idKinds
 )
 
-var idKindNames = [idKinds]string{"uuid", "machineId", "hostname", "sshHostKey", "mac"}
+// idKindWords name the kinds in messages.
+var idKindWords = [idKinds]string{"uuid", "machine id", "hostname", "SSH host key", "MAC"}
 
 // idEvidenceKeys are the evidence keys of the shared values of each kind.
 var idEvidenceKeys = [idKinds]string{"uuids", "machineIds", "hostnames", "sshHostKeys", "macs"}
-
-type idKey struct {
-	kind  uint8
-	value string
-}
 
 // runDuplicateIdentity is VG201. Each identity value maps to the first VM
 // that has it; a later VM with the same value is joined to that VM in a
@@ -72,68 +70,47 @@ type idKey struct {
 // MAC with C: one group) without comparing pairs. One finding per group.
 func runDuplicateIdentity(c *Context) {
 	vms := c.Index.Estate.VMs
-	first := make(map[idKey]int32, len(vms)*3)
-	shared := map[idKey]bool{}
+	vals := identityValues(vms)
 	parent := make([]int32, len(vms))
 	for i := range parent {
 		parent[i] = int32(i)
 	}
-	var find func(int32) int32
-	find = func(i int32) int32 {
+	find := func(i int32) int32 {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]
 		}
 		return i
 	}
-	see := func(i int32, kind uint8, v string) {
-		if v == "" {
-			return
-		}
-		k := idKey{kind, v}
-		j, ok := first[k]
-		if !ok {
-			first[k] = i
-			return
-		}
-		if j == i {
-			return // a VM repeating its own value (two NICs, one MAC) is no clone
-		}
-		shared[k] = true
-		if ri, rj := find(i), find(j); ri != rj {
-			// The lower index becomes the root so roots are stable.
-			if ri < rj {
-				parent[rj] = ri
-			} else {
-				parent[ri] = rj
+	// For each value held by two or more VMs, join them all to the first.
+	type sharedValue struct {
+		idValue
+		first int32
+	}
+	var shared []sharedValue
+	forEachShared(vals, func(same []int32) {
+		first := vals[same[0]]
+		shared = append(shared, sharedValue{first, first.vm})
+		for _, k := range same[1:] {
+			if ri, rj := find(first.vm), find(vals[k].vm); ri != rj {
+				// The lower index becomes the root so roots are stable.
+				parent[max(ri, rj)] = min(ri, rj)
 			}
 		}
-	}
-	for i, vm := range vms {
-		id := &vm.Identity
-		see(int32(i), idUUID, normHex32(id.UUID))
-		see(int32(i), idMachineID, normHex32(id.MachineID))
-		see(int32(i), idHostname, normHostname(id.Hostname))
-		for _, k := range id.SSHHostKeys {
-			see(int32(i), idSSHHostKey, strings.TrimSpace(k))
-		}
-		for _, nic := range vm.NICs {
-			see(int32(i), idMAC, normMAC(nic.MAC))
-		}
-	}
+	})
 	if len(shared) == 0 {
 		return
 	}
 	// Gather the shared values and the members of each group by root.
 	values := map[int32]*[idKinds][]string{}
-	for k := range shared {
-		r := find(first[k])
+	for _, sv := range shared {
+		r := find(sv.first)
 		v := values[r]
 		if v == nil {
 			v = &[idKinds][]string{}
 			values[r] = v
 		}
-		v[k.kind] = append(v[k.kind], k.value)
+		v[sv.kind] = append(v[sv.kind], sv.value)
 	}
 	members := make(map[int32][]*estate.VM, len(values))
 	for i, vm := range vms {
@@ -158,24 +135,145 @@ func runDuplicateIdentity(c *Context) {
 			}
 			sort.Strings(vs)
 			ev[idEvidenceKeys[kind]] = capList(vs)
-			kinds = append(kinds, idKindNames[kind])
+			kinds = append(kinds, idKindWords[kind])
 		}
 		c.Emit(Finding{
 			Subject: VMRef(subject.Name),
 			Related: related,
 			Pos:     subject.Pos,
 			Message: fmt.Sprintf("VM %s shares its %s with %s; give each copy its own identity.",
-				subject.Name, strings.Join(kinds, ", "), listNames(names, "VM", "VMs")),
+				subject.Name, joinAnd(kinds), listNames(names, "VM", "VMs")),
 			Evidence: ev,
 		})
 	}
 }
 
+// idValue is one normalized identity value of one VM.
+type idValue struct {
+	value string
+	vm    int32
+	kind  uint8
+}
+
+// identityValues lists the normalized identity values of every VM, in VM
+// order; empty values are unknown and left out.
+func identityValues(vms []*estate.VM) []idValue {
+	n := 3 * len(vms)
+	for _, vm := range vms {
+		n += len(vm.Identity.SSHHostKeys) + len(vm.NICs)
+	}
+	out := make([]idValue, 0, n)
+	add := func(i int, kind uint8, v string) {
+		if v != "" {
+			out = append(out, idValue{value: v, vm: int32(i), kind: kind})
+		}
+	}
+	for i, vm := range vms {
+		id := &vm.Identity
+		add(i, idUUID, normHex32(id.UUID, true))
+		add(i, idMachineID, normHex32(id.MachineID, false))
+		add(i, idHostname, normHostname(id.Hostname))
+		for _, k := range id.SSHHostKeys {
+			add(i, idSSHHostKey, strings.TrimSpace(k))
+		}
+		for _, nic := range vm.NICs {
+			add(i, idMAC, normMAC(nic.MAC))
+		}
+	}
+	return out
+}
+
+// forEachShared calls fn for each (kind, value) that two or more different
+// VMs hold, with the indexes into vals of one entry per holder, in VM order
+// (a VM that repeats its own value, say one MAC on two NICs, is no clone).
+//
+// It radix-sorts 64-bit keys, a hash of (kind, value) in the high bits and
+// the index into vals in the low bits, then walks runs of equal hashes,
+// comparing the values themselves so that a hash collision never joins two
+// VMs. At 100k VMs with six values each this beats a map from value to
+// first VM, whose random probes miss the cache.
+func forEachShared(vals []idValue, fn func(same []int32)) {
+	if len(vals) < 2 {
+		return
+	}
+	idxBits := uint(bits.Len(uint(len(vals))))
+	seed := maphash.MakeSeed()
+	keys := make([]uint64, len(vals))
+	for i, v := range vals {
+		h := maphash.String(seed, v.value) ^ (uint64(v.kind)+1)*0x9e3779b97f4a7c15
+		keys[i] = h<<idxBits | uint64(i)
+	}
+	radixSort(keys)
+	mask := uint64(1)<<idxBits - 1
+	var run, same []int32
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && keys[hi]>>idxBits == keys[lo]>>idxBits {
+			hi++
+		}
+		if hi-lo > 1 {
+			// Keys of one hash are in vals order, hence in VM order. Split
+			// the run by actual value; it almost always is one value.
+			run = run[:0]
+			for _, k := range keys[lo:hi] {
+				run = append(run, int32(k&mask))
+			}
+			for len(run) > 0 {
+				v0 := vals[run[0]]
+				same = append(same[:0], run[0])
+				rest := run[:0]
+				for _, k := range run[1:] {
+					v := vals[k]
+					switch {
+					case v.kind != v0.kind || v.value != v0.value:
+						rest = append(rest, k)
+					case v.vm != vals[same[len(same)-1]].vm:
+						same = append(same, k)
+					}
+				}
+				if len(same) > 1 {
+					fn(same)
+				}
+				run = rest
+			}
+		}
+		lo = hi
+	}
+}
+
+// radixSort sorts keys in place, least significant byte first.
+func radixSort(keys []uint64) {
+	buf := make([]uint64, len(keys))
+	src, dst := keys, buf
+	for shift := uint(0); shift < 64; shift += 8 {
+		var count [256]int
+		for _, k := range src {
+			count[byte(k>>shift)]++
+		}
+		if count[byte(src[0]>>shift)] == len(src) {
+			continue // every key has this byte: nothing to do
+		}
+		pos := 0
+		for b := range count {
+			pos, count[b] = pos+count[b], pos
+		}
+		for _, k := range src {
+			b := byte(k >> shift)
+			dst[count[b]] = k
+			count[b]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &keys[0] {
+		copy(keys, src)
+	}
+}
+
 // normHex32 normalizes a UUID or machine id: when it holds 32 hex digits
 // (with any dashes, spaces or braces), those digits in lowercase, so that
-// "{4C4C4544-...}" and "4c4c4544..." are one value; otherwise the trimmed,
-// lowercased text.
-func normHex32(s string) string {
+// "{4C4C4544-...}" and "4c4c4544..." are one value, grouped 8-4-4-4-12 when
+// dashed; otherwise the trimmed, lowercased text.
+func normHex32(s string, dashed bool) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
@@ -202,7 +300,23 @@ func normHex32(s string) string {
 	if n != len(b) {
 		return strings.ToLower(s)
 	}
-	return string(b[:])
+	if !dashed {
+		if string(b[:]) == s {
+			return s // already canonical: no new string
+		}
+		return string(b[:])
+	}
+	var out [36]byte
+	copy(out[:8], b[:8])
+	copy(out[9:13], b[8:12])
+	copy(out[14:18], b[12:16])
+	copy(out[19:23], b[16:20])
+	copy(out[24:], b[20:])
+	out[8], out[13], out[18], out[23] = '-', '-', '-', '-'
+	if string(out[:]) == s {
+		return s
+	}
+	return string(out[:])
 }
 
 // normHostname compares hostnames as DNS does: case-insensitively and with
@@ -340,8 +454,8 @@ func runMasterDrift(c *Context) {
 			Subject: VMRef(vm.Name),
 			Related: []string{ImageRef(im.Ref())},
 			Pos:     vm.Pos,
-			Message: fmt.Sprintf("VM %s has drifted from its master %s in %d paths (%d added, %d removed, %d modified, e.g. %s); reconcile it with the master.",
-				vm.Name, im.Ref(), d.Total(), len(d.Added), len(d.Removed), len(d.Modified), d.Examples(1)[0]),
+			Message: fmt.Sprintf("VM %s has drifted from its master %s in %s (%d added, %d removed, %d modified, e.g. %s); reconcile it with the master.",
+				vm.Name, im.Ref(), plural(d.Total(), "path", "paths"), len(d.Added), len(d.Removed), len(d.Modified), d.Examples(1)[0]),
 			Evidence: map[string]any{
 				"added": len(d.Added), "removed": len(d.Removed), "modified": len(d.Modified),
 				"examples": d.Examples(5),
@@ -354,21 +468,21 @@ func runMasterDrift(c *Context) {
 // object that names it, and compares them (through the SideFiles' own
 // cache when it has one).
 func drift(files SideFiles, errs *fileErrors, im *estate.Image, vm *estate.VM) (*manifest.Drift, bool) {
-	if _, err := files.Manifest(im.Manifest); err != nil {
+	base, err := files.Manifest(im.Manifest)
+	if err != nil {
 		errs.add(im.Manifest, "manifest", "image", im.Ref().String(), im.Pos, err)
 		return nil, false
 	}
-	if _, err := files.Manifest(vm.Manifest); err != nil {
+	other, err := files.Manifest(vm.Manifest)
+	if err != nil {
 		errs.add(vm.Manifest, "manifest", "vm", vm.Name, vm.Pos, err)
 		return nil, false
 	}
-	var d *manifest.Drift
-	var err error
-	if md, ok := files.(ManifestDiffer); ok {
-		d, err = md.Drift(im.Manifest, vm.Manifest)
-	} else {
-		d, err = driftOf(files, im.Manifest, vm.Manifest)
+	md, ok := files.(ManifestDiffer)
+	if !ok {
+		return manifest.Diff(base, other), true
 	}
+	d, err := md.Drift(im.Manifest, vm.Manifest)
 	if err != nil { // both read above; only a SideFiles of its own can fail here
 		errs.add(vm.Manifest, "manifest", "vm", vm.Name, vm.Pos, err)
 		return nil, false
@@ -380,6 +494,14 @@ func drift(files SideFiles, errs *fileErrors, im *estate.Image, vm *estate.VM) (
 // the index, so each VM is one lookup.
 func runBehindMaster(c *Context) {
 	x := c.Index
+	// What a finding says depends only on the image: worked out once per
+	// image, since a new master can put most of 100k VMs behind at once.
+	type behindImage struct {
+		behind          int
+		ref, newest     string
+		related, detail string
+	}
+	memo := map[*estate.Image]*behindImage{}
 	for _, vm := range x.Estate.VMs {
 		if vm.Image == nil {
 			continue
@@ -388,24 +510,44 @@ func runBehindMaster(c *Context) {
 		if im == nil || !im.Master {
 			continue
 		}
-		newest := x.NewestMaster[im.Name]
-		behind := newest - im.Version
-		if behind <= c.Policy.MasterLag {
+		b := memo[im]
+		if b == nil {
+			newest := estate.ImageRef{Name: im.Name, Version: x.NewestMaster[im.Name]}
+			b = &behindImage{behind: newest.Version - im.Version, ref: im.Ref().String(), newest: newest.String()}
+			b.related = ImageRef(im.Ref())
+			b.detail = fmt.Sprintf(" runs %s, %s behind the newest master %s (masterLag %d); roll the new master out to it.",
+				b.ref, plural(b.behind, "version", "versions"), b.newest, c.Policy.MasterLag)
+			memo[im] = b
+		}
+		if b.behind <= c.Policy.MasterLag {
 			continue
 		}
-		newestRef := estate.ImageRef{Name: im.Name, Version: newest}
 		c.Emit(Finding{
 			Subject: VMRef(vm.Name),
-			Related: []string{ImageRef(im.Ref())},
+			Related: []string{b.related},
 			Pos:     vm.Pos,
-			Message: fmt.Sprintf("VM %s runs %s, %d versions behind the newest master %s (masterLag %d); roll the new master out to it.",
-				vm.Name, im.Ref(), behind, newestRef, c.Policy.MasterLag),
+			Message: "VM " + vm.Name + b.detail,
 			Evidence: map[string]any{
-				"running": im.Ref().String(), "newest": newestRef.String(),
-				"behind": behind, "masterLag": c.Policy.MasterLag,
+				"running": b.ref, "newest": b.newest, "behind": b.behind, "masterLag": c.Policy.MasterLag,
 			},
 		})
 	}
+}
+
+// plural writes "1 version" or "3 versions".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+// joinAnd writes "a", "a and b" or "a, b and c".
+func joinAnd(s []string) string {
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // capList returns at most evidenceCap items of a sorted list.

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/scanreport"
@@ -54,8 +55,8 @@ func runSecretInImage(c *Context) {
 			Subject: ImageRef(im.Ref()),
 			Related: related,
 			Pos:     im.Pos,
-			Message: fmt.Sprintf("Image %s carries %s (%s), and so does every VM made from it (%d in the estate); remove and rotate them.",
-				im.Ref(), secretsPhrase(r), joinCapped(r.Rules()), len(related)),
+			Message: fmt.Sprintf("Image %s carries %s (%s), and so does every VM made from it (%d in the estate); %s.",
+				im.Ref(), plural(len(r.Secrets), "secret", "secrets"), joinCapped(r.Rules()), len(related), removeAdvice(r)),
 			Evidence: secretEvidence(r),
 		})
 	}
@@ -74,8 +75,8 @@ func runSecretInImage(c *Context) {
 		c.Emit(Finding{
 			Subject: VMRef(vm.Name),
 			Pos:     vm.Pos,
-			Message: fmt.Sprintf("VM %s carries %s on its disk (%s); remove and rotate them.",
-				vm.Name, secretsPhrase(r), joinCapped(r.Rules())),
+			Message: fmt.Sprintf("VM %s carries %s on its disk (%s); %s.",
+				vm.Name, plural(len(r.Secrets), "secret", "secrets"), joinCapped(r.Rules()), removeAdvice(r)),
 			Evidence: secretEvidence(r),
 		})
 	}
@@ -102,25 +103,18 @@ func secretEvidence(r *scanreport.Report) map[string]any {
 	}
 }
 
-func secretsPhrase(r *scanreport.Report) string {
+func removeAdvice(r *scanreport.Report) string {
 	if len(r.Secrets) == 1 {
-		return "1 secret"
+		return "remove the secret and rotate it"
 	}
-	return fmt.Sprintf("%d secrets", len(r.Secrets))
+	return "remove the secrets and rotate them"
 }
 
 // joinCapped joins up to a few items for a message.
 func joinCapped(s []string) string {
 	const show = 3
-	out := ""
-	for i, v := range s {
-		if i == show {
-			return out + fmt.Sprintf(" and %d more", len(s)-show)
-		}
-		if i > 0 {
-			out += ", "
-		}
-		out += v
+	if len(s) > show {
+		return strings.Join(s[:show], ", ") + " and " + plural(len(s)-show, "more", "more")
 	}
-	return out
+	return joinAnd(s)
 }
