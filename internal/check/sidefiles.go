@@ -1,7 +1,6 @@
 package check
 
 import (
-	"strconv"
 	"sync"
 
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -128,7 +127,7 @@ func (fe *fileErrors) add(path, what, kind, name string, pos estate.Pos, err err
 // report records the errors on c, in the order they were met, as
 // "estate.yaml:12: vm web-1 (and 3 more VMs): manifest: m/w.json:4: ...".
 func (fe *fileErrors) report(c *Context) {
-	plural := map[string]string{"vm": "VMs", "image": "images"}
+	words := map[string][2]string{"vm": {"VM", "VMs"}, "image": {"image", "images"}}
 	for _, path := range fe.order {
 		e := fe.byPath[path]
 		where := ""
@@ -137,7 +136,8 @@ func (fe *fileErrors) report(c *Context) {
 		}
 		also := ""
 		if e.others > 0 {
-			also = " (and " + strconv.Itoa(e.others) + " more " + plural[e.kind] + ")"
+			w := words[e.kind]
+			also = " (and " + plural(e.others, "more "+w[0], "more "+w[1]) + ")"
 		}
 		c.Errorf("%s%s %s%s: %s: %v", where, e.kind, e.name, also, e.what, e.err)
 	}

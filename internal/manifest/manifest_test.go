@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -266,7 +267,7 @@ func TestParseErrors(t *testing.T) {
 	cases := []struct {
 		name, in, want string
 	}{
-		{"empty", ``, `line 1: unexpected end of input`},
+		{"empty", ``, `line 1: invalid JSON: unexpected end of input`},
 		{"garbage", `not json`, `line 1: invalid JSON`},
 		{"array", `[]`, `want a JSON object, got an array`},
 		{"wrong format", `{"format":"vguard-manifest/v2","entries":[]}`, `format: unsupported manifest format "vguard-manifest/v2"`},
@@ -276,7 +277,7 @@ func TestParseErrors(t *testing.T) {
 		{"entries null", `{"format":"vguard-manifest/v1","entries":null}`, `entries: want an array, got null`},
 		{"unknown top", `{"format":"vguard-manifest/v1","entries":[],"x":1}`, `x: unknown field`},
 		{"format twice", `{"format":"vguard-manifest/v1","format":"vguard-manifest/v1","entries":[]}`, `format: given twice`},
-		{"trailing", `{"format":"vguard-manifest/v1","entries":[]} {}`, `unexpected data after the manifest`},
+		{"trailing", `{"format":"vguard-manifest/v1","entries":[]} {}`, `invalid JSON: unexpected '{' after the JSON document`},
 		{"truncated", head + `{"path":"/a"`, `unexpected end of input`},
 		{"bad type", head + "\n" + `{"path":"/a","type":"fifo","mode":"0644","uid":0,"gid":0}]}`,
 			`line 2: entries[0].type: unknown type "fifo" (want file, dir, symlink or other)`},
@@ -392,4 +393,41 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("diff with its own copy: %+v", d)
 		}
 	})
+}
+
+// bigManifest is an image-sized manifest: n files in 100 directories.
+func bigManifest(b *testing.B, n int) *Manifest {
+	es := make([]Entry, 0, n+100)
+	for d := 0; d < 100; d++ {
+		es = append(es, dir(fmt.Sprintf("/usr/lib/d%03d", d)))
+	}
+	for i := 0; i < n; i++ {
+		es = append(es, file(fmt.Sprintf("/usr/lib/d%03d/f%06d.so", i%100, i), byte(i)))
+	}
+	m, err := New(es)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+func BenchmarkParse100k(b *testing.B) {
+	data, _ := bigManifest(b, 100_000).Marshal()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDiff100k(b *testing.B) {
+	m := bigManifest(b, 100_000)
+	other := &Manifest{Entries: slices.Clone(m.Entries)}
+	other.Entries[500].SHA256 = strings.Repeat("ff", 32)
+	for b.Loop() {
+		if d := Diff(m, other); d.Total() != 1 {
+			b.Fatal(d)
+		}
+	}
 }

@@ -2,13 +2,14 @@ package manifest
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/vguard-dev/vguard/internal/syntax"
 )
 
 // Error is a problem with a manifest: where (file, line) and which field.
@@ -44,7 +45,7 @@ func ReadFile(path string) (*Manifest, error) {
 	if err != nil {
 		return nil, err // *fs.PathError names the file
 	}
-	m, err := Parse(data)
+	m, err := parse(data)
 	if err != nil {
 		var pe *Error
 		if errors.As(err, &pe) {
@@ -61,176 +62,76 @@ func ReadFile(path string) (*Manifest, error) {
 // Keys are matched exactly (unlike encoding/json's case folding) and may
 // not repeat. Errors are *Error with the line and field.
 func Parse(data []byte) (*Manifest, error) {
-	p := &parser{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
-	p.dec.UseNumber()
-	m, err := p.manifest()
+	// The JSON parser's strings share memory with its input: parse a copy
+	// so that the caller may reuse data.
+	return parse(bytes.Clone(data))
+}
+
+// parse reads a manifest with vguard's JSON parser (internal/syntax), which
+// keeps the line of every value and is several times faster than
+// encoding/json's token stream on manifests of 100k entries.
+func parse(data []byte) (*Manifest, error) {
+	root, err := syntax.ParseJSON(data)
 	if err != nil {
-		return nil, err
+		var le *syntax.LineError
+		if errors.As(err, &le) {
+			return nil, &Error{Line: le.Line, Msg: "invalid JSON: " + le.Msg}
+		}
+		return nil, &Error{Line: 1, Msg: "invalid JSON: " + err.Error()}
 	}
-	return m, nil
-}
-
-type parser struct {
-	data []byte
-	dec  *json.Decoder
-}
-
-// failf makes an error at the decoder's position (just after the last
-// token read, which is on the line of the offending value).
-func (p *parser) failf(field, format string, args ...any) error {
-	return &Error{Line: p.lineAt(p.dec.InputOffset()), Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-func (p *parser) lineAt(off int64) int {
-	if off > int64(len(p.data)) {
-		off = int64(len(p.data))
-	}
-	return 1 + bytes.Count(p.data[:off], []byte{'\n'})
-}
-
-// token reads the next token, turning decoder errors into *Error.
-func (p *parser) token(field string) (json.Token, error) {
-	tok, err := p.dec.Token()
-	if err == nil {
-		return tok, nil
-	}
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		return nil, &Error{Line: p.lineAt(se.Offset), Field: field, Msg: "invalid JSON: " + se.Error()}
-	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, &Error{Line: p.lineAt(int64(len(p.data))), Field: field, Msg: "unexpected end of input"}
-	}
-	return nil, p.failf(field, "invalid JSON: %v", err)
-}
-
-// delim reads a token that must be the delimiter d.
-func (p *parser) delim(field string, d json.Delim, what string) error {
-	tok, err := p.token(field)
-	if err != nil {
-		return err
-	}
-	if got, ok := tok.(json.Delim); !ok || got != d {
-		return p.failf(field, "want %s, got %s", what, describe(tok))
-	}
-	return nil
-}
-
-// key reads an object key; the caller has checked dec.More().
-func (p *parser) key(field string) (string, error) {
-	tok, err := p.token(field)
-	if err != nil {
-		return "", err
-	}
-	k, ok := tok.(string)
-	if !ok {
-		return "", p.failf(field, "want an object key, got %s", describe(tok))
-	}
-	return k, nil
-}
-
-func (p *parser) str(field string) (string, error) {
-	tok, err := p.token(field)
-	if err != nil {
-		return "", err
-	}
-	s, ok := tok.(string)
-	if !ok {
-		return "", p.failf(field, "want a string, got %s", describe(tok))
-	}
-	return s, nil
-}
-
-// uint reads a non-negative integer up to max.
-func (p *parser) uint(field string, max uint64) (uint64, error) {
-	tok, err := p.token(field)
-	if err != nil {
-		return 0, err
-	}
-	n, ok := tok.(json.Number)
-	if !ok {
-		return 0, p.failf(field, "want an integer, got %s", describe(tok))
-	}
-	v, err := strconv.ParseUint(string(n), 10, 64)
-	if err != nil || v > max {
-		return 0, p.failf(field, "want an integer from 0 to %d, got %s", max, quote(string(n)))
-	}
-	return v, nil
-}
-
-func (p *parser) manifest() (*Manifest, error) {
-	if err := p.delim("", '{', "a JSON object"); err != nil {
-		return nil, err
+	if root.Kind != syntax.MapNode {
+		return nil, failf(root, "", "want a JSON object, got %s", describe(root))
 	}
 	m := &Manifest{}
-	var sawFormat, sawEntries bool
-	for p.dec.More() {
-		k, err := p.key("")
-		if err != nil {
-			return nil, err
-		}
-		switch k {
+	var format, entries *syntax.Node
+	for i := 0; i+1 < len(root.Items); i += 2 {
+		k, v := root.Items[i], root.Items[i+1]
+		switch k.Value {
 		case "format":
-			if sawFormat {
-				return nil, p.failf("format", "given twice")
+			if format != nil {
+				return nil, failf(k, "format", "given twice")
 			}
-			sawFormat = true
-			f, err := p.str("format")
-			if err != nil {
-				return nil, err
+			format = v
+			if v.Kind != syntax.ScalarNode || v.Tag != syntax.StrTag {
+				return nil, failf(v, "format", "want a string, got %s", describe(v))
 			}
-			if f != Format {
-				return nil, p.failf("format", "unsupported manifest format %s (want %q)", quote(f), Format)
+			if v.Value != Format {
+				return nil, failf(v, "format", "unsupported manifest format %s (want %q)", quote(v.Value), Format)
 			}
 		case "entries":
-			if sawEntries {
-				return nil, p.failf("entries", "given twice")
+			if entries != nil {
+				return nil, failf(k, "entries", "given twice")
 			}
-			sawEntries = true
-			if m.Entries, err = p.entries(); err != nil {
-				return nil, err
-			}
+			entries = v
 		default:
-			return nil, p.failf(k, "unknown field (a manifest has format and entries)")
+			return nil, failf(k, k.Value, "unknown field (a manifest has format and entries)")
 		}
 	}
-	if err := p.delim("", '}', "end of object"); err != nil {
-		return nil, err
+	if format == nil {
+		return nil, failf(root, "format", "missing (want %q)", Format)
 	}
-	if _, err := p.dec.Token(); err != io.EOF {
-		return nil, p.failf("", "unexpected data after the manifest")
+	if entries == nil {
+		return nil, failf(root, "entries", "missing")
 	}
-	if !sawFormat {
-		return nil, &Error{Line: 1, Field: "format", Msg: fmt.Sprintf("missing (want %q)", Format)}
+	if entries.Kind != syntax.SeqNode {
+		return nil, failf(entries, "entries", "want an array, got %s", describe(entries))
 	}
-	if !sawEntries {
-		return nil, &Error{Line: 1, Field: "entries", Msg: "missing"}
-	}
-	return m, nil
-}
-
-func (p *parser) entries() ([]Entry, error) {
-	if err := p.delim("entries", '[', "an array"); err != nil {
-		return nil, err
-	}
-	var out []Entry
-	for i := 0; p.dec.More(); i++ {
-		field := "entries[" + strconv.Itoa(i) + "]"
-		e, err := p.entry(field)
-		if err != nil {
+	m.Entries = make([]Entry, len(entries.Items))
+	for i, n := range entries.Items {
+		if err := parseEntry(n, i, &m.Entries[i]); err != nil {
 			return nil, err
 		}
 		if i > 0 {
-			if err := checkOrder(out[i-1].Path, e.Path); err != nil {
-				return nil, p.failf(field+".path", "%v", err)
+			if err := checkOrder(m.Entries[i-1].Path, m.Entries[i].Path); err != nil {
+				return nil, failf(n, entryField(i, "path"), "%v", err)
 			}
 		}
-		out = append(out, e)
 	}
-	if err := p.delim("entries", ']', "end of array"); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return m, nil
+}
+
+func failf(n *syntax.Node, field, format string, args ...any) error {
+	return &Error{Line: n.Line, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Fields of an entry, as bits, to find repeated and missing ones.
@@ -245,139 +146,160 @@ const (
 	fTarget
 )
 
-func (p *parser) entry(field string) (Entry, error) {
-	var e Entry
-	if err := p.delim(field, '{', "an entry object"); err != nil {
-		return e, err
+// entryField names a field of entry i (only on the error path: building
+// names for every field of 100k entries would cost more than the parse).
+func entryField(i int, key string) string {
+	f := "entries[" + strconv.Itoa(i) + "]"
+	if key != "" {
+		f += "." + key
+	}
+	return f
+}
+
+// str reads a string value; the message is empty when it is one.
+func str(v *syntax.Node) (string, string) {
+	if v.Kind != syntax.ScalarNode || v.Tag != syntax.StrTag {
+		return "", "want a string, got " + describe(v)
+	}
+	return v.Value, ""
+}
+
+// uintValue reads a non-negative integer up to max.
+func uintValue(v *syntax.Node, max uint64) (uint64, string) {
+	if v.Kind != syntax.ScalarNode || v.Tag != syntax.IntTag {
+		return 0, "want an integer, got " + describe(v)
+	}
+	n, err := strconv.ParseUint(v.Value, 10, 64)
+	if err != nil || n > max {
+		return 0, fmt.Sprintf("want an integer from 0 to %d, got %s", max, quote(v.Value))
+	}
+	return n, ""
+}
+
+func parseEntry(n *syntax.Node, i int, e *Entry) error {
+	if n.Kind != syntax.MapNode {
+		return failf(n, entryField(i, ""), "want an entry object, got %s", describe(n))
 	}
 	seen := 0
-	for p.dec.More() {
-		k, err := p.key(field)
-		if err != nil {
-			return e, err
-		}
-		f := field + "." + k
+	for j := 0; j+1 < len(n.Items); j += 2 {
+		k, v := n.Items[j], n.Items[j+1]
 		bit := 0
-		switch k {
+		var msg string
+		switch k.Value {
 		case "path":
 			bit = fPath
-			if e.Path, err = p.str(f); err == nil {
-				if perr := validPath(e.Path); perr != nil {
-					err = p.failf(f, "%v", perr)
+			if e.Path, msg = str(v); msg == "" {
+				if err := validPath(e.Path); err != nil {
+					msg = err.Error()
 				}
 			}
 		case "type":
 			bit = fType
 			var s string
-			if s, err = p.str(f); err == nil {
+			if s, msg = str(v); msg == "" {
+				var err error
 				if e.Type, err = ParseType(s); err != nil {
-					err = p.failf(f, "%v", err)
+					msg = err.Error()
 				}
 			}
 		case "mode":
 			bit = fMode
 			var s string
-			if s, err = p.str(f); err == nil {
+			if s, msg = str(v); msg == "" {
+				var err error
 				if e.Mode, err = ParseMode(s); err != nil {
-					err = p.failf(f, "%v", err)
+					msg = err.Error()
 				}
 			}
-		case "uid", "gid":
+		case "uid":
 			bit = fUID
-			if k == "gid" {
-				bit = fGID
-			}
-			var v uint64
-			if v, err = p.uint(f, 1<<32-1); err == nil {
-				if k == "uid" {
-					e.UID = uint32(v)
-				} else {
-					e.GID = uint32(v)
-				}
-			}
+			var id uint64
+			id, msg = uintValue(v, 1<<32-1)
+			e.UID = uint32(id)
+		case "gid":
+			bit = fGID
+			var id uint64
+			id, msg = uintValue(v, 1<<32-1)
+			e.GID = uint32(id)
 		case "size":
 			bit = fSize
-			var v uint64
-			if v, err = p.uint(f, 1<<63-1); err == nil {
-				e.Size = int64(v)
-			}
+			var size uint64
+			size, msg = uintValue(v, 1<<63-1)
+			e.Size = int64(size)
 		case "sha256":
 			bit = fSHA256
-			var s string
-			if s, err = p.str(f); err == nil {
-				e.SHA256 = strings.ToLower(s)
+			var sum string
+			if sum, msg = str(v); msg == "" {
+				e.SHA256 = strings.ToLower(sum)
 				if !validSHA256(e.SHA256) {
-					err = p.failf(f, "want 64 hex digits")
+					msg = "want 64 hex digits"
 				}
 			}
 		case "target":
 			bit = fTarget
-			if e.Target, err = p.str(f); err == nil && e.Target == "" {
-				err = p.failf(f, "empty target")
+			if e.Target, msg = str(v); msg == "" {
+				if e.Target == "" {
+					msg = "empty target"
+				} else if !utf8.ValidString(e.Target) {
+					msg = "not valid UTF-8"
+				}
 			}
 		default:
-			return e, p.failf(f, "unknown field (an entry has path, type, mode, uid, gid, size, sha256, target)")
+			return failf(k, entryField(i, k.Value), "unknown field (an entry has path, type, mode, uid, gid, size, sha256, target)")
 		}
-		if err != nil {
-			return e, err
+		if msg != "" {
+			return failf(v, entryField(i, k.Value), "%s", msg)
 		}
 		if seen&bit != 0 {
-			return e, p.failf(f, "given twice")
+			return failf(k, entryField(i, k.Value), "given twice")
 		}
 		seen |= bit
-	}
-	if err := p.delim(field, '}', "end of entry"); err != nil {
-		return e, err
 	}
 	for _, r := range []struct {
 		bit  int
 		name string
 	}{{fPath, "path"}, {fType, "type"}, {fMode, "mode"}, {fUID, "uid"}, {fGID, "gid"}} {
 		if seen&r.bit == 0 {
-			return e, p.failf(field+"."+r.name, "missing")
+			return failf(n, entryField(i, r.name), "missing")
 		}
 	}
 	switch e.Type {
 	case File:
 		if seen&fSize == 0 {
-			return e, p.failf(field+".size", "missing (a file needs size and sha256)")
+			return failf(n, entryField(i, "size"), "missing (a file needs size and sha256)")
 		}
 		if seen&fSHA256 == 0 {
-			return e, p.failf(field+".sha256", "missing (a file needs size and sha256)")
+			return failf(n, entryField(i, "sha256"), "missing (a file needs size and sha256)")
 		}
 	case Symlink:
 		if seen&fTarget == 0 {
-			return e, p.failf(field+".target", "missing (a symlink needs a target)")
+			return failf(n, entryField(i, "target"), "missing (a symlink needs a target)")
 		}
 	}
 	if e.Type != File && seen&(fSize|fSHA256) != 0 {
-		return e, p.failf(field, "size and sha256 are for files only, not %s", e.Type)
+		return failf(n, entryField(i, ""), "size and sha256 are for files only, not %s", e.Type)
 	}
 	if e.Type != Symlink && seen&fTarget != 0 {
-		return e, p.failf(field+".target", "target is for symlinks only, not %s", e.Type)
+		return failf(n, entryField(i, "target"), "target is for symlinks only, not %s", e.Type)
 	}
-	return e, nil
+	return nil
 }
 
-// describe names a token's kind for "want X, got Y" without echoing it.
-func describe(tok json.Token) string {
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			return "an object"
-		case '[':
-			return "an array"
-		}
-		return "end of " + map[json.Delim]string{'}': "object", ']': "array"}[t]
-	case string:
-		return "a string"
-	case json.Number:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case nil:
-		return "null"
+// describe names a node's kind for "want X, got Y" without echoing it.
+func describe(n *syntax.Node) string {
+	switch {
+	case n.Kind == syntax.MapNode:
+		return "an object"
+	case n.Kind == syntax.SeqNode:
+		return "an array"
 	}
-	return fmt.Sprintf("%T", tok)
+	switch n.Tag {
+	case syntax.StrTag:
+		return "a string"
+	case syntax.IntTag, syntax.FloatTag:
+		return "a number"
+	case syntax.BoolTag:
+		return "a boolean"
+	}
+	return "null"
 }
