@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -15,9 +16,17 @@ var version = "dev"
 type globalOptions struct {
 	stdout io.Writer
 	stderr io.Writer
+	// cleanup runs when the command has finished, whatever its outcome.
+	cleanup []func()
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func (g *globalOptions) finish() {
+	for _, f := range g.cleanup {
+		f()
+	}
+}
+
+func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	g := &globalOptions{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:   "vguard",
@@ -32,6 +41,23 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	var cpuProfile string
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` (for performance work)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return &usageError{err: fmt.Errorf("--cpuprofile: %w", err)}
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return &usageError{err: fmt.Errorf("--cpuprofile: %w", err)}
+		}
+		g.cleanup = append(g.cleanup, func() { pprof.StopCPUProfile(); f.Close() })
+		return nil
+	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -42,7 +68,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newChecksCmd(g),
 		newGenCmd(g),
 	)
-	return root
+	return root, g
 }
 
 // openOutput returns where a report goes: stdout, or the file named by -o.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,19 +26,51 @@ type Defaulter interface{ SetDefaults() }
 // `,required` makes a field mandatory; `-` skips it. Types that implement
 // encoding.TextUnmarshaler read scalars through it (and, if they are
 // structs, mappings through their fields).
-func Decode(file string, n *Node, path string, out any) []*Error {
+func Decode(file string, n *Node, prefix string, out any) []*Error {
 	d := &decoder{file: file}
-	d.value(n, path, reflect.ValueOf(out).Elem())
+	if prefix != "" {
+		d.push(prefix, 0)
+	}
+	d.value(n, reflect.ValueOf(out).Elem())
 	return d.errs
 }
 
+// seg is one step of the path to the value being decoded: a field name, or
+// a list index when name is "".
+type seg struct {
+	name  string
+	index int
+}
+
+// decoder keeps the path to the value being decoded as a stack of steps,
+// rendered only when an error needs it: building path strings for every
+// field of a large estate cost more than decoding it.
 type decoder struct {
 	file string
 	errs []*Error
+	path []seg
 }
 
-func (d *decoder) errorf(n *Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)})
+func (d *decoder) push(name string, index int) { d.path = append(d.path, seg{name, index}) }
+func (d *decoder) pop()                        { d.path = d.path[:len(d.path)-1] }
+
+func (d *decoder) pathString() string {
+	var b strings.Builder
+	for _, s := range d.path {
+		if s.name == "" {
+			b.WriteString("[" + strconv.Itoa(s.index) + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.name)
+	}
+	return b.String()
+}
+
+func (d *decoder) errorf(n *Node, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Path: d.pathString(), Msg: fmt.Sprintf(format, args...)})
 }
 
 var (
@@ -46,7 +79,7 @@ var (
 	defaulterType       = reflect.TypeFor[Defaulter]()
 )
 
-func (d *decoder) value(n *Node, path string, v reflect.Value) {
+func (d *decoder) value(n *Node, v reflect.Value) {
 	if n.Kind == ScalarNode && n.Tag == NullTag {
 		return // null leaves the field as it was: unset, or its default
 	}
@@ -55,54 +88,54 @@ func (d *decoder) value(n *Node, path string, v reflect.Value) {
 		if v.IsNil() {
 			v.Set(reflect.New(t.Elem()))
 		}
-		d.value(n, path, v.Elem())
+		d.value(n, v.Elem())
 		return
 	}
 	if reflect.PointerTo(t).Implements(textUnmarshalerType) && (n.Kind == ScalarNode || t.Kind() != reflect.Struct) {
 		if n.Kind != ScalarNode {
-			d.errorf(n, path, "want a single value, got %s", n.describe())
+			d.errorf(n, "want a single value, got %s", n.describe())
 			return
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
-			d.errorf(n, path, "%v", err)
+			d.errorf(n, "%v", err)
 		}
 		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		d.structure(n, path, v)
+		d.structure(n, v)
 	case reflect.Slice:
-		d.list(n, path, v)
+		d.list(n, v)
 	case reflect.Map:
-		d.mapping(n, path, v)
+		d.mapping(n, v)
 	case reflect.String:
 		if n.Kind != ScalarNode {
-			d.errorf(n, path, "want a string, got %s", n.describe())
+			d.errorf(n, "want a string, got %s", n.describe())
 			return
 		}
 		v.SetString(n.Value)
 	case reflect.Bool:
 		if n.Kind != ScalarNode || n.Tag != BoolTag {
-			d.errorf(n, path, "want true or false, got %s", n.describe())
+			d.errorf(n, "want true or false, got %s", n.describe())
 			return
 		}
 		v.SetBool(n.Value == "true")
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, ok := parseInt(n)
 		if !ok || v.OverflowInt(i) {
-			d.errorf(n, path, "want an integer, got %s", n.describe())
+			d.errorf(n, "want an integer, got %s", n.describe())
 			return
 		}
 		v.SetInt(i)
 	case reflect.Float32, reflect.Float64:
 		f, err := strconv.ParseFloat(n.Value, 64)
 		if n.Kind != ScalarNode || (n.Tag != IntTag && n.Tag != FloatTag) || err != nil {
-			d.errorf(n, path, "want a number, got %s", n.describe())
+			d.errorf(n, "want a number, got %s", n.describe())
 			return
 		}
 		v.SetFloat(f)
 	default:
-		d.errorf(n, path, "cannot read into %s", t)
+		d.errorf(n, "cannot read into %s", t)
 	}
 }
 
@@ -122,9 +155,9 @@ func parseInt(n *Node) (int64, bool) {
 	return i, err == nil
 }
 
-func (d *decoder) structure(n *Node, path string, v reflect.Value) {
+func (d *decoder) structure(n *Node, v reflect.Value) {
 	if n.Kind != MapNode {
-		d.errorf(n, path, "want a mapping, got %s", n.describe())
+		d.errorf(n, "want a mapping, got %s", n.describe())
 		return
 	}
 	if pv := v.Addr(); pv.Type().Implements(positionerType) {
@@ -141,34 +174,38 @@ func (d *decoder) structure(n *Node, path string, v reflect.Value) {
 			if g != nil {
 				guessed |= 1 << g.bit
 			}
-			d.errorf(k, path, "unknown field %q%s", k.Value, hint)
+			d.errorf(k, "unknown field %q%s", k.Value, hint)
 			continue
 		}
 		if seen&(1<<f.bit) != 0 {
-			d.errorf(k, JoinPath(path, k.Value), "field given twice")
+			d.push(k.Value, 0)
+			d.errorf(k, "field given twice")
+			d.pop()
 			continue
 		}
 		seen |= 1 << f.bit
-		d.value(val, JoinPath(path, k.Value), v.FieldByIndex(f.index))
+		d.push(k.Value, 0)
+		d.value(val, v.FieldByIndex(f.index))
+		d.pop()
 	}
 	for _, f := range info.fields {
 		// A missing field that a misspelt one was meant to be is already
 		// reported as the typo.
 		if f.required && (seen|guessed)&(1<<f.bit) == 0 {
-			d.errorf(n, path, "missing required field %q", f.name)
+			d.errorf(n, "missing required field %q", f.name)
 		}
 	}
 }
 
-func (d *decoder) list(n *Node, path string, v reflect.Value) {
+func (d *decoder) list(n *Node, v reflect.Value) {
 	if n.Kind != SeqNode {
-		d.errorf(n, path, "want a list, got %s", n.describe())
+		d.errorf(n, "want a list, got %s", n.describe())
 		return
 	}
 	out := reflect.MakeSlice(v.Type(), len(n.Items), len(n.Items))
 	workers := runtime.GOMAXPROCS(0)
 	if len(n.Items) < parallelMin || workers < 2 {
-		d.elements(n.Items, 0, path, out)
+		d.elements(n.Items, 0, out)
 		v.Set(out)
 		return
 	}
@@ -180,9 +217,9 @@ func (d *decoder) list(n *Node, path string, v reflect.Value) {
 	var wg sync.WaitGroup
 	for lo := 0; lo < len(n.Items); lo += chunk {
 		hi := min(lo+chunk, len(n.Items))
-		sub := &decoder{file: d.file}
+		sub := &decoder{file: d.file, path: slices.Clone(d.path)}
 		subs = append(subs, sub)
-		wg.Go(func() { sub.elements(n.Items[lo:hi], lo, path, out) })
+		wg.Go(func() { sub.elements(n.Items[lo:hi], lo, out) })
 	}
 	wg.Wait()
 	for _, sub := range subs {
@@ -196,7 +233,7 @@ const parallelMin = 4096
 
 // elements decodes items into out[first:], giving each new element its
 // defaults first.
-func (d *decoder) elements(items []*Node, first int, path string, out reflect.Value) {
+func (d *decoder) elements(items []*Node, first int, out reflect.Value) {
 	et := out.Type().Elem()
 	for i, item := range items {
 		ev := out.Index(first + i)
@@ -207,39 +244,44 @@ func (d *decoder) elements(items []*Node, first int, path string, out reflect.Va
 		if pv := ev.Addr(); pv.Type().Implements(defaulterType) {
 			pv.Interface().(Defaulter).SetDefaults()
 		}
-		d.value(item, IndexPath(path, first+i), ev)
+		d.push("", first+i)
+		d.value(item, ev)
+		d.pop()
 	}
 }
 
-func (d *decoder) mapping(n *Node, path string, v reflect.Value) {
+func (d *decoder) mapping(n *Node, v reflect.Value) {
 	if n.Kind != MapNode {
-		d.errorf(n, path, "want a mapping, got %s", n.describe())
+		d.errorf(n, "want a mapping, got %s", n.describe())
 		return
 	}
 	t := v.Type()
 	if t.Key().Kind() != reflect.String && !reflect.PointerTo(t.Key()).Implements(textUnmarshalerType) {
-		d.errorf(n, path, "cannot read into %s", t)
+		d.errorf(n, "cannot read into %s", t)
 		return
 	}
 	m := reflect.MakeMapWithSize(t, len(n.Items)/2)
 	for i := 0; i+1 < len(n.Items); i += 2 {
 		k, val := n.Items[i], n.Items[i+1]
 		kv := reflect.New(t.Key()).Elem()
-		kp := JoinPath(path, k.Value)
+		d.push(k.Value, 0)
 		if reflect.PointerTo(t.Key()).Implements(textUnmarshalerType) {
 			if err := kv.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(k.Value)); err != nil {
-				d.errorf(k, kp, "%v", err)
+				d.errorf(k, "%v", err)
+				d.pop()
 				continue
 			}
 		} else {
 			kv.SetString(k.Value)
 		}
 		if m.MapIndex(kv).IsValid() {
-			d.errorf(k, kp, "key given twice")
+			d.errorf(k, "key given twice")
+			d.pop()
 			continue
 		}
 		ev := reflect.New(t.Elem()).Elem()
-		d.value(val, kp, ev)
+		d.value(val, ev)
+		d.pop()
 		m.SetMapIndex(kv, ev)
 	}
 	v.Set(m)
