@@ -64,10 +64,10 @@ var idKindWords = [idKinds]string{"uuid", "machine id", "hostname", "SSH host ke
 // idEvidenceKeys are the evidence keys of the shared values of each kind.
 var idEvidenceKeys = [idKinds]string{"uuids", "machineIds", "hostnames", "sshHostKeys", "macs"}
 
-// runDuplicateIdentity is VG201. Each identity value maps to the first VM
-// that has it; a later VM with the same value is joined to that VM in a
+// runDuplicateIdentity is VG201. The VMs holding each shared identity value
+// (found by sorting values, never by comparing VMs pairwise) are joined in a
 // union-find, so VMs are grouped transitively (A shares a uuid with B, B a
-// MAC with C: one group) without comparing pairs. One finding per group.
+// MAC with C: one group). One finding per group.
 func runDuplicateIdentity(c *Context) {
 	vms := c.Index.Estate.VMs
 	vals := identityValues(vms)
@@ -83,14 +83,10 @@ func runDuplicateIdentity(c *Context) {
 		return i
 	}
 	// For each value held by two or more VMs, join them all to the first.
-	type sharedValue struct {
-		idValue
-		first int32
-	}
-	var shared []sharedValue
+	var shared []idValue // with the first VM that holds each
 	forEachShared(vals, func(same []int32) {
 		first := vals[same[0]]
-		shared = append(shared, sharedValue{first, first.vm})
+		shared = append(shared, first)
 		for _, k := range same[1:] {
 			if ri, rj := find(first.vm), find(vals[k].vm); ri != rj {
 				// The lower index becomes the root so roots are stable.
@@ -104,7 +100,7 @@ func runDuplicateIdentity(c *Context) {
 	// Gather the shared values and the members of each group by root.
 	values := map[int32]*[idKinds][]string{}
 	for _, sv := range shared {
-		r := find(sv.first)
+		r := find(sv.vm)
 		v := values[r]
 		if v == nil {
 			v = &[idKinds][]string{}
