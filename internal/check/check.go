@@ -61,6 +61,10 @@ type Check struct {
 	Remediation string
 	// ChangeOnly checks are judged on a Change's operations, not on an estate.
 	ChangeOnly bool
+	// Reads declares the facts the check's findings depend on; a change
+	// that touches none of them is not re-judged by this check. FactsAll
+	// when unsure.
+	Reads Facts
 	// Run evaluates the check; nil for change-only checks.
 	Run func(c *Context)
 }
@@ -73,6 +77,7 @@ type Context struct {
 	Files  SideFiles
 
 	check    *Check
+	scope    *Scope
 	findings []Finding
 	errs     []error
 }

@@ -45,6 +45,9 @@ type Options struct {
 	// Files reads the manifests and scan reports the estate refers to. With
 	// nil Files, the checks that need them (VG105, VG203) do not fire.
 	Files SideFiles
+	// Scope, when set, judges only the units in it, and only the checks
+	// that read a fact in Scope.Facts. The index must have updates enabled.
+	Scope *Scope
 }
 
 // Result is the outcome of an evaluation.
@@ -68,12 +71,15 @@ func Evaluate(x *estate.Index, p *estate.Policy, opts Options) Result {
 		if len(opts.Only) > 0 && !slices.Contains(opts.Only, c.ID) {
 			continue
 		}
+		if opts.Scope != nil && c.Reads&opts.Scope.Facts == 0 {
+			continue
+		}
 		run = append(run, c)
 	}
 	ctxs := make([]*Context, len(run))
 	var wg sync.WaitGroup
 	for i, c := range run {
-		ctxs[i] = &Context{Index: x, Policy: p, Files: opts.Files, check: c}
+		ctxs[i] = &Context{Index: x, Policy: p, Files: opts.Files, check: c, scope: opts.Scope}
 		wg.Go(func() { c.Run(ctxs[i]) })
 	}
 	wg.Wait()

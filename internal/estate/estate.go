@@ -7,6 +7,8 @@ package estate
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -312,4 +314,34 @@ func (r *FirewallRule) MatchesPort(p int) bool {
 		}
 	}
 	return false
+}
+
+// Clone returns a deep copy of vm: changing the copy's NICs, identity,
+// credentials, resources or labels leaves vm as it was.
+func (vm *VM) Clone() *VM {
+	c := *vm
+	c.NICs = make([]NIC, len(vm.NICs))
+	for i, n := range vm.NICs {
+		n.Ports = slices.Clone(n.Ports)
+		c.NICs[i] = n
+	}
+	if vm.NICs == nil {
+		c.NICs = nil
+	}
+	c.Identity.SSHHostKeys = slices.Clone(vm.Identity.SSHHostKeys)
+	if vm.Image != nil {
+		im := *vm.Image
+		c.Image = &im
+	}
+	c.Credentials = slices.Clone(vm.Credentials)
+	if vm.Resources != nil {
+		r := *vm.Resources
+		if r.Limited != nil {
+			l := *r.Limited
+			r.Limited = &l
+		}
+		c.Resources = &r
+	}
+	c.Labels = maps.Clone(vm.Labels)
+	return &c
 }

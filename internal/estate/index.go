@@ -29,6 +29,12 @@ type Index struct {
 	NewestMaster map[string]int
 	// Members lists the member VMs of each service, sorted by name.
 	Members map[string][]*VM
+	// ByApp and ByOwner group VMs by app and by owner.
+	ByApp, ByOwner map[string][]*VM
+
+	// upd holds the lookups that only incremental judging needs; nil until
+	// EnableUpdates.
+	upd *updates
 }
 
 // NewIndex builds the index of e.
@@ -86,22 +92,32 @@ func NewIndex(e *Estate) *Index {
 	}
 	// Selectors mostly name an app (or an owner): candidates come from
 	// those groups, so that many selector services do not each scan every VM.
-	byApp, byOwner := map[string][]*VM{}, map[string][]*VM{}
+	x.ByApp, x.ByOwner = map[string][]*VM{}, map[string][]*VM{}
 	for _, vm := range e.VMs {
-		byApp[vm.App] = append(byApp[vm.App], vm)
-		byOwner[vm.Owner] = append(byOwner[vm.Owner], vm)
+		x.ByApp[vm.App] = append(x.ByApp[vm.App], vm)
+		x.ByOwner[vm.Owner] = append(x.ByOwner[vm.Owner], vm)
 	}
 	for _, s := range e.Services {
 		x.Services[s.Name] = s
-		candidates := e.VMs
-		if sel := s.Selector; sel != nil && sel.App != "" {
-			candidates = byApp[sel.App]
-		} else if sel != nil && sel.Owner != "" {
-			candidates = byOwner[sel.Owner]
+		var candidates []*VM
+		if s.Selector != nil {
+			candidates = x.Candidates(s.Selector)
 		}
 		x.Members[s.Name] = x.resolveMembers(s, candidates)
 	}
 	return x
+}
+
+// Candidates returns a superset of the VMs sel matches, as small as the
+// app and owner groups allow; callers still test each with sel.Matches.
+func (x *Index) Candidates(sel *Selector) []*VM {
+	switch {
+	case sel.App != "":
+		return x.ByApp[sel.App]
+	case sel.Owner != "":
+		return x.ByOwner[sel.Owner]
+	}
+	return x.AllVMs()
 }
 
 func seenNetwork(nics []NIC, network string) bool {
