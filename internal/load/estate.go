@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 
 	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/syntax"
@@ -128,6 +127,7 @@ func (l *loader) mergeEstates() *estate.Estate {
 			l.errorf(pos.File, pos.Line, path, "cannot read %s %q: %v", what, *p, plainFSError(err))
 		}
 	}
+	ns := &nameSets{zones: zones, networks: networks, hvs: hvs, dss: dss, images: images}
 	for _, d := range l.estates {
 		for i, n := range d.Networks {
 			path := syntax.IndexPath("networks", i)
@@ -167,7 +167,7 @@ func (l *loader) mergeEstates() *estate.Estate {
 			side(d, &im.Scan, im.Pos, path+".scan", "scan report")
 		}
 		for i, vm := range d.VMs {
-			l.checkVM(d, i, vm, ref, side, zones, networks, hvs, dss, images)
+			l.checkVM(d, i, vm, side, ns)
 		}
 		for i, s := range d.Services {
 			path := syntax.IndexPath("services", i)
@@ -211,40 +211,37 @@ func (l *loader) mergeEstates() *estate.Estate {
 	return e
 }
 
+// nameSets are the loader's names of every kind, as a Names.
+type nameSets struct {
+	zones, networks, hvs, dss names
+	images                    map[estate.ImageRef]estate.Pos
+}
+
+func (n *nameSets) Has(kind, name string) bool {
+	var ns names
+	switch kind {
+	case "zone":
+		ns = n.zones
+	case "network":
+		ns = n.networks
+	case "hypervisor":
+		ns = n.hvs
+	case "datastore":
+		ns = n.dss
+	}
+	_, ok := ns[name]
+	return ok
+}
+
+func (n *nameSets) HasImage(r estate.ImageRef) bool { _, ok := n.images[r]; return ok }
+
 func (l *loader) checkVM(d *estateDoc, i int, vm *estate.VM,
-	ref func(names, string, string, estate.Pos, string),
-	side func(*estateDoc, *string, estate.Pos, string, string),
-	zones, networks, hvs, dss names, images map[estate.ImageRef]estate.Pos) {
+	side func(*estateDoc, *string, estate.Pos, string, string), ns *nameSets) {
 	path := syntax.IndexPath("vms", i)
-	ref(hvs, "hypervisor", vm.Hypervisor, vm.Pos, path+".hypervisor")
-	ref(zones, "zone", vm.HomeZone, vm.Pos, path+".homeZone")
-	for j, nic := range vm.NICs {
-		np := syntax.IndexPath(path+".nics", j)
-		ref(networks, "network", nic.Network, nic.Pos, np+".network")
-		if nic.MAC != "" && !macRE.MatchString(nic.MAC) {
-			l.errorf(nic.File, nic.Line, np+".mac", "%q is not a MAC address", nic.MAC)
-		}
-	}
-	for j, c := range vm.Credentials {
-		ref(dss, "datastore", c.Datastore, c.Pos, syntax.IndexPath(path+".credentials", j)+".datastore")
-	}
-	if vm.Image != nil {
-		if _, ok := images[*vm.Image]; !ok && vm.Image.Name != "" {
-			l.errorf(vm.File, vm.Line, path+".image", "unknown image %q", vm.Image.String())
-		}
-	}
-	if r := vm.Resources; r != nil && (r.CPUs < 0 || r.MemoryMiB < 0) {
-		l.errorf(vm.File, vm.Line, path+".resources", "resources must not be negative")
-	}
+	CheckVM(vm, path, ns, func(pos estate.Pos, path, msg string) {
+		l.errs = append(l.errs, &syntax.Error{File: pos.File, Line: pos.Line, Path: path, Msg: msg})
+	})
 	side(d, &vm.Manifest, vm.Pos, path+".manifest", "manifest")
 	side(d, &vm.Scan, vm.Pos, path+".scan", "scan report")
-	if vm.Environment == 0 {
-		vm.Environment = estate.EnvProd
-	}
-	if vm.SecurityLevel == 0 {
-		vm.SecurityLevel = estate.LevelStandard
-	}
-	if strings.TrimSpace(vm.Name) != vm.Name {
-		l.errorf(vm.File, vm.Line, path+".name", "name %q has leading or trailing spaces", vm.Name)
-	}
+	DefaultVM(vm)
 }

@@ -27,9 +27,6 @@ type Options struct {
 	// KnownCheck, when set, validates the check IDs a Policy names in
 	// `severity` and `disable`.
 	KnownCheck func(id string) bool
-	// Extra handles documents of kinds other than Estate and Policy (such as
-	// Change); it returns false for kinds it does not take. Nil accepts none.
-	Extra func(file string, kind string, n *syntax.Node) (taken bool, errs []*syntax.Error)
 	// AllowEmpty accepts inputs with no Estate document (an empty estate).
 	AllowEmpty bool
 }
@@ -149,6 +146,27 @@ func (l *loader) readFile(name string, fromDir bool) {
 func (l *loader) addFile(name string, data []byte, fromDir bool) {
 	l.fileOrder[name] = len(l.files)
 	l.files = append(l.files, name)
+	docs, perr := ParseDocuments(name, data)
+	if perr != nil {
+		l.errs = append(l.errs, perr)
+		return
+	}
+	if fromDir && !anyVguardDoc(docs) {
+		l.files = l.files[:len(l.files)-1]
+		delete(l.fileOrder, name)
+		return
+	}
+	if len(docs) == 0 {
+		l.errorf(name, 0, "", "file holds no document")
+	}
+	for i, d := range docs {
+		l.addDoc(name, i, len(docs), d, fromDir)
+	}
+}
+
+// ParseDocuments parses the documents of one file, JSON or YAML by its name
+// and content, into nodes. A syntax error comes back located in the file.
+func ParseDocuments(name string, data []byte) ([]*syntax.Node, *syntax.Error) {
 	var docs []*syntax.Node
 	var err error
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
@@ -172,23 +190,20 @@ func (l *loader) addFile(name string, data []byte, fromDir bool) {
 	if err != nil {
 		var le *syntax.LineError
 		if errors.As(err, &le) {
-			l.errorf(name, le.Line, "", "%s", le.Msg)
-		} else {
-			l.errorf(name, 0, "", "%v", err)
+			return nil, &syntax.Error{File: name, Line: le.Line, Msg: le.Msg}
 		}
-		return
+		return nil, &syntax.Error{File: name, Msg: err.Error()}
 	}
-	if fromDir && !anyVguardDoc(docs) {
-		l.files = l.files[:len(l.files)-1]
-		delete(l.fileOrder, name)
-		return
+	return docs, nil
+}
+
+// ReadDocuments reads and parses one file (see ParseDocuments).
+func ReadDocuments(name string) ([]*syntax.Node, *syntax.Error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, &syntax.Error{File: name, Msg: plainFSError(err).Error()}
 	}
-	if len(docs) == 0 {
-		l.errorf(name, 0, "", "file holds no document")
-	}
-	for i, d := range docs {
-		l.addDoc(name, i, len(docs), d)
-	}
+	return ParseDocuments(name, data)
 }
 
 func anyVguardDoc(docs []*syntax.Node) bool {
@@ -200,7 +215,7 @@ func anyVguardDoc(docs []*syntax.Node) bool {
 	return false
 }
 
-func (l *loader) addDoc(file string, i, count int, n *syntax.Node) {
+func (l *loader) addDoc(file string, i, count int, n *syntax.Node, fromDir bool) {
 	where := ""
 	if count > 1 {
 		where = fmt.Sprintf(" (document %d)", i+1)
@@ -230,13 +245,14 @@ func (l *loader) addDoc(file string, i, count int, n *syntax.Node) {
 		d := &policyDoc{file: file, node: n}
 		l.errs = append(l.errs, syntax.Decode(file, n, "", d)...)
 		l.policies = append(l.policies, d)
-	default:
-		if l.opts.Extra != nil {
-			if taken, errs := l.opts.Extra(file, kind.Value, n); taken {
-				l.errs = append(l.errs, errs...)
-				return
-			}
+	case "Change":
+		// Change files are often kept beside the estate they change; a
+		// directory scan passes over them. Named explicitly, they are a
+		// mistake of the command line.
+		if !fromDir {
+			l.errorf(file, kind.Line, "kind", "a Change document is judged with `vguard plan CHANGE [PATH...]`, not read as estate facts")
 		}
+	default:
 		l.errorf(file, kind.Line, "kind", "unexpected kind %q here (want Estate or Policy)", kind.Value)
 	}
 }

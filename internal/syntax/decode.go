@@ -26,14 +26,31 @@ type Defaulter interface{ SetDefaults() }
 // `,required` makes a field mandatory; `-` skips it. Types that implement
 // encoding.TextUnmarshaler read scalars through it (and, if they are
 // structs, mappings through their fields).
+//
+// A field of type *Node takes the node itself, undecoded, for callers that
+// decode it later by its context (a Change operation's spec).
 func Decode(file string, n *Node, prefix string, out any) []*Error {
 	d := &decoder{file: file}
+	return d.run(n, prefix, out)
+}
+
+// DecodePatch is Decode for a partial value laid over an existing one (a
+// Change's `set`): fields the node gives replace those of out, others stay,
+// and required fields need not be given.
+func DecodePatch(file string, n *Node, prefix string, out any) []*Error {
+	d := &decoder{file: file, patch: true}
+	return d.run(n, prefix, out)
+}
+
+func (d *decoder) run(n *Node, prefix string, out any) []*Error {
 	if prefix != "" {
 		d.push(prefix, 0)
 	}
 	d.value(n, reflect.ValueOf(out).Elem())
 	return d.errs
 }
+
+var nodeType = reflect.TypeFor[*Node]()
 
 // seg is one step of the path to the value being decoded: a field name, or
 // a list index when name is "".
@@ -46,9 +63,10 @@ type seg struct {
 // rendered only when an error needs it: building path strings for every
 // field of a large estate cost more than decoding it.
 type decoder struct {
-	file string
-	errs []*Error
-	path []seg
+	file  string
+	patch bool // laying a partial value over an existing one
+	errs  []*Error
+	path  []seg
 }
 
 func (d *decoder) push(name string, index int) { d.path = append(d.path, seg{name, index}) }
@@ -80,10 +98,14 @@ var (
 )
 
 func (d *decoder) value(n *Node, v reflect.Value) {
+	t := v.Type()
+	if t == nodeType {
+		v.Set(reflect.ValueOf(n))
+		return
+	}
 	if n.Kind == ScalarNode && n.Tag == NullTag {
 		return // null leaves the field as it was: unset, or its default
 	}
-	t := v.Type()
 	if t.Kind() == reflect.Pointer {
 		if v.IsNil() {
 			v.Set(reflect.New(t.Elem()))
@@ -191,7 +213,7 @@ func (d *decoder) structure(n *Node, v reflect.Value) {
 	for _, f := range info.fields {
 		// A missing field that a misspelt one was meant to be is already
 		// reported as the typo.
-		if f.required && (seen|guessed)&(1<<f.bit) == 0 {
+		if f.required && !d.patch && (seen|guessed)&(1<<f.bit) == 0 {
 			d.errorf(n, "missing required field %q", f.name)
 		}
 	}
@@ -217,7 +239,7 @@ func (d *decoder) list(n *Node, v reflect.Value) {
 	var wg sync.WaitGroup
 	for lo := 0; lo < len(n.Items); lo += chunk {
 		hi := min(lo+chunk, len(n.Items))
-		sub := &decoder{file: d.file, path: slices.Clone(d.path)}
+		sub := &decoder{file: d.file, patch: d.patch, path: slices.Clone(d.path)}
 		subs = append(subs, sub)
 		wg.Go(func() { sub.elements(n.Items[lo:hi], lo, out) })
 	}
