@@ -141,3 +141,16 @@ func changeChecks() []*Check {
 		},
 	}
 }
+
+// MakeFinding completes a finding of check id the way an evaluation does
+// (title, pillar, default severity, the policy's override, remediation,
+// sorted related), for checks judged outside Evaluate: the change-only ones.
+func MakeFinding(id string, p *estate.Policy, f Finding) Finding {
+	c := Lookup(id)
+	if c == nil {
+		panic("check: MakeFinding of unknown check " + id)
+	}
+	ctx := &Context{Policy: p, check: c}
+	ctx.Emit(f)
+	return ctx.findings[0]
+}

@@ -1,0 +1,232 @@
+package change
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/vguard-dev/vguard/internal/check"
+	"github.com/vguard-dev/vguard/internal/estate"
+)
+
+// Decision is the verdict on a change.
+type Decision string
+
+const (
+	Allow Decision = "allow" // nothing introduced
+	Warn  Decision = "warn"  // findings introduced, all below change.blockAt
+	Deny  Decision = "deny"  // a finding at or above change.blockAt introduced
+)
+
+// Verdict is the judgement of one change.
+type Verdict struct {
+	Decision Decision
+	// Introduced are the findings after the change that were not there
+	// before (the change-only checks' among them); Resolved those before
+	// that are gone. Both in report order.
+	Introduced []check.Finding
+	Resolved   []check.Finding
+	// Unchanged counts the findings present before and after.
+	Unchanged int
+	// Scope tells how much was re-judged: VMs, hypervisors and services in
+	// scope (for the curious and for performance work).
+	Scope ScopeSize
+}
+
+// ScopeSize is the size of the part of the estate a change re-judged.
+type ScopeSize struct {
+	VMs, Hypervisors, Services int
+}
+
+// Judge judges changes against one estate: it evaluates the whole estate
+// once, then judges each change incrementally. A Judge mutates its index
+// while judging (and restores it before returning), so it is not safe for
+// concurrent use.
+type Judge struct {
+	x      *estate.Index
+	p      *estate.Policy
+	files  check.SideFiles
+	before []check.Finding
+	keys   map[string]struct{}
+}
+
+// NewJudge evaluates the estate of x under policy p and prepares x for
+// incremental judging. An error means the estate itself could not be
+// evaluated (an unreadable side file).
+func NewJudge(x *estate.Index, p *estate.Policy, files check.SideFiles) (*Judge, error) {
+	x.EnableUpdates()
+	res := check.Evaluate(x, p, check.Options{Files: files})
+	if len(res.Errors) > 0 {
+		return nil, errors.Join(res.Errors...)
+	}
+	j := &Judge{x: x, p: p, files: files, before: res.Findings, keys: make(map[string]struct{}, len(res.Findings))}
+	for i := range res.Findings {
+		j.keys[res.Findings[i].Key()] = struct{}{}
+	}
+	return j, nil
+}
+
+// Before returns the findings of the estate as it is.
+func (j *Judge) Before() []check.Finding { return j.before }
+
+// Judge judges change c. An invalid change (an operation naming something
+// missing, or creating a duplicate) returns load.Errors and is not judged.
+func (j *Judge) Judge(c *Change) (*Verdict, error) {
+	a, errs := apply(j.x, c)
+	if errs != nil {
+		return nil, errs
+	}
+	// The change-only checks read the operations' net effect, in the after
+	// state.
+	changeOnly := j.changeFindings(a)
+	a.undo(j.x)
+
+	scope := j.scopeOf(a)
+	opts := check.Options{Scope: scope, Files: j.files}
+	before := check.Evaluate(j.x, j.p, opts)
+	a.redo(j.x)
+	after := check.Evaluate(j.x, j.p, opts)
+	a.undo(j.x)
+	if err := errors.Join(append(before.Errors, after.Errors...)...); err != nil {
+		return nil, err
+	}
+
+	v := &Verdict{Scope: ScopeSize{len(scope.VMs), len(scope.Hypervisors), len(scope.Services)}}
+	v.Introduced, v.Resolved = keyDiff(after.Findings, before.Findings), keyDiff(before.Findings, after.Findings)
+	v.Introduced = append(v.Introduced, changeOnly...)
+	check.SortFindings(v.Introduced)
+	resolvedKnown := 0
+	for i := range v.Resolved {
+		if _, ok := j.keys[v.Resolved[i].Key()]; ok {
+			resolvedKnown++
+		}
+	}
+	v.Unchanged = len(j.keys) - resolvedKnown
+	v.Decision = decide(v.Introduced, j.p.Change.BlockAt)
+	return v, nil
+}
+
+// decide applies change.blockAt to the introduced findings.
+func decide(introduced []check.Finding, blockAt estate.Severity) Decision {
+	d := Allow
+	for i := range introduced {
+		if introduced[i].Severity >= blockAt {
+			return Deny
+		}
+		d = Warn
+	}
+	return d
+}
+
+// keyDiff returns the findings of a whose key is not in b.
+func keyDiff(a, b []check.Finding) []check.Finding {
+	in := make(map[string]struct{}, len(b))
+	for i := range b {
+		in[b[i].Key()] = struct{}{}
+	}
+	var out []check.Finding
+	for _, f := range a {
+		if _, ok := in[f.Key()]; !ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// scopeOf is what the change can affect: the before and after versions of
+// every VM it touched with their units, and, when a master gained a newer
+// version, every VM made from that master. x is in the before state.
+func (j *Judge) scopeOf(a *applied) *check.Scope {
+	s := check.NewScope()
+	s.Facts = a.facts
+	for _, name := range a.names {
+		if v := a.before[name]; v != nil {
+			s.AddVM(j.x, v)
+		}
+		if v := a.after[name]; v != nil {
+			s.AddVM(j.x, v)
+		}
+	}
+	for _, name := range a.masters {
+		for ref := range j.x.Images {
+			if ref.Name != name {
+				continue
+			}
+			for _, vm := range j.x.VMsOfImage(ref) {
+				s.AddVM(j.x, vm)
+			}
+		}
+	}
+	return s
+}
+
+// changeFindings judges the change-only checks on the net effect of the
+// operations: VG501 for NICs put into zones a VM was not in before (nor its
+// home zone), VG502 for clones that copied identity or credentials. x is in
+// the after state.
+func (j *Judge) changeFindings(a *applied) []check.Finding {
+	var out []check.Finding
+	for _, name := range a.names {
+		vm := a.after[name]
+		if vm == nil {
+			continue
+		}
+		was := a.before[name]
+		if was == nil {
+			was = a.origin[name] // a clone was where its source was
+		}
+		if was != nil {
+			out = append(out, j.crossZone(vm, was)...)
+		}
+		if op := a.unsanitized[name]; op != nil {
+			f := check.MakeFinding("VG502", j.p, check.Finding{
+				Subject: check.VMRef(name),
+				Related: []string{check.VMRef(op.VM)},
+				Pos:     op.Pos,
+				Message: fmt.Sprintf("Clone %s of %s is made without sanitize: it copies the source's identity and credentials.", name, op.VM),
+				Evidence: map[string]any{"source": op.VM, "operation": op.Index},
+			})
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// crossZone is VG501 for one VM: each network of vm in a zone that was
+// not among the zones of was, and is not vm's home zone.
+func (j *Judge) crossZone(vm, was *estate.VM) []check.Finding {
+	sev := map[estate.CrossZone]estate.Severity{estate.CrossZoneDeny: estate.SevHigh, estate.CrossZoneWarn: estate.SevLow}[j.p.Change.CrossZoneMoves]
+	if sev == 0 {
+		return nil // crossZoneMoves: allow
+	}
+	before := map[string]bool{}
+	for _, z := range j.x.ZonesOf(was) {
+		before[z.Name] = true
+	}
+	var out []check.Finding
+	seen := map[string]bool{}
+	for _, nic := range vm.NICs {
+		z := j.x.ZoneOf(nic.Network)
+		if z == nil || before[z.Name] || z.Name == vm.HomeZone || seen[nic.Network] {
+			continue
+		}
+		seen[nic.Network] = true
+		from := make([]string, 0, len(before))
+		for name := range before {
+			from = append(from, name)
+		}
+		slices.Sort(from)
+		out = append(out, check.MakeFinding("VG501", j.p, check.Finding{
+			Severity: sev,
+			Subject:  check.VMRef(vm.Name),
+			Related:  []string{check.NetworkRef(nic.Network), check.ZoneRef(z.Name)},
+			Pos:      vm.Pos,
+			Message: fmt.Sprintf("The change puts VM %s on network %s in zone %s (%s), a zone it was not in and is not approved for.",
+				vm.Name, nic.Network, z.Name, z.Exposure),
+			Evidence: map[string]any{"network": nic.Network, "zone": z.Name, "exposure": z.Exposure.String(), "zonesBefore": from},
+		}))
+	}
+	slices.SortFunc(out, func(a, b check.Finding) int { return cmp.Compare(a.Key(), b.Key()) })
+	return out
+}

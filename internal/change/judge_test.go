@@ -1,0 +1,185 @@
+package change
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vguard-dev/vguard/internal/check"
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/gen"
+	"github.com/vguard-dev/vguard/internal/syntax"
+)
+
+func node(t testing.TB, yamlText string) *syntax.Node {
+	t.Helper()
+	docs, err := syntax.ParseYAML([]byte(yamlText))
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("bad test YAML %q: %v", yamlText, err)
+	}
+	return docs[0]
+}
+
+// randomChange makes a change of 1–3 random operations of every kind.
+func randomChange(t testing.TB, r *rand.Rand, e *estate.Estate, serial int) *Change {
+	c := &Change{File: "change.yaml"}
+	pick := func() *estate.VM { return e.VMs[r.IntN(len(e.VMs))] }
+	used := map[string]bool{}
+	for k := 1 + r.IntN(3); k > 0; k-- {
+		vm := pick()
+		if used[vm.Name] {
+			continue
+		}
+		used[vm.Name] = true
+		op := &Operation{Index: len(c.Operations), VM: vm.Name}
+		op.Line = 10 + op.Index
+		net := e.Networks[r.IntN(len(e.Networks))].Name
+		switch r.IntN(9) {
+		case 0:
+			op.Op, op.ToHypervisor = OpMigrate, e.Hypervisors[r.IntN(len(e.Hypervisors))].Name
+		case 1:
+			op.Op, op.Network, op.Ports = OpAttachNIC, net, []estate.PortRange{{Lo: 22, Hi: 22}}
+		case 2:
+			if len(vm.NICs) == 0 {
+				continue
+			}
+			op.Op, op.Network = OpDetachNIC, vm.NICs[0].Network
+		case 3:
+			if len(vm.NICs) == 0 {
+				continue
+			}
+			op.Op, op.FromNetwork, op.ToNetwork = OpMoveNIC, vm.NICs[0].Network, net
+		case 4:
+			op.Op, op.Name, op.Sanitize = OpClone, fmt.Sprintf("%s-clone-%d", vm.Name, serial), r.IntN(2) == 0
+			if r.IntN(2) == 0 {
+				other := pick()
+				op.Set = node(t, fmt.Sprintf("{owner: %q, app: %q}", other.Owner, other.App))
+			}
+		case 5:
+			op.Op = OpCreate
+			op.Spec = node(t, fmt.Sprintf("{name: new-%d-%d, hypervisor: %s, owner: %q, app: %q, securityLevel: low, nics: [{network: %s, ports: [3306]}]}",
+				serial, op.Index, e.Hypervisors[r.IntN(len(e.Hypervisors))].Name, vm.Owner, vm.App, net))
+		case 6:
+			op.Op = OpDelete
+		case 7:
+			op.Op = OpUpdate
+			other := pick()
+			sets := []string{
+				fmt.Sprintf("{securityLevel: %s}", []string{"low", "standard", "high"}[r.IntN(3)]),
+				fmt.Sprintf("{owner: %q, app: %q}", other.Owner, other.App),
+				"{resources: {cpus: 64, limited: false}}",
+				fmt.Sprintf("{hypervisor: %s}", other.Hypervisor),
+				"{gateway: true}",
+			}
+			if other.Identity.UUID != "" {
+				sets = append(sets, fmt.Sprintf("{identity: {uuid: %q}}", other.Identity.UUID))
+			}
+			if len(other.Credentials) > 0 {
+				sets = append(sets, fmt.Sprintf("{credentials: [{datastore: %s, access: write}]}", other.Credentials[0].Datastore))
+			}
+			if other.Image != nil {
+				sets = append(sets, fmt.Sprintf("{image: %s}", other.Image))
+			}
+			op.Set = node(t, sets[r.IntN(len(sets))])
+		case 8:
+			var masters []*estate.Image
+			for _, im := range e.Images {
+				if im.Master {
+					masters = append(masters, im)
+				}
+			}
+			if len(masters) == 0 {
+				continue
+			}
+			m := masters[r.IntN(len(masters))]
+			op.Op, op.VM = OpAddImage, ""
+			op.Spec = node(t, fmt.Sprintf("{name: %s, version: %d, master: true}", m.Name, 1000+serial))
+		}
+		c.Operations = append(c.Operations, op)
+	}
+	if len(c.Operations) == 0 {
+		return randomChange(t, r, e, serial)
+	}
+	return c
+}
+
+// fullVerdict judges c the slow, obvious way: build the estate after the
+// change from scratch and evaluate every check on both.
+func fullVerdict(t testing.TB, e *estate.Estate, p *estate.Policy, c *Change) (intro, gone []string) {
+	x := estate.NewIndex(e)
+	x.EnableUpdates()
+	a, errs := apply(x, c)
+	if errs != nil {
+		t.Fatalf("reference apply: %v", errs)
+	}
+	j := &Judge{x: x, p: p}
+	changeOnly := j.changeFindings(a)
+	after := *e
+	after.VMs = nil
+	for _, vm := range e.VMs {
+		if _, touched := a.after[vm.Name]; !touched {
+			after.VMs = append(after.VMs, vm)
+		}
+	}
+	for _, name := range a.names {
+		if v := a.after[name]; v != nil {
+			after.VMs = append(after.VMs, v)
+		}
+	}
+	after.Images = append(slices.Clone(e.Images), a.images...)
+	before := check.Evaluate(estate.NewIndex(e), p, check.Options{}).Findings
+	afterF := check.Evaluate(estate.NewIndex(&after), p, check.Options{}).Findings
+	return lines(append(keyDiff(afterF, before), changeOnly...)), lines(keyDiff(before, afterF))
+}
+
+func lines(fs []check.Finding) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, f.Key()+" "+f.Severity.String()+" "+f.Message)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestJudgeMatchesFull is the proof that the fast path is right: for random
+// estates and random changes, the incremental verdict equals the one from
+// evaluating every check on the whole estate before and after.
+func TestJudgeMatchesFull(t *testing.T) {
+	rounds := 40
+	if testing.Short() {
+		rounds = 10
+	}
+	for seed := int64(1); seed <= 5; seed++ {
+		e, p := gen.Estate(gen.Options{VMs: 200 + int(seed)*150, Hypervisors: 10 + int(seed)*2, Seed: seed})
+		x := estate.NewIndex(e)
+		j, err := NewJudge(x, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(uint64(seed), 11))
+		for round := 0; round < rounds; round++ {
+			c := randomChange(t, r, e, round)
+			v, err := j.Judge(c)
+			if err != nil {
+				t.Fatalf("seed %d round %d: %v", seed, round, err)
+			}
+			wantIntro, wantGone := fullVerdict(t, e, p, c)
+			gotIntro, gotGone := lines(v.Introduced), lines(v.Resolved)
+			if !slices.Equal(gotIntro, wantIntro) || !slices.Equal(gotGone, wantGone) {
+				var ops []string
+				for _, op := range c.Operations {
+					ops = append(ops, op.String())
+				}
+				t.Fatalf("seed %d round %d: %s\nintroduced: got\n  %s\nwant\n  %s\nresolved: got\n  %s\nwant\n  %s",
+					seed, round, strings.Join(ops, "; "),
+					strings.Join(gotIntro, "\n  "), strings.Join(wantIntro, "\n  "),
+					strings.Join(gotGone, "\n  "), strings.Join(wantGone, "\n  "))
+			}
+			if want := len(j.keys) - len(wantGone); v.Unchanged != want {
+				t.Fatalf("seed %d round %d: unchanged %d, want %d", seed, round, v.Unchanged, want)
+			}
+		}
+	}
+}
