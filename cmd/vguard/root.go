@@ -67,6 +67,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newCheckCmd(g),
 		newChecksCmd(g),
 		newGenCmd(g),
+		newPlanCmd(g),
 	)
 	return root, g
 }

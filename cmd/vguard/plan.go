@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vguard-dev/vguard/internal/change"
+	"github.com/vguard-dev/vguard/internal/check"
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/load"
+	"github.com/vguard-dev/vguard/internal/report"
+)
+
+type planOptions struct {
+	format string
+	output string
+}
+
+func newPlanCmd(g *globalOptions) *cobra.Command {
+	o := &planOptions{}
+	cmd := &cobra.Command{
+		Use:   "plan CHANGE [PATH...]",
+		Short: "Judge a proposed change against the estate before it is made",
+		Long: `Judge a Change document against the estate in PATH (files or directories; the
+current directory when none is given): its operations are applied in order to
+a copy of the estate, the change-only checks (VG501, VG502) judge the
+operations, and the part of the estate the change can affect is re-evaluated.
+
+The decision: deny when the change introduces a finding at or above the
+policy's change.blockAt (default high), warn when it introduces any finding,
+allow otherwise. Exit 0 for allow and warn, 1 for deny, 2 when the change or
+the estate is invalid (an operation naming something missing, or creating a
+duplicate): then nothing is judged.`,
+		Example: `  vguard plan chg-1042.yaml estate/
+  vguard plan move.yaml . --format json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPlan(cmd.Context(), g, o, args[0], args[1:], cmd.CommandPath())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.format, "format", "f", "table", "report format: table, json or sarif")
+	f.StringVarP(&o.output, "output", "o", "", "write the report to `FILE` instead of stdout")
+	_ = cmd.RegisterFlagCompletionFunc("format", fixedCompletion("table", "json", "sarif"))
+	return cmd
+}
+
+func runPlan(_ context.Context, g *globalOptions, o *planOptions, changeFile string, paths []string, cmdPath string) error {
+	format, err := report.ParseFormat(o.format)
+	if err != nil {
+		return usagef(cmdPath, "--format: %v", err)
+	}
+	chg, err := change.Load(changeFile)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	res, err := load.Paths(paths, loadOptions())
+	if err != nil {
+		return err
+	}
+	judge, err := change.NewJudge(estate.NewIndex(res.Estate), res.Policy, check.NewDiskFiles())
+	if err != nil {
+		return &inputError{errs: []error{err}}
+	}
+	v, err := judge.Judge(chg)
+	if err != nil {
+		var lerrs load.Errors
+		if errors.As(err, &lerrs) {
+			return err
+		}
+		return &inputError{errs: []error{err}}
+	}
+	ops := make([]string, len(chg.Operations))
+	for i, op := range chg.Operations {
+		ops[i] = op.String()
+	}
+	rep := &report.PlanReport{
+		Decision: string(v.Decision), Introduced: v.Introduced, Resolved: v.Resolved, Unchanged: v.Unchanged,
+		BlockAt: res.Policy.Change.BlockAt, ChangeName: chg.Meta.Name, Operations: ops,
+		Estate: report.StatsOf(res.Estate), EstateName: res.Estate.Meta.Name,
+		Inputs: append([]string{changeFile}, res.Files...),
+	}
+	w, closeOut, err := g.openOutput(o.output)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	if err := report.WritePlan(bw, format, rep); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if err := closeOut(); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if v.Decision == change.Deny {
+		blocking := 0
+		for _, f := range v.Introduced {
+			if f.Severity >= res.Policy.Change.BlockAt {
+				blocking++
+			}
+		}
+		return &verdictError{msg: fmt.Sprintf("vguard: change denied: it introduces %s at or above %s",
+			count(blocking, "finding"), res.Policy.Change.BlockAt)}
+	}
+	return nil
+}
+
+func count(n int, noun string) string { return fmt.Sprintf("%d %s%s", n, noun, plural(n)) }
