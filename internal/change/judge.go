@@ -55,11 +55,13 @@ type Judge struct {
 // incremental judging. An error means the estate itself could not be
 // evaluated (an unreadable side file).
 func NewJudge(x *estate.Index, p *estate.Policy, files check.SideFiles) (*Judge, error) {
-	x.EnableUpdates()
+	// The full evaluation runs before updates are enabled: an updatable
+	// index lists all VMs only slowly.
 	res := check.Evaluate(x, p, check.Options{Files: files})
 	if len(res.Errors) > 0 {
 		return nil, errors.Join(res.Errors...)
 	}
+	x.EnableUpdates()
 	j := &Judge{x: x, p: p, files: files, before: res.Findings, keys: make(map[string]struct{}, len(res.Findings))}
 	for i := range res.Findings {
 		j.keys[res.Findings[i].Key()] = struct{}{}

@@ -3,21 +3,16 @@ package estate
 import (
 	"slices"
 	"sort"
+	"sync"
 )
 
 // updates holds the lookups that incremental judging needs and a full check
-// does not: they cost time to build, so only EnableUpdates builds them.
+// does not. The cheap ones are built by EnableUpdates; the ones over every
+// VM (by image, by datastore, by identity value) are built on first use,
+// since a change that touches no identity never needs the identity lookup,
+// and building it costs more than judging the change.
 type updates struct {
-	// all lists every VM (order unspecified); pos is each VM's place in it.
-	all []*VM
-	pos map[*VM]int
-
-	byImage     map[ImageRef][]*VM
-	byDatastore map[string][]*VM // VMs holding a credential for it, once each
-	byIdentity  map[IdentityKey][]*VM
-	servicesOf  map[string][]*Service // by VM name
-
-	// Services by how they pick members, to find a new VM's services.
+	// Services by how they pick members, to find a VM's services.
 	staticSvc     map[string][]*Service // by member name
 	selSvcByApp   map[string][]*Service
 	selSvcByOwner map[string][]*Service
@@ -25,6 +20,46 @@ type updates struct {
 
 	imagesByName map[string][]*Image
 	hvByNetwork  map[string][]*Hypervisor // by management or migration network
+
+	byImage     lazyLookup[ImageRef]
+	byDatastore lazyLookup[string] // VMs holding a credential for it, once each
+	byIdentity  lazyLookup[IdentityKey]
+}
+
+// lazyLookup is a map from a key to the VMs that have it, built from the
+// index's current VMs on first use and kept up to date from then on.
+type lazyLookup[K comparable] struct {
+	once sync.Once
+	m    map[K][]*VM
+	keys func(vm *VM) []K
+}
+
+func (l *lazyLookup[K]) get(x *Index) map[K][]*VM {
+	l.once.Do(func() {
+		l.m = make(map[K][]*VM, len(x.VMs))
+		for _, vm := range x.VMs {
+			l.add(vm)
+		}
+	})
+	return l.m
+}
+
+func (l *lazyLookup[K]) add(vm *VM) {
+	if l.m == nil {
+		return
+	}
+	for _, k := range l.keys(vm) {
+		l.m[k] = append(l.m[k], vm)
+	}
+}
+
+func (l *lazyLookup[K]) remove(vm *VM) {
+	if l.m == nil {
+		return
+	}
+	for _, k := range l.keys(vm) {
+		removeFrom(l.m, k, vm)
+	}
 }
 
 // IdentityKey is one normalized identity value of a kind.
@@ -36,29 +71,43 @@ type IdentityKey struct {
 // EnableUpdates builds the lookups that let the index follow changes
 // (AddVM, RemoveVM, AddImage, RemoveImage) and answer the questions of
 // incremental judging (VMsOfImage, CredentialHolders, SharingIdentity,
-// ServicesOf). Calling it again does nothing.
+// ServicesOf). Calling it again does nothing. It is cheap: the lookups over
+// every VM are built when first asked for.
 func (x *Index) EnableUpdates() {
 	if x.upd != nil {
 		return
 	}
 	u := &updates{
-		pos:           make(map[*VM]int, len(x.Estate.VMs)),
-		byImage:       map[ImageRef][]*VM{},
-		byDatastore:   map[string][]*VM{},
-		byIdentity:    make(map[IdentityKey][]*VM, 4*len(x.Estate.VMs)),
-		servicesOf:    make(map[string][]*Service, len(x.Estate.VMs)),
 		staticSvc:     map[string][]*Service{},
 		selSvcByApp:   map[string][]*Service{},
 		selSvcByOwner: map[string][]*Service{},
 		imagesByName:  map[string][]*Image{},
 		hvByNetwork:   map[string][]*Hypervisor{},
 	}
+	u.byImage.keys = func(vm *VM) []ImageRef {
+		if vm.Image == nil {
+			return nil
+		}
+		return []ImageRef{*vm.Image}
+	}
+	u.byDatastore.keys = func(vm *VM) []string {
+		var out []string
+		for _, c := range vm.Credentials {
+			if !slices.Contains(out, c.Datastore) {
+				out = append(out, c.Datastore)
+			}
+		}
+		return out
+	}
+	u.byIdentity.keys = identityKeys
 	x.upd = u
 	for _, s := range x.Estate.Services {
 		switch sel := s.Selector; {
 		case sel == nil:
 			for _, m := range s.Members {
-				u.staticSvc[m] = append(u.staticSvc[m], s)
+				if !slices.Contains(u.staticSvc[m], s) { // a name listed twice is one member
+					u.staticSvc[m] = append(u.staticSvc[m], s)
+				}
 			}
 		case sel.App != "":
 			u.selSvcByApp[sel.App] = append(u.selSvcByApp[sel.App], s)
@@ -66,9 +115,6 @@ func (x *Index) EnableUpdates() {
 			u.selSvcByOwner[sel.Owner] = append(u.selSvcByOwner[sel.Owner], s)
 		default:
 			u.selSvcOther = append(u.selSvcOther, s)
-		}
-		for _, vm := range x.Members[s.Name] {
-			u.servicesOf[vm.Name] = append(u.servicesOf[vm.Name], s)
 		}
 	}
 	for _, im := range x.Estate.Images {
@@ -80,28 +126,6 @@ func (x *Index) EnableUpdates() {
 				u.hvByNetwork[n] = append(u.hvByNetwork[n], h)
 			}
 		}
-	}
-	u.all = make([]*VM, 0, len(x.Estate.VMs))
-	for _, vm := range x.Estate.VMs {
-		u.pos[vm] = len(u.all)
-		u.all = append(u.all, vm)
-		x.indexSideways(vm)
-	}
-}
-
-// indexSideways adds vm to the lookups only EnableUpdates keeps.
-func (x *Index) indexSideways(vm *VM) {
-	u := x.upd
-	if vm.Image != nil {
-		u.byImage[*vm.Image] = append(u.byImage[*vm.Image], vm)
-	}
-	for i, c := range vm.Credentials {
-		if !slices.ContainsFunc(vm.Credentials[:i], func(o Credential) bool { return o.Datastore == c.Datastore }) {
-			u.byDatastore[c.Datastore] = append(u.byDatastore[c.Datastore], vm)
-		}
-	}
-	for _, k := range identityKeys(vm) {
-		u.byIdentity[k] = append(u.byIdentity[k], vm)
 	}
 }
 
@@ -124,32 +148,47 @@ func (x *Index) mustUpdates() *updates {
 	return x.upd
 }
 
-// AllVMs lists every VM of the index as it is now, in no particular order.
-// Without EnableUpdates it is the estate's list.
+// AllVMs lists every VM of the index as it is now. Without EnableUpdates
+// it is the estate's list; with it, a list made from the name index, in no
+// particular order (slow on a large estate: judging code must not need it).
 func (x *Index) AllVMs() []*VM {
 	if x.upd == nil {
 		return x.Estate.VMs
 	}
-	return x.upd.all
+	out := make([]*VM, 0, len(x.VMs))
+	for _, vm := range x.VMs {
+		out = append(out, vm)
+	}
+	return out
 }
 
 // VMsOfImage lists the VMs made from an image version.
-func (x *Index) VMsOfImage(r ImageRef) []*VM { return x.mustUpdates().byImage[r] }
+func (x *Index) VMsOfImage(r ImageRef) []*VM { return x.mustUpdates().byImage.get(x)[r] }
 
 // CredentialHolders lists the VMs holding a credential for a datastore.
 func (x *Index) CredentialHolders(datastore string) []*VM {
-	return x.mustUpdates().byDatastore[datastore]
+	return x.mustUpdates().byDatastore.get(x)[datastore]
 }
 
 // SharingIdentity lists the VMs that hold an identity value (vm's own
 // among them, when it holds it).
-func (x *Index) SharingIdentity(k IdentityKey) []*VM { return x.mustUpdates().byIdentity[k] }
+func (x *Index) SharingIdentity(k IdentityKey) []*VM {
+	return x.mustUpdates().byIdentity.get(x)[k]
+}
 
 // IdentityKeys lists vm's distinct identity values.
 func IdentityKeys(vm *VM) []IdentityKey { return identityKeys(vm) }
 
-// ServicesOf lists the services vm is a member of.
-func (x *Index) ServicesOf(vm string) []*Service { return x.mustUpdates().servicesOf[vm] }
+// ServicesOf lists the services the indexed VM of that name is a member
+// of. Membership depends only on the VM itself (its name in a service's
+// members, or its fields matching a selector), so it is computed, not kept.
+func (x *Index) ServicesOf(vm string) []*Service {
+	x.mustUpdates()
+	if v := x.VMs[vm]; v != nil {
+		return x.servicesTaking(v)
+	}
+	return nil
+}
 
 // HypervisorsUsingNetwork lists the hypervisors whose management or
 // migration network it is.
@@ -170,14 +209,13 @@ func (x *Index) AddVM(vm *VM) {
 	}
 	x.ByApp[vm.App] = append(x.ByApp[vm.App], vm)
 	x.ByOwner[vm.Owner] = append(x.ByOwner[vm.Owner], vm)
-	u.pos[vm] = len(u.all)
-	u.all = append(u.all, vm)
-	x.indexSideways(vm)
+	u.byImage.add(vm)
+	u.byDatastore.add(vm)
+	u.byIdentity.add(vm)
 	for _, s := range x.servicesTaking(vm) {
 		m := x.Members[s.Name]
 		i := sort.Search(len(m), func(i int) bool { return m[i].Name >= vm.Name })
 		x.Members[s.Name] = slices.Insert(m, i, vm)
-		u.servicesOf[vm.Name] = append(u.servicesOf[vm.Name], s)
 	}
 }
 
@@ -215,24 +253,12 @@ func (x *Index) RemoveVM(vm *VM) {
 	}
 	removeFrom(x.ByApp, vm.App, vm)
 	removeFrom(x.ByOwner, vm.Owner, vm)
-	// Swap the last VM into vm's place in the list of all.
-	i, last := u.pos[vm], u.all[len(u.all)-1]
-	u.all[i], u.pos[last] = last, i
-	u.all = u.all[:len(u.all)-1]
-	delete(u.pos, vm)
-	if vm.Image != nil {
-		removeFrom(u.byImage, *vm.Image, vm)
-	}
-	for _, c := range vm.Credentials {
-		removeFrom(u.byDatastore, c.Datastore, vm)
-	}
-	for _, k := range identityKeys(vm) {
-		removeFrom(u.byIdentity, k, vm)
-	}
-	for _, s := range u.servicesOf[vm.Name] {
+	u.byImage.remove(vm)
+	u.byDatastore.remove(vm)
+	u.byIdentity.remove(vm)
+	for _, s := range x.servicesTaking(vm) {
 		x.Members[s.Name] = slices.DeleteFunc(x.Members[s.Name], func(o *VM) bool { return o == vm })
 	}
-	delete(u.servicesOf, vm.Name)
 }
 
 // removeFrom deletes vm from the list under key, keeping the order of the
