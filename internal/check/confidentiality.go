@@ -16,6 +16,7 @@ func confidentialityChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "A VM has a NIC in a zone whose zoneHardening minimum is above the VM's securityLevel.",
 			Remediation: "Move the NIC to a network of the VM's approved zone, or harden the VM to the zone's minimum before it joins.",
+			Reads:       FactNetworks | FactProfile | FactExistence,
 			Run:         runZoneHardening,
 		},
 		{
@@ -23,6 +24,7 @@ func confidentialityChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "A VM with a homeZone has a NIC in another zone (gateways excepted).",
 			Remediation: "Move the NIC back to a network of the VM's home zone; if the VM really belongs elsewhere, re-approve it for that zone and update homeZone.",
+			Reads:       FactNetworks | FactProfile | FactExistence,
 			Run:         runOffHomeZone,
 		},
 		{
@@ -30,6 +32,7 @@ func confidentialityChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "A VM that is not a gateway has NICs in two or more zones.",
 			Remediation: "Remove the NICs that join the extra zones and route the traffic through a firewall; if the VM is a firewall, router or VPN appliance, mark it gateway: true.",
+			Reads:       FactNetworks | FactProfile | FactExistence,
 			Run:         runZoneBridge,
 		},
 		{
@@ -37,6 +40,7 @@ func confidentialityChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "A VM holds a credential for a datastore whose authorizedApps does not list the VM's app, or (without authorizedApps) whose owner differs from the VM's owner.",
 			Remediation: "Remove the credential from the VM and rotate it; if the access is intended, add the VM's app to the datastore's authorizedApps.",
+			Reads:       FactCredentials | FactProfile | FactExistence,
 			Run:         runUnauthorizedDatastore,
 		},
 		{
@@ -44,6 +48,7 @@ func confidentialityChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "A VM below exposedHostMinLevel, itself not internet-exposed, shares a hypervisor with an internet-exposed VM.",
 			Remediation: "Migrate the VM to a hypervisor without internet-exposed VMs (or keep exposed VMs on dedicated hosts), or harden it to exposedHostMinLevel.",
+			Reads:       FactPlacement | FactNetworks | FactProfile | FactExistence,
 			Run:         runExposedCoresidency,
 		},
 		{
@@ -51,6 +56,7 @@ func confidentialityChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "A VM holding a credential to a datastore at or above dedicatedClassification shares a hypervisor with a VM of another owner.",
 			Remediation: "Run the VM on a hypervisor dedicated to its owner, for example with a placement rule, or migrate the other owners' VMs away.",
+			Reads:       FactPlacement | FactCredentials | FactProfile | FactExistence,
 			Run:         runSensitiveSharedHost,
 		},
 		{
@@ -58,6 +64,7 @@ func confidentialityChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "A hypervisor's management network is in a public or partner zone or attached by a guest VM, or its unencrypted migration traffic runs on such a network.",
 			Remediation: "Put management and migration traffic on dedicated networks in an internal or restricted zone that no guest VM attaches to, and turn on migration encryption.",
+			Reads:       FactNetworks | FactExistence,
 			Run:         runManagementExposure,
 		},
 		{
@@ -65,6 +72,7 @@ func confidentialityChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "A port in sensitivePorts on an internet-exposed NIC is reachable from the internet through the firewalls that protect its network.",
 			Remediation: "Stop listening on the port on the exposed NIC, or add a firewall rule that denies it from the internet before any rule that allows it.",
+			Reads:       FactNetworks | FactExistence,
 			Run:         runExposedSensitivePort,
 		},
 	}
@@ -74,7 +82,7 @@ func confidentialityChecks() []*Check {
 // its zone) whose zone asks for more hardening than the VM has.
 func runZoneHardening(c *Context) {
 	x := c.Index
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range c.VMs() {
 		var related []string
 		required := estate.SecurityLevel(0)
 		for _, nic := range vm.NICs {
@@ -113,7 +121,7 @@ func runZoneHardening(c *Context) {
 // they are exempt. A NIC on a network whose zone is unknown is not judged.
 func runOffHomeZone(c *Context) {
 	x := c.Index
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range c.VMs() {
 		if vm.HomeZone == "" || vm.Gateway {
 			continue
 		}
@@ -147,7 +155,7 @@ func runOffHomeZone(c *Context) {
 // and zones, since any of them may be the wrong one.
 func runZoneBridge(c *Context) {
 	x := c.Index
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range c.VMs() {
 		if vm.Gateway || len(vm.NICs) < 2 {
 			continue
 		}
@@ -188,7 +196,7 @@ func runZoneBridge(c *Context) {
 // gap in the inventory, not proof of misuse.
 func runUnauthorizedDatastore(c *Context) {
 	x := c.Index
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range c.VMs() {
 		for i, cred := range vm.Credentials {
 			if seenDatastore(vm.Credentials[:i], cred.Datastore) {
 				continue
@@ -253,11 +261,12 @@ func strongestAccess(creds []estate.Credential, datastore string) estate.Access 
 
 // runExposedCoresidency is VG106. Each hypervisor's internet-exposed VMs are
 // found once; every weakly hardened, unexposed VM on it then gets one finding
-// that names them all.
+// that names them all. A finding depends only on the VMs of its hypervisor,
+// so a scoped run judges the whole neighbourhood of each hypervisor in scope.
 func runExposedCoresidency(c *Context) {
 	x := c.Index
 	min := c.Policy.ExposedHostMinLevel
-	for _, h := range x.Estate.Hypervisors {
+	for _, h := range c.Hypervisors() {
 		var related []string
 		var weak []*estate.VM
 		for _, vm := range x.VMsOn[h.Name] {
@@ -292,7 +301,8 @@ func runExposedCoresidency(c *Context) {
 // runSensitiveSharedHost is VG107. Per hypervisor, VMs are grouped by owner
 // once; the list of "other owners' VMs" is then built once per owner present
 // and shared by every sensitive VM of that owner, so the work is bounded by
-// the size of the findings rather than by pairs of VMs.
+// the size of the findings rather than by pairs of VMs. As for VG106, a
+// scoped run judges every VM of each hypervisor in scope.
 //
 // Owners are facts that may be missing: a sensitive VM without an owner does
 // not fire (it cannot be told apart from its neighbours), and a neighbour
@@ -300,7 +310,7 @@ func runExposedCoresidency(c *Context) {
 func runSensitiveSharedHost(c *Context) {
 	x := c.Index
 	min := c.Policy.DedicatedClassification
-	for _, h := range x.Estate.Hypervisors {
+	for _, h := range c.Hypervisors() {
 		vms := x.VMsOn[h.Name]
 		// Most hosts hold no sensitive VM: find out before grouping owners.
 		if !slices.ContainsFunc(vms, func(vm *estate.VM) bool { return vm.Owner != "" && holdsSensitive(x, vm, min) }) {
@@ -404,7 +414,9 @@ func sensitiveStores(x *estate.Index, vm *estate.VM, min estate.Classification) 
 // The zone is related only when the zone is what fired.
 func runManagementExposure(c *Context) {
 	x := c.Index
-	for _, h := range x.Estate.Hypervisors {
+	// Many hypervisors share a management network: name its guests once.
+	samples := map[string]string{}
+	for _, h := range managementJudged(c) {
 		var related, reasons []string
 		judge := func(role, network string) {
 			if network == "" {
@@ -416,7 +428,12 @@ func runManagementExposure(c *Context) {
 			}
 			if guests := x.VMsOnNetwork[network]; len(guests) > 0 {
 				related = append(related, NetworkRef(network))
-				reasons = append(reasons, fmt.Sprintf("%s network %s is attached by guest VMs %s", role, network, nameSample(guests, 3)))
+				sample, ok := samples[network]
+				if !ok {
+					sample = nameSample(guests, 3)
+					samples[network] = sample
+				}
+				reasons = append(reasons, fmt.Sprintf("%s network %s is attached by guest VMs %s", role, network, sample))
 			}
 		}
 		judge("management", h.ManagementNetwork)
@@ -443,12 +460,39 @@ func runManagementExposure(c *Context) {
 	}
 }
 
-// nameSample names up to n VMs, then how many more there are, so that a
-// network shared by thousands of guests still gives a short message.
+// managementJudged returns the hypervisors VG108 judges. A finding depends
+// on the hypervisor's own networks (which no change alters) and on the guests
+// attached to them, so a scoped run judges the hypervisors whose management
+// or migration network is in scope: those whose guests a change can alter.
+// They need not be in the scope's hypervisors, since the guests run anywhere.
+func managementJudged(c *Context) []*estate.Hypervisor {
+	if !c.Scoped() {
+		return c.Index.Estate.Hypervisors
+	}
+	var out []*estate.Hypervisor
+	seen := map[*estate.Hypervisor]bool{}
+	for n := range c.Scope().Networks {
+		for _, h := range c.Index.HypervisorsUsingNetwork(n) {
+			if !seen[h] {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
+
+// nameSample names the first n VMs by name, then how many more there are,
+// so that a network shared by thousands of guests still gives a short
+// message. The index's lists change order as VMs come and go, so the sample
+// is taken by name: the n smallest, found in one pass without sorting all.
 func nameSample(vms []*estate.VM, n int) string {
-	names := make([]string, 0, n)
-	for _, vm := range vms[:min(n, len(vms))] {
-		names = append(names, vm.Name)
+	names := make([]string, 0, n+1)
+	for _, vm := range vms {
+		i, _ := slices.BinarySearch(names, vm.Name)
+		if i < n {
+			names = slices.Insert(names, i, vm.Name)[:min(len(names)+1, n)]
+		}
 	}
 	s := strings.Join(names, ", ")
 	if len(vms) > n {
@@ -484,7 +528,7 @@ func runExposedSensitivePort(c *Context) {
 		verdicts[k] = v
 		return v
 	}
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range c.VMs() {
 		var nets []string
 		var open map[string][]int
 		for _, nic := range vm.NICs {
