@@ -19,6 +19,7 @@ func integrityChecks() []*Check {
 			Pillar: Integrity, Severity: estate.SevHigh,
 			Description: "Two or more VMs share an identity value: uuid, machineId, hostname, an SSH host key or a NIC MAC.",
 			Remediation: "Give each copy its own identity: sanitize clones (new machine-id, SSH host keys, hostname, MACs and UUID) before they join a network.",
+			Reads:       FactIdentity | FactNetworks | FactExistence, // MACs are NIC facts
 			Run:         runDuplicateIdentity,
 		},
 		{
@@ -26,6 +27,7 @@ func integrityChecks() []*Check {
 			Pillar: Integrity, Severity: estate.SevCritical,
 			Description: "A datastore with writers: single is written by two or more VMs (write credentials).",
 			Remediation: "Keep one writer: revoke the write credential of the other VMs or give them read-only access.",
+			Reads:       FactCredentials | FactExistence,
 			Run:         runMultiWriter,
 		},
 		{
@@ -33,14 +35,18 @@ func integrityChecks() []*Check {
 			Pillar: Integrity, Severity: estate.SevMedium,
 			Description: "A VM made from a master image has a manifest that differs from the master's manifest (ignoring the default ignore list).",
 			Remediation: "Reconcile the VM with its master: fold a wanted change into a new master version and roll it out, or rebuild the VM from the master.",
-			Run:         runMasterDrift,
+			// A new image version changes no manifest a VM is compared with.
+			Reads: FactImage | FactExistence,
+			Run:   runMasterDrift,
 		},
 		{
 			ID: "VG204", Name: "behind-master", Title: "VM behind the newest master",
 			Pillar: Integrity, Severity: estate.SevLow,
 			Description: "A VM runs a master image more than masterLag versions older than the newest version of that master.",
 			Remediation: "Roll the newest master version out to the VM (`vguard rollout plan`).",
-			Run:         runBehindMaster,
+			// FactImages: a newer master puts the VMs of older ones behind.
+			Reads: FactImage | FactExistence | FactImages,
+			Run:   runBehindMaster,
 		},
 	}
 }
@@ -67,9 +73,14 @@ var idEvidenceKeys = [idKinds]string{"uuids", "machineIds", "hostnames", "sshHos
 // runDuplicateIdentity is VG201. The VMs holding each shared identity value
 // (found by sorting values, never by comparing VMs pairwise) are joined in a
 // union-find, so VMs are grouped transitively (A shares a uuid with B, B a
-// MAC with C: one group). One finding per group.
+// MAC with C: one group). One finding per group. A scoped run walks the
+// groups of the scope instead (duplicateIdentityScoped).
 func runDuplicateIdentity(c *Context) {
-	vms := c.Index.Estate.VMs
+	if c.Scoped() {
+		duplicateIdentityScoped(c)
+		return
+	}
+	vms := c.VMs()
 	vals := identityValues(vms)
 	parent := make([]int32, len(vms))
 	for i := range parent {
@@ -115,33 +126,93 @@ func runDuplicateIdentity(c *Context) {
 		}
 	}
 	for r, group := range members {
-		sort.Slice(group, func(i, j int) bool { return group[i].Name < group[j].Name })
-		subject := group[0]
-		related := make([]string, 0, len(group)-1)
-		names := make([]string, 0, len(group)-1)
-		for _, vm := range group[1:] {
-			related = append(related, VMRef(vm.Name))
-			names = append(names, vm.Name)
+		emitIdentityGroup(c, group, values[r])
+	}
+}
+
+// duplicateIdentityScoped is VG201 on a scope: the groups that a changed VM
+// belongs to, or belonged to before the change. They are found through the
+// index from the holders of the identity values of every version in scope
+// (not only from the VMs in scope: a VM that leaves a group of three leaves
+// a group of two behind, reachable only through the values it held), then
+// followed transitively through every value two or more VMs share, in the
+// index's current state. Each group is then the group of the full run, with
+// the same finding.
+func duplicateIdentityScoped(c *Context) {
+	x := c.Index
+	seen := map[*estate.VM]bool{}
+	walked := map[estate.IdentityKey]bool{}
+	for _, v := range c.Scope().Versions {
+		for _, k := range estate.IdentityKeys(v) {
+			for _, start := range x.SharingIdentity(k) {
+				if seen[start] {
+					continue
+				}
+				if group, values := identityGroup(x, start, seen, walked); len(group) > 1 {
+					emitIdentityGroup(c, group, values)
+				}
+			}
 		}
-		ev := map[string]any{"vms": len(group)}
-		var kinds []string
-		for kind, vs := range values[r] {
-			if len(vs) == 0 {
+	}
+}
+
+// identityGroup walks from start through every identity value that two or
+// more VMs hold, to the whole group of start, and the values its members
+// share. seen and walked mark the VMs and values met, across groups.
+func identityGroup(x *estate.Index, start *estate.VM, seen map[*estate.VM]bool, walked map[estate.IdentityKey]bool) ([]*estate.VM, *[idKinds][]string) {
+	seen[start] = true
+	group := []*estate.VM{start}
+	var values [idKinds][]string
+	for i := 0; i < len(group); i++ {
+		for _, key := range estate.IdentityKeys(group[i]) {
+			holders := x.SharingIdentity(key)
+			if len(holders) < 2 || walked[key] {
 				continue
 			}
-			sort.Strings(vs)
-			ev[idEvidenceKeys[kind]] = capList(vs)
-			kinds = append(kinds, idKindWords[kind])
+			walked[key] = true
+			values[key.Kind] = append(values[key.Kind], key.Value)
+			for _, h := range holders {
+				if !seen[h] {
+					seen[h] = true
+					group = append(group, h)
+				}
+			}
 		}
-		c.Emit(Finding{
-			Subject: VMRef(subject.Name),
-			Related: related,
-			Pos:     subject.Pos,
-			Message: fmt.Sprintf("VM %s shares its %s with %s; give each copy its own identity.",
-				subject.Name, joinAnd(kinds), listNames(names, "VM", "VMs")),
-			Evidence: ev,
-		})
 	}
+	return group, &values
+}
+
+// emitIdentityGroup makes the finding of one identity group: its members
+// (reordered here) and the values they share, by kind. The first member by
+// name is the subject, so that the finding does not depend on the order in
+// which the group was found.
+func emitIdentityGroup(c *Context, group []*estate.VM, values *[idKinds][]string) {
+	sort.Slice(group, func(i, j int) bool { return group[i].Name < group[j].Name })
+	subject := group[0]
+	related := make([]string, 0, len(group)-1)
+	names := make([]string, 0, len(group)-1)
+	for _, vm := range group[1:] {
+		related = append(related, VMRef(vm.Name))
+		names = append(names, vm.Name)
+	}
+	ev := map[string]any{"vms": len(group)}
+	var kinds []string
+	for kind, vs := range values {
+		if len(vs) == 0 {
+			continue
+		}
+		sort.Strings(vs)
+		ev[idEvidenceKeys[kind]] = capList(vs)
+		kinds = append(kinds, idKindWords[kind])
+	}
+	c.Emit(Finding{
+		Subject: VMRef(subject.Name),
+		Related: related,
+		Pos:     subject.Pos,
+		Message: fmt.Sprintf("VM %s shares its %s with %s; give each copy its own identity.",
+			subject.Name, joinAnd(kinds), listNames(names, "VM", "VMs")),
+		Evidence: ev,
+	})
 }
 
 // idValue is one normalized identity value of one VM.
@@ -254,27 +325,46 @@ func radixSort(keys []uint64) {
 }
 
 // runMultiWriter is VG202: one pass over the VMs' credentials collects the
-// writers of each single-writer datastore.
+// writers of each single-writer datastore; a scoped run asks the index for
+// the credential holders of each datastore in scope instead.
 func runMultiWriter(c *Context) {
 	x := c.Index
 	writers := map[string][]string{}
-	for _, vm := range x.Estate.VMs {
-		for _, cr := range vm.Credentials {
-			if cr.Access != estate.AccessWrite {
+	addWriter := func(vm *estate.VM, cr estate.Credential) {
+		if cr.Access != estate.AccessWrite {
+			return
+		}
+		ds := x.Datastores[cr.Datastore]
+		if ds == nil || ds.Writers != estate.WritersSingle {
+			return
+		}
+		w := writers[ds.Name]
+		if len(w) > 0 && w[len(w)-1] == vm.Name {
+			return // a second write credential of the same VM
+		}
+		writers[ds.Name] = append(w, vm.Name)
+	}
+	if c.Scoped() {
+		for _, ds := range c.Datastores() {
+			if ds.Writers != estate.WritersSingle {
 				continue
 			}
-			ds := x.Datastores[cr.Datastore]
-			if ds == nil || ds.Writers != estate.WritersSingle {
-				continue
+			for _, vm := range x.CredentialHolders(ds.Name) {
+				for _, cr := range vm.Credentials {
+					if cr.Datastore == ds.Name {
+						addWriter(vm, cr)
+					}
+				}
 			}
-			w := writers[ds.Name]
-			if len(w) > 0 && w[len(w)-1] == vm.Name {
-				continue // a second write credential of the same VM
+		}
+	} else {
+		for _, vm := range c.VMs() {
+			for _, cr := range vm.Credentials {
+				addWriter(vm, cr)
 			}
-			writers[ds.Name] = append(w, vm.Name)
 		}
 	}
-	for _, ds := range x.Estate.Datastores {
+	for _, ds := range c.Datastores() {
 		w := writers[ds.Name]
 		if len(w) < 2 {
 			continue
@@ -297,7 +387,9 @@ func runMultiWriter(c *Context) {
 
 // runMasterDrift is VG203. Drift is computed once per distinct pair of
 // (master manifest, VM manifest) paths: a farm of 100k VMs built from a
-// handful of masters costs a handful of comparisons.
+// handful of masters costs a handful of comparisons. A finding depends on
+// its VM alone (and on image manifests, which no change alters), so a scoped
+// run judges the VMs in scope.
 func runMasterDrift(c *Context) {
 	if c.Files == nil {
 		return
@@ -310,7 +402,7 @@ func runMasterDrift(c *Context) {
 	memo := map[[2]string]result{}
 	var errs fileErrors
 	defer errs.report(c)
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range judgedVMs(c) {
 		if vm.Image == nil || vm.Manifest == "" {
 			continue
 		}
@@ -371,7 +463,10 @@ func drift(files SideFiles, errs *fileErrors, im *estate.Image, vm *estate.VM) (
 }
 
 // runBehindMaster is VG204: the newest version of each master name is in
-// the index, so each VM is one lookup.
+// the index, so each VM is one lookup. A finding depends on its VM and on
+// the newest version of its master; a change that adds a newer version puts
+// every VM of that master name in scope, so a scoped run judges the VMs in
+// scope.
 func runBehindMaster(c *Context) {
 	x := c.Index
 	// What a finding says depends only on the image: worked out once per
@@ -382,7 +477,7 @@ func runBehindMaster(c *Context) {
 		related, detail string
 	}
 	memo := map[*estate.Image]*behindImage{}
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range judgedVMs(c) {
 		if vm.Image == nil {
 			continue
 		}
@@ -412,6 +507,24 @@ func runBehindMaster(c *Context) {
 			},
 		})
 	}
+}
+
+// judgedVMs lists the VMs to judge as c.VMs() does, but in a scoped run in
+// no particular order, for the per-VM checks whose findings and errors do
+// not depend on it: the scope of a newer master version holds every VM of
+// that master, tens of thousands on a large estate, and sorting them would
+// cost more than judging them.
+func judgedVMs(c *Context) []*estate.VM {
+	if !c.Scoped() {
+		return c.VMs()
+	}
+	out := make([]*estate.VM, 0, len(c.Scope().VMs))
+	for name := range c.Scope().VMs {
+		if vm := c.Index.VMs[name]; vm != nil {
+			out = append(out, vm)
+		}
+	}
+	return out
 }
 
 // plural writes "1 version" or "3 versions".

@@ -54,6 +54,14 @@ type Scope struct {
 	Datastores     map[string]bool
 	Images         map[estate.ImageRef]bool
 	Networks       map[string]bool
+	// Versions are the VM versions put in scope, for the units a version
+	// reaches only through its own facts: a VM that leaves an identity
+	// group leaves the rest of the group behind, and after the change only
+	// the identity values it held before lead to them (VG201). Kept as VMs,
+	// not as their values: working out the values of the tens of thousands
+	// of VMs that a newer master puts in scope would cost more than judging
+	// the change, and only a check that needs them should pay.
+	Versions []*estate.VM
 }
 
 // NewScope returns an empty scope.
@@ -86,6 +94,7 @@ func (s *Scope) AddVM(x *estate.Index, vm *estate.VM) {
 	if vm.Image != nil {
 		s.Images[*vm.Image] = true
 	}
+	s.Versions = append(s.Versions, vm)
 	for _, svc := range x.ServicesOf(vm.Name) {
 		s.Services[svc.Name] = true
 	}

@@ -18,24 +18,26 @@ func secretChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "An image or VM scan report lists at least one secret.",
 			Remediation: "Remove the secrets from the image (`vguard image sanitize`), rotate them, and have VMs fetch credentials at boot instead of carrying them.",
-			Run:         runSecretInImage,
+			// FactImages: a new image version with a secret is a finding.
+			Reads: FactImage | FactExistence | FactImages,
+			Run:   runSecretInImage,
 		},
 	}
 }
 
 // runSecretInImage is VG105. Images come first: an image that carries a
 // secret passes it to every VM made from it, so the finding names those
-// VMs, found with one pass over the VMs built only when some image has a
-// secret. A VM's own scan report makes a finding of its own.
+// VMs. A VM's own scan report makes a finding of its own. A scoped run
+// judges the images in scope (a finding's VMs are those made from it, which
+// a change alters only for images in scope) and the VMs in scope.
 func runSecretInImage(c *Context) {
 	if c.Files == nil {
 		return
 	}
-	x := c.Index
 	var errs fileErrors
 	defer errs.report(c)
-	var users map[estate.ImageRef][]string
-	for _, im := range x.Estate.Images {
+	users := imageUsers(c)
+	for _, im := range c.Images() {
 		if im.Scan == "" {
 			continue
 		}
@@ -47,10 +49,7 @@ func runSecretInImage(c *Context) {
 		if len(r.Secrets) == 0 {
 			continue
 		}
-		if users == nil {
-			users = imageUsers(x)
-		}
-		related := users[im.Ref()]
+		related := users(im.Ref())
 		c.Emit(Finding{
 			Subject: ImageRef(im.Ref()),
 			Related: related,
@@ -60,7 +59,7 @@ func runSecretInImage(c *Context) {
 			Evidence: secretEvidence(r),
 		})
 	}
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range judgedVMs(c) {
 		if vm.Scan == "" {
 			continue
 		}
@@ -82,15 +81,33 @@ func runSecretInImage(c *Context) {
 	}
 }
 
-// imageUsers maps each image to the refs of the VMs that run it.
-func imageUsers(x *estate.Index) map[estate.ImageRef][]string {
-	users := map[estate.ImageRef][]string{}
-	for _, vm := range x.Estate.VMs {
-		if vm.Image != nil {
-			users[*vm.Image] = append(users[*vm.Image], VMRef(vm.Name))
+// imageUsers returns a function giving the refs of the VMs made from an
+// image. A scoped run asks the index for the few images in scope; a full run
+// maps every image in one pass over the VMs, made only when first asked, as
+// most estates have no image with a secret.
+func imageUsers(c *Context) func(estate.ImageRef) []string {
+	if c.Scoped() {
+		return func(r estate.ImageRef) []string {
+			vms := c.Index.VMsOfImage(r)
+			out := make([]string, len(vms))
+			for i, vm := range vms {
+				out[i] = VMRef(vm.Name)
+			}
+			return out
 		}
 	}
-	return users
+	var users map[estate.ImageRef][]string
+	return func(r estate.ImageRef) []string {
+		if users == nil {
+			users = map[estate.ImageRef][]string{}
+			for _, vm := range c.Index.AllVMs() {
+				if vm.Image != nil {
+					users[*vm.Image] = append(users[*vm.Image], VMRef(vm.Name))
+				}
+			}
+		}
+		return users[r]
+	}
 }
 
 // secretEvidence gives the count, the rules and the files of a report's

@@ -1,6 +1,8 @@
 package check
 
 import (
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -91,9 +93,12 @@ func driftOf(files SideFiles, basePath, otherPath string) (*manifest.Drift, erro
 
 // fileErrors gathers a check run's errors reading side files, one per file:
 // a broken manifest shared by 100k VMs is one problem, reported once with
-// the first object that refers to it and how many more of its kind do.
+// one object that refers to it and how many more of its kind do. The object
+// named is the first by kind (images before VMs) and name, and files come
+// in path order, so that the errors do not depend on the order in which
+// objects are judged: an updatable index lists VMs in no fixed order, and a
+// scoped run judges its VMs in any.
 type fileErrors struct {
-	order  []string
 	byPath map[string]*fileError
 }
 
@@ -101,43 +106,57 @@ type fileError struct {
 	what       string // "manifest" or "scan report"
 	kind, name string // "vm", "web-1" or "image", "web-master@3"
 	pos        estate.Pos
-	others     int
+	refs       [2]int          // objects of each kind (kindRank) that met the error
+	seen       map[string]bool // those objects, as kind/name
 	err        error
 }
 
-// add records that the object kind/name (defined at pos) could not use the
-// side file at path; err may be nil for a repeat.
-func (fe *fileErrors) add(path, what, kind, name string, pos estate.Pos, err error) {
-	if fe.byPath == nil {
-		fe.byPath = map[string]*fileError{}
+// kindRank orders the kinds of objects that refer to side files.
+func kindRank(kind string) int {
+	if kind == "image" {
+		return 0
 	}
-	if e := fe.byPath[path]; e != nil {
-		if e.kind == kind && e.name != name {
-			e.others++
-		}
-		return
-	}
-	if err == nil {
-		return
-	}
-	fe.byPath[path] = &fileError{what: what, kind: kind, name: name, pos: pos, err: err}
-	fe.order = append(fe.order, path)
+	return 1
 }
 
-// report records the errors on c, in the order they were met, as
+// add records that the object kind/name (defined at pos) could not use the
+// side file at path; err may be nil for a repeat, once the file's error is
+// known. An object may meet one file's error more than once (an image's
+// manifest, compared with several VM manifests): it counts once.
+func (fe *fileErrors) add(path, what, kind, name string, pos estate.Pos, err error) {
+	e := fe.byPath[path]
+	switch {
+	case e == nil && err == nil:
+		return
+	case e == nil:
+		if fe.byPath == nil {
+			fe.byPath = map[string]*fileError{}
+		}
+		e = &fileError{what: what, kind: kind, name: name, pos: pos, seen: map[string]bool{}, err: err}
+		fe.byPath[path] = e
+	case kindRank(kind) < kindRank(e.kind) || kind == e.kind && name < e.name:
+		e.kind, e.name, e.pos = kind, name, pos
+	}
+	if ref := kind + "/" + name; !e.seen[ref] {
+		e.seen[ref] = true
+		e.refs[kindRank(kind)]++
+	}
+}
+
+// report records the errors on c, by path, as
 // "estate.yaml:12: vm web-1 (and 3 more VMs): manifest: m/w.json:4: ...".
 func (fe *fileErrors) report(c *Context) {
 	words := map[string][2]string{"vm": {"VM", "VMs"}, "image": {"image", "images"}}
-	for _, path := range fe.order {
+	for _, path := range slices.Sorted(maps.Keys(fe.byPath)) {
 		e := fe.byPath[path]
 		where := ""
 		if p := e.pos.String(); p != "" {
 			where = p + ": "
 		}
 		also := ""
-		if e.others > 0 {
+		if others := e.refs[kindRank(e.kind)] - 1; others > 0 {
 			w := words[e.kind]
-			also = " (and " + plural(e.others, "more "+w[0], "more "+w[1]) + ")"
+			also = " (and " + plural(others, "more "+w[0], "more "+w[1]) + ")"
 		}
 		c.Errorf("%s%s %s%s: %s: %v", where, e.kind, e.name, also, e.what, e.err)
 	}
