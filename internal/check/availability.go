@@ -17,6 +17,7 @@ func availabilityChecks() []*Check {
 			Pillar: Availability, Severity: estate.SevHigh,
 			Description: "The loss of one failure unit (per the service's spread) leaves a service with no running member.",
 			Remediation: "Spread the service's members over more failure units so that no single hypervisor (or failure domain) holds all of them.",
+			Reads:       FactPlacement | FactProfile | FactExistence,
 			Run:         runSinglePointOfFailure,
 		},
 		{
@@ -24,6 +25,7 @@ func availabilityChecks() []*Check {
 			Pillar: Availability, Severity: estate.SevHigh,
 			Description: "The loss of one failure unit leaves a service with fewer than minAvailable but more than zero members.",
 			Remediation: "Move members so that no failure unit holds more than (members - minAvailable) of them, or add members on other units.",
+			Reads:       FactPlacement | FactProfile | FactExistence,
 			Run:         runFailureDegrades,
 		},
 		{
@@ -31,6 +33,7 @@ func availabilityChecks() []*Check {
 			Pillar: Availability, Severity: estate.SevMedium,
 			Description: "A cluster cannot take the VMs of its largest hypervisor on its remaining hypervisors (with overcommit).",
 			Remediation: "Add capacity to the cluster, move VMs to another cluster, or shrink their reservations so that the remaining hypervisors can restart them.",
+			Reads:       FactPlacement | FactResources | FactExistence,
 			Run:         runNoFailoverCapacity,
 		},
 		{
@@ -38,6 +41,7 @@ func availabilityChecks() []*Check {
 			Pillar: Availability, Severity: estate.SevMedium,
 			Description: "Under resourceLimits: shared, a VM with resources.limited: false shares a hypervisor with another owner's VM (under always: every VM with limited: false).",
 			Remediation: "Cap the VM's CPU and memory on the hypervisor (shares, limits or reservations) so that it cannot starve its neighbours.",
+			Reads:       FactPlacement | FactResources | FactProfile | FactExistence,
 			Run:         runUnlimitedResources,
 		},
 	}
@@ -98,12 +102,16 @@ func (l unitLoss) emit(c *Context, sev estate.Severity, msg string) {
 	})
 }
 
-// serviceLosses calls fn once for each (service, failure unit holding at
-// least one of its members), in estate and first-seen order. A service
-// without members has no unit to lose and is skipped. The cost is linear in
-// the members of all services.
-func serviceLosses(x *estate.Index, fn func(unitLoss)) {
-	for _, s := range x.Estate.Services {
+// serviceLosses calls fn once for each (service to judge, failure unit
+// holding at least one of its members), in first-seen order. A service
+// without members has no unit to lose and is skipped. A finding depends only
+// on the service's members and their units, so a scoped run judges the
+// services in scope (VG301, VG302 and the reads they declare: placement,
+// and the profile and existence that decide membership). The cost is linear
+// in the members of the services judged.
+func serviceLosses(c *Context, fn func(unitLoss)) {
+	x := c.Index
+	for _, s := range c.Services() {
 		members := x.Members[s.Name]
 		if len(members) == 0 {
 			continue
@@ -127,7 +135,7 @@ func serviceLosses(x *estate.Index, fn func(unitLoss)) {
 // loss leaves the service without a member. This holds whatever minAvailable
 // says: a service that is down is down.
 func runSinglePointOfFailure(c *Context) {
-	serviceLosses(c.Index, func(l unitLoss) {
+	serviceLosses(c, func(l unitLoss) {
 		if l.left() > 0 {
 			return
 		}
@@ -147,7 +155,7 @@ func runSinglePointOfFailure(c *Context) {
 // runFailureDegrades is VG302: one finding per (service, unit) whose loss
 // leaves some members, but fewer than minAvailable.
 func runFailureDegrades(c *Context) {
-	serviceLosses(c.Index, func(l unitLoss) {
+	serviceLosses(c, func(l unitLoss) {
 		left := l.left()
 		if left == 0 || left >= l.service.MinAvailable {
 			return
@@ -193,12 +201,25 @@ type clusterLoad struct {
 	hvVMs               []int // VMs per hypervisor, parallel to hvs
 }
 
-// clusterLoads computes the load of every cluster, sorted by name, in time
-// linear in hypervisors and VMs.
-func clusterLoads(x *estate.Index) []*clusterLoad {
-	names := make([]string, 0, len(x.Clusters))
-	for n := range x.Clusters {
-		names = append(names, n)
+// clusterLoads computes the load of every cluster to judge, sorted by name,
+// in time linear in their hypervisors and VMs: every cluster, or in a scoped
+// run the clusters in scope (a finding depends only on the cluster's
+// hypervisors and the VMs on them). The VMs are found through VMsOn, which
+// follows changes, never through the estate's list.
+func clusterLoads(c *Context) []*clusterLoad {
+	x := c.Index
+	var names []string
+	if c.Scoped() {
+		for n := range c.Scope().Clusters {
+			if x.Clusters[n] != nil {
+				names = append(names, n)
+			}
+		}
+	} else {
+		names = make([]string, 0, len(x.Clusters))
+		for n := range x.Clusters {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	out := make([]*clusterLoad, 0, len(names))
@@ -259,7 +280,7 @@ func pressure(demand int64, allow float64) float64 {
 // A cluster with a hypervisor of unknown capacity is not judged.
 func runNoFailoverCapacity(c *Context) {
 	oc := c.Policy.Overcommit
-	for _, cl := range clusterLoads(c.Index) {
+	for _, cl := range clusterLoads(c) {
 		if !cl.known || cl.vms == 0 {
 			continue
 		}
@@ -355,14 +376,16 @@ func runNoFailoverCapacity(c *Context) {
 // VM without resources, or without limited, is unknown. Under shared, a VM
 // of unknown owner is not judged, and VMs of unknown owner count as no
 // other owner: "another owner" needs two known, different owners. Each
-// hypervisor is walked once, keeping its set of owners.
+// hypervisor is walked once, keeping its set of owners. A VM's finding
+// depends on its co-residents, so a scoped run judges every VM of each
+// hypervisor in scope.
 func runUnlimitedResources(c *Context) {
 	mode := c.Policy.ResourceLimits
 	if mode == estate.LimitsNever {
 		return
 	}
 	x := c.Index
-	for _, h := range x.Estate.Hypervisors {
+	for _, h := range hypervisorsJudged(c) {
 		vms := x.VMsOn[h.Name]
 		var owners []string // distinct known owners on h, sorted; used under shared
 		if mode != estate.LimitsAlways {
@@ -414,6 +437,22 @@ func otherOwners(owners []string, own string, n int) []string {
 			if len(out) == n {
 				break
 			}
+		}
+	}
+	return out
+}
+
+// hypervisorsJudged returns the hypervisors to judge, in no particular
+// order: every hypervisor, or those in scope looked up by name rather than
+// by a pass over every hypervisor.
+func hypervisorsJudged(c *Context) []*estate.Hypervisor {
+	if !c.Scoped() {
+		return c.Index.Estate.Hypervisors
+	}
+	out := make([]*estate.Hypervisor, 0, len(c.Scope().Hypervisors))
+	for name := range c.Scope().Hypervisors {
+		if h := c.Index.Hypervisors[name]; h != nil {
+			out = append(out, h)
 		}
 	}
 	return out

@@ -223,6 +223,99 @@ func TestUnlimitedResources(t *testing.T) {
 	avWant(t, b.keys(t, "VG304", p))
 }
 
+// TestScopedAvailability pins down the units the availability, placement
+// and consistency checks judge in the scope of one VM: its services (VG301,
+// VG601 a), its cluster (VG303, VG601 d), every VM of its hypervisor
+// (VG304), the units holding it per separate rule, a failure domain taking in
+// a hypervisor outside the scope's (VG401), the VM itself (VG402) and every
+// separate rule (VG601 b); VG601 (c) is left to full runs. The same kinds of
+// findings outside the scope must not appear.
+func TestScopedAvailability(t *testing.T) {
+	var b avEstate
+	for _, h := range [][3]string{{"hv-a", "c1", "rack-1"}, {"hv-b", "c1", "rack-1"}, {"hv-c", "c2", "rack-2"}, {"hv-d", "c2", "rack-2"}} {
+		b.hv(h[0], h[1], h[2], avCap(8, 16384))
+	}
+	mover := b.vm("mover", "hv-a", "fin", "pay", avRes(4, 30000, avBool(true)))
+	mover.Labels = map[string]string{"pci": "true"}
+	b.vm("neighbour", "hv-a", "hr", "hr", avRes(2, 4096, avBool(false)))
+	sibling := b.vm("sibling", "hv-b", "web", "web", avRes(2, 4096, nil))
+	sibling.Environment, sibling.Labels = estate.EnvTest, map[string]string{"tier": "web"}
+	// Out of scope: the same findings on cluster c2, rack-2 and hv-c.
+	far := b.vm("far", "hv-c", "x", "far", avRes(2, 40000, avBool(false)))
+	far.Environment = estate.EnvTest
+	b.vm("far2", "hv-c", "y", "far", nil).Labels = map[string]string{"pci": "true"}
+	b.service("pay-svc", 5, estate.SpreadHypervisor, "mover")
+	b.service("far-svc", 5, estate.SpreadHypervisor, "far")
+
+	p := estate.DefaultPolicy()
+	p.Separate = []*estate.SeparateRule{
+		{Name: "pci-racks", Scope: estate.ScopeFailureDomain, Groups: []estate.Selector{
+			{Labels: map[string]string{"pci": "true"}}, {Environment: estate.EnvTest}}},
+		{Name: "owners", Scope: estate.ScopeHypervisor, Groups: []estate.Selector{{Owner: "fin"}, {Owner: "hr"}}},
+		// Five groups that match VMs for four hypervisors (VG601 b); on
+		// hv-a it fires with the same VMs as owners: one finding for both.
+		{Name: "too-many", Scope: estate.ScopeHypervisor, Groups: []estate.Selector{
+			{Owner: "fin"}, {Owner: "hr"}, {Labels: map[string]string{"tier": "web"}}, {Environment: estate.EnvTest}, {}, {App: "ghost"}}},
+	}
+	p.Placement = []*estate.PlacementRule{{Name: "typo", VMs: estate.Selector{Owner: "fin"},
+		Hypervisors: estate.HypervisorSelector{Labels: map[string]string{"gpu": "true"}}, Rule: estate.RuleMust}}
+
+	ids := []string{"VG301", "VG302", "VG303", "VG304", "VG401", "VG402", "VG601"}
+	lines := func(fs []Finding) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, strings.Join(append([]string{f.Check, f.Subject}, f.Related...), " "))
+		}
+		slices.Sort(out)
+		return out
+	}
+	x := estate.NewIndex(&b.e)
+	full := lines(Evaluate(x, p, Options{Only: ids}).Findings)
+	x.EnableUpdates()
+	s := NewScope()
+	s.Facts = FactsAll
+	s.AddVM(x, mover)
+	res := Evaluate(x, p, Options{Only: ids, Scope: s})
+	got := lines(res.Findings)
+	want := []string{
+		"VG301 service/pay-svc hypervisor/hv-a",
+		"VG303 cluster/c1 hypervisor/hv-a hypervisor/hv-b",
+		"VG304 vm/neighbour hypervisor/hv-a",
+		"VG401 failureDomain/rack-1 vm/mover vm/sibling",
+		"VG401 hypervisor/hv-a vm/mover vm/neighbour",
+		"VG402 vm/mover hypervisor/hv-a",
+		"VG601 cluster/c1 hypervisor/hv-a hypervisor/hv-b",
+		"VG601 rule/too-many",
+		"VG601 service/pay-svc",
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("scoped findings:\n got  %q\n want %q", got, want)
+	}
+	for _, w := range want {
+		if !slices.Contains(full, w) {
+			t.Errorf("full run lacks %q", w)
+		}
+	}
+	for _, w := range []string{"VG301 service/far-svc hypervisor/hv-c", "VG303 cluster/c2 hypervisor/hv-c hypervisor/hv-d",
+		"VG304 vm/far hypervisor/hv-c", "VG401 failureDomain/rack-2 vm/far vm/far2", "VG601 rule/typo"} {
+		if !slices.Contains(full, w) {
+			t.Errorf("full run lacks %q, which the scope must leave out", w)
+		}
+	}
+	for _, f := range res.Findings {
+		if f.Subject == "hypervisor/hv-a" && f.Check == "VG401" &&
+			(!strings.Contains(f.Message, "rules owners (owner=fin; owner=hr), too-many (owner=fin; owner=hr; {})") ||
+				!slices.Equal(f.Evidence["rules"].([]string), []string{"owners", "too-many"})) {
+			t.Errorf("merged VG401 finding: %s %v", f.Message, f.Evidence)
+		}
+		if f.Subject == "rule/too-many" && !slices.Equal(f.Evidence["groups"].([]string),
+			[]string{"owner=fin", "owner=hr", "labels.tier=web", "environment=test", "{}"}) {
+			t.Errorf("VG601 (b) groups %v", f.Evidence["groups"])
+		}
+	}
+}
+
 // avBigEstate is 100k VMs on 2000 hypervisors in 50 clusters and 200 failure
 // domains, with 10k services, 5 separate and 5 placement rules, for the
 // "well under 100 ms per check" rule. A tenth of the VMs are pci, so VG402

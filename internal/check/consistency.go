@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -15,6 +16,7 @@ func consistencyChecks() []*Check {
 			Pillar: Availability, Severity: estate.SevHigh,
 			Description: "No placement on the current hypervisors can satisfy the policy: a service needs more failure units than exist, a separate rule's groups outnumber the scope units, a placement must-rule matches no hypervisor, or a cluster's demand exceeds its capacity.",
 			Remediation: "Add hypervisors, failure domains or capacity, or relax the policy (minAvailable, separate groups, placement selectors) until some placement can satisfy it.",
+			Reads:       FactPlacement | FactProfile | FactResources | FactExistence,
 			Run:         runUnsatisfiablePolicy,
 		},
 	}
@@ -28,23 +30,36 @@ func consistencyChecks() []*Check {
 // ruleRef is the `kind/name` of a policy rule (separate or placement).
 func ruleRef(name string) string { return "rule/" + name }
 
-// runUnsatisfiablePolicy is VG601. Each part is linear in the estate.
+// runUnsatisfiablePolicy is VG601. Each part is linear in the estate. A
+// scoped run judges (a) the services in scope, (b) every separate rule,
+// through the index's groups rather than the VMs, and (d) the clusters in
+// scope; (c) reads only hypervisors and the policy, which no change alters,
+// so it is left out (its evidence counts the VMs a rule matches, which a
+// change can move, but no change makes such a finding appear or go, nor
+// changes its message).
 func runUnsatisfiablePolicy(c *Context) {
 	x := c.Index
-	hvs := len(x.Estate.Hypervisors)
-	domains := map[string]bool{}
-	for _, h := range x.Estate.Hypervisors {
-		domains[h.FailureDomain] = true
+	hvs, domains := len(x.Estate.Hypervisors), 0
+	if c.Scoped() {
+		domains = x.FailureDomainCount()
+	} else {
+		seen := map[string]bool{}
+		for _, h := range x.Estate.Hypervisors {
+			seen[h.FailureDomain] = true
+		}
+		domains = len(seen)
 	}
 	units := func(failureDomain bool) int {
 		if failureDomain {
-			return len(domains)
+			return domains
 		}
 		return hvs
 	}
 	unsatisfiableServices(c, units)
 	unsatisfiableSeparate(c, units)
-	unsatisfiablePlacement(c)
+	if !c.Scoped() {
+		unsatisfiablePlacement(c)
+	}
 	overloadedClusters(c)
 }
 
@@ -67,7 +82,7 @@ func unitsNeeded(n, need int) int {
 // judged as if it had need + 1, the fewest that could ever survive a loss.
 func unsatisfiableServices(c *Context, units func(bool) int) {
 	x := c.Index
-	for _, s := range x.Estate.Services {
+	for _, s := range c.Services() {
 		need := max(s.MinAvailable, 1)
 		n := max(len(x.Members[s.Name]), need+1)
 		needed := unitsNeeded(n, need)
@@ -105,15 +120,11 @@ func unsatisfiableServices(c *Context, units func(bool) int) {
 // match at least one VM outnumber the scope units; each such group needs a
 // unit of its own.
 func unsatisfiableSeparate(c *Context, units func(bool) int) {
-	x := c.Index
 	for _, r := range c.Policy.Separate {
 		var used []string
 		for g := range r.Groups {
-			for _, vm := range x.Estate.VMs {
-				if r.Groups[g].Matches(vm) {
-					used = append(used, selectorString(&r.Groups[g]))
-					break
-				}
+			if matchesAny(c, &r.Groups[g]) {
+				used = append(used, selectorString(&r.Groups[g]))
 			}
 		}
 		have := units(r.Scope == estate.ScopeFailureDomain)
@@ -161,7 +172,7 @@ func unsatisfiablePlacement(c *Context) {
 			continue
 		}
 		matched := 0
-		for _, vm := range x.Estate.VMs {
+		for _, vm := range x.Candidates(&r.VMs) {
 			if r.VMs.Matches(vm) {
 				matched++
 			}
@@ -204,7 +215,7 @@ func hypervisorSelectorString(s *estate.HypervisorSelector) string {
 // resources count as zero demand.
 func overloadedClusters(c *Context) {
 	oc := c.Policy.Overcommit
-	for _, cl := range clusterLoads(c.Index) {
+	for _, cl := range clusterLoads(c) {
 		if !cl.known || cl.vms == 0 {
 			continue
 		}
@@ -240,4 +251,36 @@ func overloadedClusters(c *Context) {
 			Evidence: ev,
 		})
 	}
+}
+
+// matchesAny reports whether sel matches at least one VM. A scoped run
+// must not pass over every VM, so it looks the selector up in the index: the
+// VMs of its app or owner, else of its rarest label, else it counts the VMs
+// of its environment; the empty selector matches any VM. A full run passes
+// over the VMs (it is linear anyway) and stops at the first match.
+func matchesAny(c *Context, sel *estate.Selector) bool {
+	x := c.Index
+	switch {
+	case sel.App != "" || sel.Owner != "":
+		return slices.ContainsFunc(x.Candidates(sel), sel.Matches)
+	case !c.Scoped():
+		for _, vm := range x.VMs {
+			if sel.Matches(vm) {
+				return true
+			}
+		}
+		return false
+	case len(sel.Labels) > 0:
+		var rarest []*estate.VM
+		first := true
+		for k, v := range sel.Labels {
+			if vms := x.VMsWithLabel(k, v); first || len(vms) < len(rarest) {
+				rarest, first = vms, false
+			}
+		}
+		return slices.ContainsFunc(rarest, sel.Matches)
+	case sel.Environment != 0:
+		return x.VMsInEnvironment(sel.Environment) > 0
+	}
+	return len(x.VMs) > 0
 }

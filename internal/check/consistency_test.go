@@ -81,6 +81,40 @@ func TestUnsatisfiablePolicy(t *testing.T) {
 		"cluster/prod hypervisor/hv-a hypervisor/hv-b hypervisor/hv-c high")
 }
 
+// TestMatchesAny: a scoped run answers VG601 (b)'s "does the group match a
+// VM" from the index's lookups, which must agree with a pass over the VMs
+// and follow VMs that come and go.
+func TestMatchesAny(t *testing.T) {
+	var b avEstate
+	b.hv("hv-a", "", "", nil)
+	card := b.vm("card", "hv-a", "fin", "pay", nil)
+	card.Labels, card.Environment = map[string]string{"pci": "true", "tier": "db"}, estate.EnvStaging
+	b.vm("web", "hv-a", "web", "site", nil).Labels = map[string]string{"tier": "web"}
+	x := estate.NewIndex(&b.e)
+	x.EnableUpdates()
+	full, scoped := &Context{Index: x}, &Context{Index: x, scope: NewScope()}
+	sels := []estate.Selector{
+		{}, {App: "pay"}, {App: "pay", Environment: estate.EnvProd}, {Owner: "web"}, {Owner: "nobody"},
+		{Labels: map[string]string{"pci": "true"}}, {Labels: map[string]string{"pci": "true", "tier": "web"}},
+		{Labels: map[string]string{"pci": "true", "tier": "db"}, Environment: estate.EnvStaging},
+		{Labels: map[string]string{"gpu": "true"}}, {Environment: estate.EnvStaging}, {Environment: estate.EnvDev},
+	}
+	check := func(state string, want []bool) {
+		t.Helper()
+		for i := range sels {
+			f, s := matchesAny(full, &sels[i]), matchesAny(scoped, &sels[i])
+			if f != want[i] || s != want[i] {
+				t.Errorf("%s: selector %s: full %v, scoped %v, want %v", state, selectorString(&sels[i]), f, s, want[i])
+			}
+		}
+	}
+	check("initial", []bool{true, true, false, true, false, true, false, true, false, true, false})
+	x.RemoveVM(card)
+	check("card removed", []bool{true, false, false, true, false, false, false, false, false, false, false})
+	x.AddVM(card)
+	check("card back", []bool{true, true, false, true, false, true, false, true, false, true, false})
+}
+
 // TestPlacementChecksScale guards the availability, placement and
 // consistency checks against pairwise work on 100k VMs and 2000 hypervisors.
 // The target is well under 100 ms per check (see BenchmarkPlacementChecks);

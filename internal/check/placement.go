@@ -15,6 +15,7 @@ func placementChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevHigh,
 			Description: "VMs of two different groups of a separate rule share a scope unit (hypervisor or failure domain).",
 			Remediation: "Migrate the VMs of one group to a hypervisor (or failure domain) that holds no VM of the rule's other groups.",
+			Reads:       FactPlacement | FactProfile | FactExistence,
 			Run:         runForbiddenCoresidency,
 		},
 		{
@@ -22,6 +23,7 @@ func placementChecks() []*Check {
 			Pillar: Confidentiality, Severity: estate.SevMedium,
 			Description: "A VM matched by a placement rule runs on a hypervisor the rule does not allow.",
 			Remediation: "Migrate the VM to a hypervisor the placement rule allows, or correct the rule's selectors.",
+			Reads:       FactPlacement | FactProfile | FactExistence,
 			Run:         runPlacementRule,
 		},
 	}
@@ -72,26 +74,57 @@ func scopeOf(x *estate.Index, vm *estate.VM, scope estate.Scope) string {
 // two groups of a separate rule have distinct VMs. A VM matched by two groups
 // conflicts with itself only, which is not co-residency: a unit holding just
 // that VM does not fire. The cost is rules x groups x VMs, no pairs.
+//
+// Two rules can fire on one unit with the same VMs: they then give one
+// finding naming both, so that the finding's key (check, unit, VMs) stays
+// unique and a change's introduced and resolved findings are told apart.
+//
+// A finding depends only on the VMs of its unit, so a scoped run judges, per
+// rule, the units in scope: the VMs of each hypervisor in scope, or of each
+// hypervisor of a failure domain in scope.
 func runForbiddenCoresidency(c *Context) {
 	x := c.Index
+	if len(c.Policy.Separate) == 0 {
+		return
+	}
+	var co coresidencies
+	var all []*estate.VM
+	if !c.Scoped() {
+		all = x.AllVMs()
+	}
 	for _, r := range c.Policy.Separate {
 		// byUnit[u][g] lists the VMs of group g in unit u.
 		byUnit := map[string][][]string{}
 		var order []string
-		for g := range r.Groups {
-			sel := &r.Groups[g]
-			for _, vm := range x.Estate.VMs {
-				if !sel.Matches(vm) {
-					continue
+		add := func(vms []*estate.VM) {
+			for _, vm := range vms {
+				for g := range r.Groups {
+					if !r.Groups[g].Matches(vm) {
+						continue
+					}
+					u := scopeOf(x, vm, r.Scope)
+					groups := byUnit[u]
+					if groups == nil {
+						groups = make([][]string, len(r.Groups))
+						byUnit[u] = groups
+						order = append(order, u)
+					}
+					groups[g] = append(groups[g], vm.Name)
 				}
-				u := scopeOf(x, vm, r.Scope)
-				groups := byUnit[u]
-				if groups == nil {
-					groups = make([][]string, len(r.Groups))
-					byUnit[u] = groups
-					order = append(order, u)
+			}
+		}
+		switch {
+		case !c.Scoped():
+			add(all)
+		case r.Scope == estate.ScopeFailureDomain:
+			for fd := range c.Scope().FailureDomains {
+				for _, h := range x.HypervisorsInDomain(fd) {
+					add(x.VMsOn[h.Name])
 				}
-				groups[g] = append(groups[g], vm.Name)
+			}
+		default:
+			for h := range c.Scope().Hypervisors {
+				add(x.VMsOn[h])
 			}
 		}
 		for _, u := range order {
@@ -109,22 +142,71 @@ func runForbiddenCoresidency(c *Context) {
 					related = append(related, VMRef(name))
 				}
 			}
-			subject, where := HypervisorRef(u), "hypervisor "+u
-			var pos estate.Pos
-			if r.Scope == estate.ScopeFailureDomain {
-				subject, where = FailureDomainRef(u), "failure domain "+u
-			} else if h := x.Hypervisors[u]; h != nil {
-				pos = h.Pos
-			}
-			c.Emit(Finding{
-				Subject: subject,
-				Related: related,
-				Pos:     pos,
-				Message: fmt.Sprintf("%s holds VMs of %d groups that separate rule %s keeps apart (%s); migrate one group's VMs elsewhere.",
-					capitalize(where), len(involved), r.Name, strings.Join(involved, "; ")),
-				Evidence: map[string]any{"rule": r.Name, "scope": r.Scope.String(), "groups": involved},
-			})
+			co.add(r, u, related, involved)
 		}
+	}
+	co.emit(c)
+}
+
+// coresidencies gathers VG401's findings, merging those of several rules
+// with the same key.
+type coresidencies struct {
+	byKey map[string]*coresidency
+	order []*coresidency
+}
+
+type coresidency struct {
+	scope    estate.Scope
+	unit     string
+	related  []string // sorted
+	rules    []string
+	involved [][]string // per rule, the groups present
+}
+
+func (cs *coresidencies) add(r *estate.SeparateRule, unit string, related, involved []string) {
+	related = sortedUnique(related, "")
+	key := r.Scope.String() + "|" + unit + "|" + strings.Join(related, ",")
+	f := cs.byKey[key]
+	if f == nil {
+		if cs.byKey == nil {
+			cs.byKey = map[string]*coresidency{}
+		}
+		f = &coresidency{scope: r.Scope, unit: unit, related: related}
+		cs.byKey[key] = f
+		cs.order = append(cs.order, f)
+	}
+	f.rules = append(f.rules, r.Name)
+	f.involved = append(f.involved, involved)
+}
+
+func (cs *coresidencies) emit(c *Context) {
+	for _, f := range cs.order {
+		u := f.unit
+		subject, where := HypervisorRef(u), "hypervisor "+u
+		var pos estate.Pos
+		if f.scope == estate.ScopeFailureDomain {
+			subject, where = FailureDomainRef(u), "failure domain "+u
+		} else if h := c.Index.Hypervisors[u]; h != nil {
+			pos = h.Pos
+		}
+		ev := map[string]any{"rule": f.rules[0], "scope": f.scope.String(), "groups": f.involved[0]}
+		msg := fmt.Sprintf("%s holds VMs of %d groups that separate rule %s keeps apart (%s); migrate one group's VMs elsewhere.",
+			capitalize(where), len(f.involved[0]), f.rules[0], strings.Join(f.involved[0], "; "))
+		if len(f.rules) > 1 {
+			var parts, groups []string
+			for i, name := range f.rules {
+				parts = append(parts, fmt.Sprintf("%s (%s)", name, strings.Join(f.involved[i], "; ")))
+				for _, g := range f.involved[i] {
+					if !slices.Contains(groups, g) {
+						groups = append(groups, g)
+					}
+				}
+			}
+			ev["rules"], ev["groups"] = f.rules, groups
+			msg = fmt.Sprintf("%s holds VMs of groups that separate rules %s keep apart; migrate one group's VMs elsewhere.",
+				capitalize(where), strings.Join(parts, ", "))
+		}
+		c.Emit(Finding{Subject: subject, Related: f.related, Pos: pos, Message: msg, Evidence: ev})
 	}
 }
 
@@ -162,7 +244,8 @@ func capitalize(s string) string {
 // rule's hypervisor selector does not match, or by a mustNot rule on one it
 // matches. A VM that breaks several rules gets one finding naming them all,
 // so that the finding's key (check, vm, hypervisor) stays unique. Each
-// rule's verdict on a hypervisor is computed once.
+// rule's verdict on a hypervisor is computed once. A finding depends only on
+// its VM, so a scoped run judges the VMs in scope.
 func runPlacementRule(c *Context) {
 	x := c.Index
 	rules := c.Policy.Placement
@@ -174,7 +257,7 @@ func runPlacementRule(c *Context) {
 		verdict[i] = map[string]bool{}
 	}
 	var broken []string
-	for _, vm := range x.Estate.VMs {
+	for _, vm := range c.VMs() {
 		h := x.Hypervisors[vm.Hypervisor]
 		if h == nil {
 			continue // unknown hypervisor: nothing to judge

@@ -20,10 +20,16 @@ type updates struct {
 
 	imagesByName map[string][]*Image
 	hvByNetwork  map[string][]*Hypervisor // by management or migration network
+	hvByDomain   map[string][]*Hypervisor // by failure domain
 
 	byImage     lazyLookup[ImageRef]
 	byDatastore lazyLookup[string] // VMs holding a credential for it, once each
 	byIdentity  lazyLookup[IdentityKey]
+	// By label and by environment, for selectors that name neither an app
+	// nor an owner (VG601 asks whether a group matches any VM). An
+	// environment holds most VMs, so it is counted rather than listed.
+	byLabel lazyLookup[Label]
+	byEnv   lazyCount[Environment]
 }
 
 // lazyLookup is a map from a key to the VMs that have it, built from the
@@ -62,6 +68,37 @@ func (l *lazyLookup[K]) remove(vm *VM) {
 	}
 }
 
+// lazyCount counts the VMs of each key, built on first use like lazyLookup.
+type lazyCount[K comparable] struct {
+	once sync.Once
+	m    map[K]int
+	key  func(vm *VM) K
+}
+
+func (l *lazyCount[K]) get(x *Index) map[K]int {
+	l.once.Do(func() {
+		l.m = map[K]int{}
+		for _, vm := range x.VMs {
+			l.m[l.key(vm)]++
+		}
+	})
+	return l.m
+}
+
+func (l *lazyCount[K]) add(vm *VM, d int) {
+	if l.m == nil {
+		return
+	}
+	k := l.key(vm)
+	l.m[k] += d
+	if l.m[k] == 0 {
+		delete(l.m, k)
+	}
+}
+
+// Label is one label of a VM.
+type Label struct{ Key, Value string }
+
 // IdentityKey is one normalized identity value of a kind.
 type IdentityKey struct {
 	Kind  IdentityKind
@@ -83,6 +120,7 @@ func (x *Index) EnableUpdates() {
 		selSvcByOwner: map[string][]*Service{},
 		imagesByName:  map[string][]*Image{},
 		hvByNetwork:   map[string][]*Hypervisor{},
+		hvByDomain:    map[string][]*Hypervisor{},
 	}
 	u.byImage.keys = func(vm *VM) []ImageRef {
 		if vm.Image == nil {
@@ -100,6 +138,14 @@ func (x *Index) EnableUpdates() {
 		return out
 	}
 	u.byIdentity.keys = identityKeys
+	u.byLabel.keys = func(vm *VM) []Label {
+		out := make([]Label, 0, len(vm.Labels))
+		for k, v := range vm.Labels {
+			out = append(out, Label{k, v})
+		}
+		return out
+	}
+	u.byEnv.key = func(vm *VM) Environment { return vm.Environment }
 	x.upd = u
 	for _, s := range x.Estate.Services {
 		switch sel := s.Selector; {
@@ -121,6 +167,7 @@ func (x *Index) EnableUpdates() {
 		u.imagesByName[im.Name] = append(u.imagesByName[im.Name], im)
 	}
 	for _, h := range x.Estate.Hypervisors {
+		u.hvByDomain[h.FailureDomain] = append(u.hvByDomain[h.FailureDomain], h)
 		for _, n := range []string{h.ManagementNetwork, h.MigrationNetwork} {
 			if n != "" && !slices.Contains(u.hvByNetwork[n], h) {
 				u.hvByNetwork[n] = append(u.hvByNetwork[n], h)
@@ -176,6 +223,16 @@ func (x *Index) SharingIdentity(k IdentityKey) []*VM {
 	return x.mustUpdates().byIdentity.get(x)[k]
 }
 
+// VMsWithLabel lists the VMs that carry the label key=value.
+func (x *Index) VMsWithLabel(key, value string) []*VM {
+	return x.mustUpdates().byLabel.get(x)[Label{key, value}]
+}
+
+// VMsInEnvironment counts the VMs of an environment.
+func (x *Index) VMsInEnvironment(env Environment) int {
+	return x.mustUpdates().byEnv.get(x)[env]
+}
+
 // IdentityKeys lists vm's distinct identity values.
 func IdentityKeys(vm *VM) []IdentityKey { return identityKeys(vm) }
 
@@ -196,6 +253,15 @@ func (x *Index) HypervisorsUsingNetwork(network string) []*Hypervisor {
 	return x.mustUpdates().hvByNetwork[network]
 }
 
+// HypervisorsInDomain lists the hypervisors of a failure domain.
+func (x *Index) HypervisorsInDomain(fd string) []*Hypervisor {
+	return x.mustUpdates().hvByDomain[fd]
+}
+
+// FailureDomainCount counts the distinct failure domains of the
+// hypervisors.
+func (x *Index) FailureDomainCount() int { return len(x.mustUpdates().hvByDomain) }
+
 // AddVM adds a VM, whose name must be new, to every lookup. The VM's
 // references must resolve.
 func (x *Index) AddVM(vm *VM) {
@@ -212,6 +278,8 @@ func (x *Index) AddVM(vm *VM) {
 	u.byImage.add(vm)
 	u.byDatastore.add(vm)
 	u.byIdentity.add(vm)
+	u.byLabel.add(vm)
+	u.byEnv.add(vm, 1)
 	for _, s := range x.servicesTaking(vm) {
 		m := x.Members[s.Name]
 		i := sort.Search(len(m), func(i int) bool { return m[i].Name >= vm.Name })
@@ -256,6 +324,8 @@ func (x *Index) RemoveVM(vm *VM) {
 	u.byImage.remove(vm)
 	u.byDatastore.remove(vm)
 	u.byIdentity.remove(vm)
+	u.byLabel.remove(vm)
+	u.byEnv.add(vm, -1)
 	for _, s := range x.servicesTaking(vm) {
 		x.Members[s.Name] = slices.DeleteFunc(x.Members[s.Name], func(o *VM) bool { return o == vm })
 	}
