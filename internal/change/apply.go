@@ -163,11 +163,11 @@ func (ap *applier) op(op *Operation) {
 			return n.Network == op.Network && (op.MAC == "" || n.MAC == op.MAC)
 		})
 		if len(nv.NICs) == len(vm.NICs) {
-			what := "a NIC"
+			what := "no NIC"
 			if op.MAC != "" {
-				what = "a NIC with MAC " + op.MAC
+				what = "no NIC with MAC " + op.MAC
 			}
-			ap.errorf(op, "network", "vm %q has no %s on network %q", op.VM, what, op.Network)
+			ap.errorf(op, "network", "vm %q has %s on network %q", op.VM, what, op.Network)
 			return
 		}
 		ap.replace(vm, nv)
@@ -355,7 +355,14 @@ func (ap *applier) resolve(op *Operation, field string, paths ...*string) {
 // validVM checks a VM an operation produces against the index.
 func (ap *applier) validVM(op *Operation, vm *estate.VM) bool {
 	before := len(ap.errs)
-	load.CheckVM(vm, op.path(), indexNames{ap.x}, func(_ estate.Pos, path, msg string) {
+	prefix := op.path()
+	switch {
+	case op.Spec != nil:
+		prefix += ".spec"
+	case op.Set != nil:
+		prefix += ".set"
+	}
+	load.CheckVM(vm, prefix, indexNames{ap.x}, func(_ estate.Pos, path, msg string) {
 		ap.errs = append(ap.errs, &syntax.Error{File: ap.c.File, Line: op.Line, Path: path, Msg: msg})
 	})
 	return len(ap.errs) == before

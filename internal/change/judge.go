@@ -150,6 +150,9 @@ func (j *Judge) scopeOf(a *applied) *check.Scope {
 			s.AddVM(j.x, v)
 		}
 	}
+	for _, im := range a.images {
+		s.Images[im.Ref()] = true // a new version with a scan report of secrets
+	}
 	for _, name := range a.masters {
 		for ref := range j.x.Images {
 			if ref.Name != name {
@@ -183,16 +186,17 @@ func (j *Judge) changeFindings(a *applied) []check.Finding {
 		}
 		if op := a.unsanitized[name]; op != nil {
 			f := check.MakeFinding("VG502", j.p, check.Finding{
-				Subject: check.VMRef(name),
-				Related: []string{check.VMRef(op.VM)},
-				Pos:     op.Pos,
-				Message: fmt.Sprintf("Clone %s of %s is made without sanitize: it copies the source's identity and credentials.", name, op.VM),
+				Subject:  check.VMRef(name),
+				Related:  []string{check.VMRef(op.VM)},
+				Pos:      op.Pos,
+				Message:  fmt.Sprintf("Clone %s of %s is made without sanitize: it copies the source's identity and credentials.", name, op.VM),
 				Evidence: map[string]any{"source": op.VM, "operation": op.Index},
 			})
 			out = append(out, f)
 		}
 	}
-	return out
+	// A policy may disable the change-only checks like any other.
+	return slices.DeleteFunc(out, func(f check.Finding) bool { return j.p.Disabled(f.Check) })
 }
 
 // crossZone is VG501 for one VM: each network of vm in a zone that was

@@ -95,7 +95,7 @@ func randomChange(t testing.TB, r *rand.Rand, e *estate.Estate, serial int) *Cha
 			}
 			m := masters[r.IntN(len(masters))]
 			op.Op, op.VM = OpAddImage, ""
-			op.Spec = node(t, fmt.Sprintf("{name: %s, version: %d, master: true}", m.Name, 1000+serial))
+			op.Spec = node(t, fmt.Sprintf("{name: %s, version: %d, master: true}", m.Name, 1000+10*serial+op.Index))
 		}
 		c.Operations = append(c.Operations, op)
 	}

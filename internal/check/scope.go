@@ -130,7 +130,7 @@ func (c *Context) Hypervisors() []*estate.Hypervisor {
 	if c.scope == nil {
 		return c.Index.Estate.Hypervisors
 	}
-	return pick(c.Index.Estate.Hypervisors, c.scope.Hypervisors, func(h *estate.Hypervisor) string { return h.Name })
+	return pick(c.scope.Hypervisors, c.Index.Hypervisors)
 }
 
 // HypervisorInScope reports whether hypervisor h is judged.
@@ -168,7 +168,7 @@ func (c *Context) Datastores() []*estate.Datastore {
 	if c.scope == nil {
 		return c.Index.Estate.Datastores
 	}
-	return pick(c.Index.Estate.Datastores, c.scope.Datastores, func(d *estate.Datastore) string { return d.Name })
+	return pick(c.scope.Datastores, c.Index.Datastores)
 }
 
 // Images returns the image versions to judge.
@@ -186,14 +186,19 @@ func (c *Context) Images() []*estate.Image {
 	return out
 }
 
-// pick returns the elements of all whose name is in set, in all's order;
-// all is short (hypervisors, datastores), so scanning it is cheap.
-func pick[T any](all []T, set map[string]bool, name func(T) string) []T {
-	var out []T
-	for _, v := range all {
-		if set[name(v)] {
-			out = append(out, v)
+// pick looks up the names of set in byName, skipping unknown ones, sorted
+// by name so that scoped runs are deterministic.
+func pick[T any](set map[string]bool, byName map[string]T) []T {
+	names := make([]string, 0, len(set))
+	for n := range set {
+		if _, ok := byName[n]; ok {
+			names = append(names, n)
 		}
 	}
-	return slices.Clip(out)
+	slices.Sort(names)
+	out := make([]T, len(names))
+	for i, n := range names {
+		out[i] = byName[n]
+	}
+	return out
 }
