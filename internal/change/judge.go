@@ -55,13 +55,14 @@ type Judge struct {
 // incremental judging. An error means the estate itself could not be
 // evaluated (an unreadable side file).
 func NewJudge(x *estate.Index, p *estate.Policy, files check.SideFiles) (*Judge, error) {
-	// The full evaluation runs before updates are enabled: an updatable
-	// index lists all VMs only slowly.
+	// The full evaluation runs on the estate's own lists; the lookups that
+	// judging needs are built on first use, so that a change that needs
+	// none (a migration) does not pay for them.
+	x.EnableUpdates()
 	res := check.Evaluate(x, p, check.Options{Files: files})
 	if len(res.Errors) > 0 {
 		return nil, errors.Join(res.Errors...)
 	}
-	x.EnableUpdates()
 	j := &Judge{x: x, p: p, files: files, before: res.Findings, keys: make(map[string]struct{}, len(res.Findings))}
 	for i := range res.Findings {
 		j.keys[res.Findings[i].Key()] = struct{}{}
@@ -158,8 +159,12 @@ func (j *Judge) scopeOf(a *applied) *check.Scope {
 			if ref.Name != name {
 				continue
 			}
+			// These VMs did not change: only the per-VM checks that read
+			// the image catalogue (VG204) judge them, so their names are
+			// enough, and far cheaper than their units for a master of
+			// tens of thousands of VMs.
 			for _, vm := range j.x.VMsOfImage(ref) {
-				s.AddVM(j.x, vm)
+				s.VMs[vm.Name] = true
 			}
 		}
 	}

@@ -24,12 +24,80 @@ type updates struct {
 
 	byImage     lazyLookup[ImageRef]
 	byDatastore lazyLookup[string] // VMs holding a credential for it, once each
-	byIdentity  lazyLookup[IdentityKey]
+	byIdentity  identityLookup
+	// mutated is set by the first change to the index: until then the
+	// estate's own lists are still true.
+	mutated bool
 	// By label and by environment, for selectors that name neither an app
 	// nor an owner (VG601 asks whether a group matches any VM). An
 	// environment holds most VMs, so it is counted rather than listed.
 	byLabel lazyLookup[Label]
 	byEnv   lazyCount[Environment]
+}
+
+// identityLookup maps identity values to the VMs holding them. Nearly every
+// value has one holder, so the first holder is kept apart from the rest:
+// that saves a slice per value, which made this the costliest lookup.
+type identityLookup struct {
+	once  sync.Once
+	first map[IdentityKey]*VM
+	more  map[IdentityKey][]*VM // holders after the first
+}
+
+func (l *identityLookup) build(x *Index) {
+	l.once.Do(func() {
+		l.first = make(map[IdentityKey]*VM, 5*len(x.VMs))
+		l.more = map[IdentityKey][]*VM{}
+		for _, vm := range x.VMs {
+			l.add(vm)
+		}
+	})
+}
+
+func (l *identityLookup) holders(k IdentityKey) []*VM {
+	f := l.first[k]
+	if f == nil {
+		return nil
+	}
+	return append([]*VM{f}, l.more[k]...)
+}
+
+func (l *identityLookup) add(vm *VM) {
+	if l.first == nil {
+		return
+	}
+	IdentityValues(vm, func(kind IdentityKind, v string) {
+		k := IdentityKey{kind, v}
+		switch f := l.first[k]; {
+		case f == nil:
+			l.first[k] = vm
+		case f != vm && !slices.Contains(l.more[k], vm):
+			l.more[k] = append(l.more[k], vm)
+		}
+	})
+}
+
+func (l *identityLookup) remove(vm *VM) {
+	if l.first == nil {
+		return
+	}
+	IdentityValues(vm, func(kind IdentityKind, v string) {
+		k := IdentityKey{kind, v}
+		if l.first[k] != vm {
+			removeFrom(l.more, k, vm)
+			return
+		}
+		if rest := l.more[k]; len(rest) > 0 {
+			l.first[k] = rest[0]
+			if len(rest) == 1 {
+				delete(l.more, k)
+			} else {
+				l.more[k] = rest[1:]
+			}
+		} else {
+			delete(l.first, k)
+		}
+	})
 }
 
 // lazyLookup is a map from a key to the VMs that have it, built from the
@@ -137,7 +205,6 @@ func (x *Index) EnableUpdates() {
 		}
 		return out
 	}
-	u.byIdentity.keys = identityKeys
 	u.byLabel.keys = func(vm *VM) []Label {
 		out := make([]Label, 0, len(vm.Labels))
 		for k, v := range vm.Labels {
@@ -197,9 +264,10 @@ func (x *Index) mustUpdates() *updates {
 
 // AllVMs lists every VM of the index as it is now. Without EnableUpdates
 // it is the estate's list; with it, a list made from the name index, in no
-// particular order (slow on a large estate: judging code must not need it).
+// particular order (slow on a large estate: judging code must not need it)
+// once the index has been changed.
 func (x *Index) AllVMs() []*VM {
-	if x.upd == nil {
+	if x.upd == nil || !x.upd.mutated {
 		return x.Estate.VMs
 	}
 	out := make([]*VM, 0, len(x.VMs))
@@ -207,6 +275,16 @@ func (x *Index) AllVMs() []*VM {
 		out = append(out, vm)
 	}
 	return out
+}
+
+// Warm builds the lookups over every VM that are otherwise built on first
+// use, so that no judgement pays for them. It only reads the index, and may
+// run concurrently with an evaluation that does not change it.
+func (x *Index) Warm() {
+	u := x.mustUpdates()
+	u.byImage.get(x)
+	u.byDatastore.get(x)
+	u.byIdentity.build(x)
 }
 
 // VMsOfImage lists the VMs made from an image version.
@@ -220,7 +298,9 @@ func (x *Index) CredentialHolders(datastore string) []*VM {
 // SharingIdentity lists the VMs that hold an identity value (vm's own
 // among them, when it holds it).
 func (x *Index) SharingIdentity(k IdentityKey) []*VM {
-	return x.mustUpdates().byIdentity.get(x)[k]
+	u := x.mustUpdates()
+	u.byIdentity.build(x)
+	return u.byIdentity.holders(k)
 }
 
 // VMsWithLabel lists the VMs that carry the label key=value.
@@ -266,6 +346,7 @@ func (x *Index) FailureDomainCount() int { return len(x.mustUpdates().hvByDomain
 // references must resolve.
 func (x *Index) AddVM(vm *VM) {
 	u := x.mustUpdates()
+	u.mutated = true
 	x.VMs[vm.Name] = vm
 	x.VMsOn[vm.Hypervisor] = append(x.VMsOn[vm.Hypervisor], vm)
 	for i, nic := range vm.NICs {
@@ -312,6 +393,7 @@ func (x *Index) servicesTaking(vm *VM) []*Service {
 // RemoveVM removes vm (the very object the index holds) from every lookup.
 func (x *Index) RemoveVM(vm *VM) {
 	u := x.mustUpdates()
+	u.mutated = true
 	delete(x.VMs, vm.Name)
 	removeFrom(x.VMsOn, vm.Hypervisor, vm)
 	for i, nic := range vm.NICs {
