@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -60,12 +59,13 @@ func fixedCompletion(words ...string) func(*cobra.Command, []string, string) ([]
 
 // parseFailOn reads --fail-on; "none" (0) never fails.
 func parseFailOn(cmdPath, s string) (estate.Severity, error) {
+	s = strings.ToLower(s)
 	if s == "none" {
 		return 0, nil
 	}
 	sev, err := estate.ParseSeverity(s)
 	if err != nil {
-		return 0, usagef(cmdPath, "--fail-on: %v", err)
+		return 0, usagef(cmdPath, "--fail-on: %v, or none", err)
 	}
 	return sev, nil
 }
@@ -143,11 +143,11 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, paths []st
 	if err := closeOut(); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
-	return verdictFor(out.Findings, failOn, g.stderr)
+	return verdictFor(out.Findings, failOn)
 }
 
 // verdictFor returns a verdictError when a finding is at or above failOn.
-func verdictFor(fs []check.Finding, failOn estate.Severity, _ io.Writer) error {
+func verdictFor(fs []check.Finding, failOn estate.Severity) error {
 	if failOn == 0 {
 		return nil
 	}

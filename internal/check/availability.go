@@ -276,12 +276,13 @@ func pressure(demand int64, allow float64) float64 {
 // largest one (however "largest" is measured) and also a big but lightly
 // loaded host whose capacity the others depend on; the worst loss is
 // reported. An empty hypervisor is not evaluated: it has no VMs to hand over.
-// A cluster of one hypervisor with VMs cannot fail over at all and fires.
-// A cluster with a hypervisor of unknown capacity is not judged.
+// A cluster of one hypervisor with VMs cannot fail over at all and fires,
+// whatever its capacity. Otherwise, a cluster with a hypervisor of unknown
+// capacity is not judged.
 func runNoFailoverCapacity(c *Context) {
 	oc := c.Policy.Overcommit
 	for _, cl := range clusterLoads(c) {
-		if !cl.known || cl.vms == 0 {
+		if cl.vms == 0 || (!cl.known && len(cl.hvs) > 1) {
 			continue
 		}
 		related := make([]string, len(cl.hvs))

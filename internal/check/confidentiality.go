@@ -208,11 +208,17 @@ func runUnauthorizedDatastore(c *Context) {
 			var why string
 			var ev map[string]any
 			switch {
-			case len(d.AuthorizedApps) > 0:
-				if vm.App == "" || slices.Contains(d.AuthorizedApps, vm.App) {
+			case d.AuthorizedApps != nil:
+				// An allow-list denies what it does not list: a VM of no
+				// known app is not an authorized app (and `authorizedApps:
+				// []` authorizes none).
+				if vm.App != "" && slices.Contains(d.AuthorizedApps, vm.App) {
 					continue
 				}
 				why = fmt.Sprintf("app %s is not in its authorizedApps", vm.App)
+				if vm.App == "" {
+					why = "the VM names no app and the datastore admits only its authorizedApps"
+				}
 				ev = map[string]any{"app": vm.App, "authorizedApps": d.AuthorizedApps}
 			case d.Owner != "" && vm.Owner != "" && d.Owner != vm.Owner:
 				why = fmt.Sprintf("it belongs to %s, not %s", d.Owner, vm.Owner)

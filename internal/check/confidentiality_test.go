@@ -139,6 +139,7 @@ func TestUnauthorizedDatastore(t *testing.T) {
 	}
 	got := run(t, e, nil, "VG104")
 	expect(t, got,
+		"critical vm/noapp [datastore/hr-db]", // an allow-list admits no unnamed app
 		"critical vm/report-1 [datastore/hr-db]",
 		"high vm/report-1 [datastore/wiki]")
 	for _, f := range got {

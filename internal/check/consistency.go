@@ -74,8 +74,8 @@ func unitsNeeded(n, need int) int {
 }
 
 // unsatisfiableServices is VG601 (a). "minAvailable + 1 for spread" made
-// exact: the service must keep at least need = max(minAvailable, 1) members
-// after losing one unit (at least one, since VG301 fires at zero), so it needs
+// exact: the service must keep at least need = minAvailable members after
+// losing one unit (minAvailable 0 asks nothing, so it never fires), so it needs
 // n = max(members, need + 1) members spread over unitsNeeded(n, need) units
 // of its spread, counted over all hypervisors of the estate. With more
 // members than need + 1, fewer units can do; a service with fewer members is
@@ -83,7 +83,10 @@ func unitsNeeded(n, need int) int {
 func unsatisfiableServices(c *Context, units func(bool) int) {
 	x := c.Index
 	for _, s := range c.Services() {
-		need := max(s.MinAvailable, 1)
+		need := s.MinAvailable
+		if need == 0 {
+			continue
+		}
 		n := max(len(x.Members[s.Name]), need+1)
 		needed := unitsNeeded(n, need)
 		fd := s.Spread == estate.SpreadFailureDomain

@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +49,9 @@ func TestCorpus(t *testing.T) {
 			var want corpusWant
 			for _, f := range ar.Files {
 				if f.Name == "want.yaml" {
-					if err := yaml.Unmarshal(f.Data, &want); err != nil {
+					dec := yaml.NewDecoder(bytes.NewReader(f.Data))
+					dec.KnownFields(true) // a typo must not turn into "expect nothing"
+					if err := dec.Decode(&want); err != nil {
 						t.Fatalf("want.yaml: %v", err)
 					}
 					continue

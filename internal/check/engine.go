@@ -109,18 +109,6 @@ func SortFindings(fs []Finding) {
 	})
 }
 
-// Summary counts findings per severity word.
-func Summary(fs []Finding) map[string]int {
-	out := map[string]int{}
-	for _, s := range estate.Severities() {
-		out[s.String()] = 0
-	}
-	for _, f := range fs {
-		out[f.Severity.String()]++
-	}
-	return out
-}
-
 // changeChecks declares the change-only checks; their logic lives with the
 // change judge, which reads operations rather than an estate.
 func changeChecks() []*Check {

@@ -143,8 +143,8 @@ func (l *loader) mergeEstates() *estate.Estate {
 			path := syntax.IndexPath("hypervisors", i)
 			ref(networks, "network", h.ManagementNetwork, h.Pos, path+".managementNetwork")
 			ref(networks, "network", h.MigrationNetwork, h.Pos, path+".migrationNetwork")
-			if c := h.Capacity; c != nil && (c.CPUs < 0 || c.MemoryMiB < 0) {
-				l.errorf(h.File, h.Line, path+".capacity", "capacity must not be negative")
+			if c := h.Capacity; c != nil && (c.CPUs < 0 || c.MemoryMiB < 0 || c.CPUs > MaxCPUs || c.MemoryMiB > MaxMemoryMiB) {
+				l.errorf(h.File, h.Line, path+".capacity", "capacity must be within 0..%d cpus and 0..%d MiB", MaxCPUs, MaxMemoryMiB)
 			}
 			if h.Cluster == "" {
 				h.Cluster = "default"
@@ -193,6 +193,10 @@ func (l *loader) mergeEstates() *estate.Estate {
 				ref(networks, "network", n, f.Pos, syntax.IndexPath(path+".protects", j))
 			}
 			for j, r := range f.Rules {
+				if r.Ports != nil && len(r.Ports) == 0 {
+					l.errorf(r.File, r.Line, syntax.IndexPath(path+".rules", j)+".ports",
+						"an empty list matches no port; leave ports out to mean every port")
+				}
 				if r.From == estate.FromInternet || r.From == estate.FromAny || r.From == "" {
 					continue
 				}

@@ -3,7 +3,10 @@ package load
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
 )
 
 // FuzzLoad feeds arbitrary bytes, as YAML and as JSON, to the whole loader:
@@ -15,12 +18,22 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("apiVersion: vguard.dev/v1\nkind: Policy\nseverity: {VG101: low}\nseparate: [{name: r, groups: [{app: a}, {app: b}]}]\n"), false)
 	f.Add([]byte("a: &a [*a]\n"), false)
 	f.Add([]byte("{\"a\": \"\\ud800\\u0041\"}"), true)
-	for _, dir := range []string{"../../testdata/checks", "../../examples"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*", "*.yaml"))
-		for _, p := range files {
-			if b, err := os.ReadFile(p); err == nil {
-				f.Add(b, false)
+	// The corpus cases and the bundled examples seed the fuzzer with every
+	// shape of document the project knows.
+	cases, _ := filepath.Glob("../../testdata/checks/*.txtar")
+	for _, p := range cases {
+		if ar, err := txtar.ParseFile(p); err == nil {
+			for _, file := range ar.Files {
+				if strings.HasSuffix(file.Name, ".yaml") && file.Name != "want.yaml" {
+					f.Add(file.Data, false)
+				}
 			}
+		}
+	}
+	examples, _ := filepath.Glob("../../examples/*/*.yaml")
+	for _, p := range examples {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b, false)
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte, asJSON bool) {

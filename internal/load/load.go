@@ -169,6 +169,8 @@ func (l *loader) addFile(name string, data []byte, fromDir bool) {
 func ParseDocuments(name string, data []byte) ([]*syntax.Node, *syntax.Error) {
 	var docs []*syntax.Node
 	var err error
+	// Windows tools often start UTF-8 files with a byte order mark.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	isJSON := strings.EqualFold(filepath.Ext(name), ".json")
 	if isJSON || (len(trimmed) > 0 && trimmed[0] == '{') {
@@ -206,13 +208,31 @@ func ReadDocuments(name string) ([]*syntax.Node, *syntax.Error) {
 	return ParseDocuments(name, data)
 }
 
+// anyVguardDoc reports whether a file looks like vguard's: a document with
+// apiVersion or kind, or with a top-level field of an Estate, Policy or
+// Change (an estate file missing its header is an error, not a file to pass
+// over).
 func anyVguardDoc(docs []*syntax.Node) bool {
 	for _, d := range docs {
-		if d.Get("apiVersion") != nil || d.Get("kind") != nil {
-			return true
+		if d.Kind != syntax.MapNode {
+			continue
+		}
+		for i := 0; i+1 < len(d.Items); i += 2 {
+			if ourTopLevel[d.Items[i].Value] {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+var ourTopLevel = map[string]bool{
+	"apiVersion": true, "kind": true,
+	"zones": true, "networks": true, "hypervisors": true, "datastores": true, "images": true, "vms": true,
+	"services": true, "firewalls": true, "zoneHardening": true, "exposedHostMinLevel": true,
+	"dedicatedClassification": true, "sensitivePorts": true, "overcommit": true, "resourceLimits": true,
+	"masterLag": true, "separate": true, "placement": true, "change": true, "severity": true, "disable": true,
+	"operations": true,
 }
 
 func (l *loader) addDoc(file string, i, count int, n *syntax.Node, fromDir bool) {

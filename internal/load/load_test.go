@@ -135,6 +135,13 @@ func TestLoadErrors(t *testing.T) {
 		{"yaml-syntax", header + "zones: [\n", []string{`x.yaml:`}},
 		{"json-syntax", "{\"apiVersion\": \"vguard.dev/v1\",\n \"kind\" \"Estate\"}", []string{`x.yaml:2: `}},
 		{"empty", "", []string{`file holds no document`}},
+		{"null-and-empty", base + "vms:\n  - {name: ~, hypervisor: \"\", nics: [{network: ~}]}\nfirewalls: [{name: f, rules: [{from: ~, action: allow}]}]\n", []string{
+			`x.yaml:9: vms[0].name: must not be empty`, `x.yaml:9: vms[0].hypervisor: must not be empty`,
+			`x.yaml:9: vms[0].nics[0].network: must not be empty`, `x.yaml:10: firewalls[0].rules[0].from: must not be empty`}},
+		{"empty-ports", base + "firewalls: [{name: f, protects: [n], rules: [{from: internet, ports: [], action: deny}]}]\n", []string{
+			`firewalls[0].rules[0].ports: an empty list matches no port`}},
+		{"huge-capacity", header + "hypervisors: [{name: h, capacity: {cpus: 9223372036854775807}}]\n", []string{
+			`hypervisors[0].capacity: capacity must be within`}},
 		{"policy-only", "apiVersion: vguard.dev/v1\nkind: Policy\n", []string{`no Estate document found`}},
 		{"policy", base + "---\napiVersion: vguard.dev/v1\nkind: Policy\nseverity: {VG999: high}\ndisable: [VG000]\nmasterLag: -1\noverCommit: {}\n" +
 			"separate: [{name: r, groups: [{app: a}]}]\nplacement: [{name: p, vms: {}, hypervisors: {names: [hv-7]}, rule: must}]\n", []string{
@@ -204,6 +211,13 @@ func TestDirectoryAndMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml: no such file or directory") {
 		t.Errorf("missing file: %v", err)
 	}
+	// A file without a header that holds estate fields is an error, not a
+	// file to pass over.
+	write(t, dir, "headless.yaml", "vms: [{name: x, hypervisor: hv-1}]\n")
+	if _, err := Paths([]string{dir}, Options{}); err == nil || !strings.Contains(err.Error(), "headless.yaml:1: apiVersion: missing apiVersion") {
+		t.Errorf("headless estate file: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "headless.yaml"))
 	// Files are read in name order, and a file in a subdirectory is not read.
 	write(t, dir, "b.yaml", base)
 	write(t, dir, "a.yaml", header+"vms: [{name: x, hypervisor: hv-1}]\n")
@@ -214,6 +228,13 @@ func TestDirectoryAndMissing(t *testing.T) {
 	}
 	if filepath.Base(res.Files[0]) != "a.yaml" || len(res.Files) != 2 {
 		t.Errorf("files = %v", res.Files)
+	}
+}
+
+func TestByteOrderMark(t *testing.T) {
+	data := append([]byte("\xef\xbb\xbf"), `{"apiVersion": "vguard.dev/v1", "kind": "Estate", "hypervisors": [{"name": "h"}]}`...)
+	if _, err := Bytes("bom.json", data, Options{}); err != nil {
+		t.Fatalf("a UTF-8 BOM is refused: %v", err)
 	}
 }
 

@@ -8,6 +8,13 @@ import (
 	"github.com/vguard-dev/vguard/internal/syntax"
 )
 
+// Bounds on capacities and resources: far beyond any machine, and low
+// enough that sums over a whole estate cannot overflow.
+const (
+	MaxCPUs      = 1 << 20
+	MaxMemoryMiB = 1 << 40
+)
+
 // Names tells which objects exist, for validating a VM against an estate:
 // the loader's own name sets, or the index a Change is applied to.
 type Names interface {
@@ -41,8 +48,8 @@ func CheckVM(vm *estate.VM, path string, ns Names, report func(pos estate.Pos, p
 	if vm.Image != nil && vm.Image.Name != "" && !ns.HasImage(*vm.Image) {
 		report(vm.Pos, path+".image", fmt.Sprintf("unknown image %q", vm.Image.String()))
 	}
-	if r := vm.Resources; r != nil && (r.CPUs < 0 || r.MemoryMiB < 0) {
-		report(vm.Pos, path+".resources", "resources must not be negative")
+	if r := vm.Resources; r != nil && (r.CPUs < 0 || r.MemoryMiB < 0 || r.CPUs > MaxCPUs || r.MemoryMiB > MaxMemoryMiB) {
+		report(vm.Pos, path+".resources", fmt.Sprintf("resources must be within 0..%d cpus and 0..%d MiB", MaxCPUs, MaxMemoryMiB))
 	}
 	if strings.TrimSpace(vm.Name) != vm.Name {
 		report(vm.Pos, path+".name", fmt.Sprintf("name %q has leading or trailing spaces", vm.Name))

@@ -207,7 +207,13 @@ func (d *decoder) structure(n *Node, v reflect.Value) {
 		}
 		seen |= 1 << f.bit
 		d.push(k.Value, 0)
-		d.value(val, v.FieldByIndex(f.index))
+		if f.required && val.Kind == ScalarNode && (val.Tag == NullTag || val.Tag == StrTag && val.Value == "") {
+			// A required name or reference given as null or "" would
+			// leave an object nobody can refer to, or refer to nothing.
+			d.errorf(val, "must not be empty")
+		} else {
+			d.value(val, v.FieldByIndex(f.index))
+		}
 		d.pop()
 	}
 	for _, f := range info.fields {
