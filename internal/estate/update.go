@@ -35,16 +35,50 @@ type updates struct {
 	byEnv   lazyCount[Environment]
 }
 
-// identityLookup maps identity values to the VMs holding them. Nearly every
-// value has one holder, so the first holder is kept apart from the rest:
-// that saves a slice per value, which made this the costliest lookup.
+// IdentitySource answers which VMs held an identity value when the index
+// was last unchanged: VG201's full run offers one as a by-product, so that
+// judging needs no map of every value.
+type IdentitySource interface {
+	Holders(k IdentityKey) []*VM
+}
+
+// identityLookup maps identity values to the VMs holding them: either a
+// source offered by a full evaluation plus the changes made since (overlay),
+// or, without one, a map built on first use. Nearly every value has one
+// holder, so the map keeps the first holder apart from the rest: that saves
+// a slice per value.
 type identityLookup struct {
+	mu  sync.Mutex // guards src against a concurrent offer
+	src IdentitySource
+	// Changes since src was taken: VMs added, and VMs of src removed.
+	added   map[IdentityKey][]*VM
+	addedVM map[*VM]bool
+	removed map[*VM]bool
+
 	once  sync.Once
 	first map[IdentityKey]*VM
 	more  map[IdentityKey][]*VM // holders after the first
 }
 
+func (l *identityLookup) offer(src IdentitySource) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.src == nil && l.first == nil {
+		l.src = src
+		l.added, l.addedVM, l.removed = map[IdentityKey][]*VM{}, map[*VM]bool{}, map[*VM]bool{}
+	}
+}
+
+func (l *identityLookup) source() IdentitySource {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.src
+}
+
 func (l *identityLookup) build(x *Index) {
+	if l.source() != nil {
+		return
+	}
 	l.once.Do(func() {
 		l.first = make(map[IdentityKey]*VM, 5*len(x.VMs))
 		l.more = map[IdentityKey][]*VM{}
@@ -55,6 +89,15 @@ func (l *identityLookup) build(x *Index) {
 }
 
 func (l *identityLookup) holders(k IdentityKey) []*VM {
+	if src := l.source(); src != nil {
+		var out []*VM
+		for _, vm := range src.Holders(k) {
+			if !l.removed[vm] {
+				out = append(out, vm)
+			}
+		}
+		return append(out, l.added[k]...)
+	}
 	f := l.first[k]
 	if f == nil {
 		return nil
@@ -63,6 +106,17 @@ func (l *identityLookup) holders(k IdentityKey) []*VM {
 }
 
 func (l *identityLookup) add(vm *VM) {
+	if l.src != nil {
+		if l.removed[vm] { // a VM of the source, put back
+			delete(l.removed, vm)
+			return
+		}
+		l.addedVM[vm] = true
+		for _, k := range identityKeys(vm) {
+			l.added[k] = append(l.added[k], vm)
+		}
+		return
+	}
 	if l.first == nil {
 		return
 	}
@@ -78,6 +132,17 @@ func (l *identityLookup) add(vm *VM) {
 }
 
 func (l *identityLookup) remove(vm *VM) {
+	if l.src != nil {
+		if !l.addedVM[vm] {
+			l.removed[vm] = true
+			return
+		}
+		delete(l.addedVM, vm)
+		for _, k := range identityKeys(vm) {
+			removeFrom(l.added, k, vm)
+		}
+		return
+	}
 	if l.first == nil {
 		return
 	}
@@ -275,6 +340,17 @@ func (x *Index) AllVMs() []*VM {
 		out = append(out, vm)
 	}
 	return out
+}
+
+// OfferIdentitySource lets a full evaluation hand over what it learnt of
+// identity values. It is taken only while the index has updates enabled and
+// has not changed since (the source describes the index as it is), and
+// before any identity lookup was built.
+func (x *Index) OfferIdentitySource(src IdentitySource) {
+	if x.upd == nil || x.upd.mutated {
+		return
+	}
+	x.upd.byIdentity.offer(src)
 }
 
 // Warm builds the lookups over every VM that are otherwise built on first
