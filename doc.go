@@ -18,7 +18,14 @@
 //
 // internal/check is the check engine: the catalogue, declared once, with
 // each check's logic beside its declaration, grouped by pillar; and
-// Evaluate, which runs the checks concurrently over the index.
+// Evaluate, which runs the checks concurrently over the index, on the whole
+// estate or on a scope.
+//
+// internal/change judges proposed changes: it reads Change documents,
+// applies their operations to an updatable index (estate.Index.EnableUpdates)
+// with undo, judges the change-only checks, and re-evaluates only the scope a
+// change can affect (check.Scope: each check declares the facts it reads
+// and judges only the units in scope), before and after, for the verdict.
 //
 // internal/manifest is the file-tree manifest format and its drift diff;
 // internal/scanreport reads image scan reports. Both are side files an
