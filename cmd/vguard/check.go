@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -111,9 +112,17 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, paths []st
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
+	for _, id := range only {
+		if check.Lookup(id).ChangeOnly {
+			return usagef(cmdPath, "--only: %s is judged on a change, by 'vguard plan'", id)
+		}
+	}
 	res, err := load.Paths(paths, loadOptions())
 	if err != nil {
 		return err
+	}
+	if ids := selected(only, skip, res.Policy); len(ids) == 0 {
+		fmt.Fprintln(g.stderr, "vguard: warning: no check left to run (--only, --skip and the policy's disable exclude them all)")
 	}
 	out := check.Evaluate(estate.NewIndex(res.Estate), res.Policy, check.Options{
 		Only: only, Skip: skip, Files: check.NewDiskFiles(),
@@ -161,4 +170,16 @@ func verdictFor(fs []check.Finding, failOn estate.Severity) error {
 		return nil
 	}
 	return &verdictError{msg: fmt.Sprintf("vguard: %d finding%s at or above %s", n, plural(n), failOn)}
+}
+
+// selected lists the estate checks a run will evaluate.
+func selected(only, skip []string, p *estate.Policy) []string {
+	var ids []string
+	for _, c := range check.Catalogue() {
+		if c.ChangeOnly || p.Disabled(c.ID) || slices.Contains(skip, c.ID) || (len(only) > 0 && !slices.Contains(only, c.ID)) {
+			continue
+		}
+		ids = append(ids, c.ID)
+	}
+	return ids
 }
