@@ -120,11 +120,11 @@ func (m *Manifest) Validate() error {
 	for i := range m.Entries {
 		e := &m.Entries[i]
 		if err := e.validate(); err != nil {
-			return &Error{Field: fmt.Sprintf("entries[%d]", i), Msg: err.Error()}
+			return &Error{Path: fmt.Sprintf("entries[%d]", i), Msg: err.Error()}
 		}
 		if i > 0 {
 			if err := checkOrder(m.Entries[i-1].Path, e.Path); err != nil {
-				return &Error{Field: fmt.Sprintf("entries[%d].path", i), Msg: err.Error()}
+				return &Error{Path: fmt.Sprintf("entries[%d].path", i), Msg: err.Error()}
 			}
 		}
 	}

@@ -12,32 +12,10 @@ import (
 	"github.com/vguard-dev/vguard/internal/syntax"
 )
 
-// Error is a problem with a manifest: where (file, line) and which field.
-// File and Line are empty when unknown (a manifest built in memory).
-type Error struct {
-	File  string
-	Line  int
-	Field string // e.g. "entries[3].mode"; empty for the document as a whole
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			b.WriteString(":" + strconv.Itoa(e.Line))
-		}
-		b.WriteString(": ")
-	} else if e.Line > 0 {
-		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is a problem with a manifest: where (file, line) and which field (Path,
+// e.g. "entries[3].mode"; empty for the document as a whole). It is the
+// error type of every input vguard reads.
+type Error = syntax.Error
 
 // ReadFile reads and parses the manifest at path; errors name the file.
 func ReadFile(path string) (*Manifest, error) {
@@ -131,7 +109,7 @@ func parse(data []byte) (*Manifest, error) {
 }
 
 func failf(n *syntax.Node, field, format string, args ...any) error {
-	return &Error{Line: n.Line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Line: n.Line, Path: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Fields of an entry, as bits, to find repeated and missing ones.

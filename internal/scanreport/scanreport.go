@@ -22,6 +22,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/vguard-dev/vguard/internal/syntax"
 )
 
 // Report is a parsed scan report. The JSON tags give the shape of cli.md.
@@ -92,31 +94,10 @@ func distinct(n int, get func(int) string) []string {
 	return out
 }
 
-// Error is a problem with a report: where (file, line) and which field.
-type Error struct {
-	File  string
-	Line  int
-	Field string // e.g. "secrets[2].line"
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			b.WriteString(":" + strconv.Itoa(e.Line))
-		}
-		b.WriteString(": ")
-	} else if e.Line > 0 {
-		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is a problem with a report: where (file, line) and which field (Path,
+// e.g. "entries[3].mode"; empty for the document as a whole). It is the
+// error type of every input vguard reads.
+type Error = syntax.Error
 
 // ReadFile reads and parses the report at path; errors name the file.
 func ReadFile(path string) (*Report, error) {
@@ -158,7 +139,7 @@ func (p *parser) lineAt(off int64) int {
 }
 
 func (p *parser) failf(field, format string, args ...any) error {
-	return &Error{Line: p.lineAt(p.dec.InputOffset()), Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Line: p.lineAt(p.dec.InputOffset()), Path: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // valueStart returns, for the decoder offset off, the offset just past the
@@ -188,18 +169,18 @@ func (p *parser) wrap(field string, start int64, err error) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		return &Error{Line: p.lineAt(se.Offset), Field: field, Msg: "invalid JSON: " + se.Error()}
+		return &Error{Line: p.lineAt(se.Offset), Path: field, Msg: "invalid JSON: " + se.Error()}
 	case errors.As(err, &te):
 		f := field
 		if te.Field != "" {
 			// te.Field is the dotted path inside the value decoded.
 			f += "." + te.Field[strings.LastIndexByte(te.Field, '.')+1:]
 		}
-		return &Error{Line: p.lineAt(base + te.Offset), Field: f, Msg: fmt.Sprintf("want %s, got %s", kind(te.Type), valueKind(te.Value))}
+		return &Error{Line: p.lineAt(base + te.Offset), Path: f, Msg: fmt.Sprintf("want %s, got %s", kind(te.Type), valueKind(te.Value))}
 	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
-		return &Error{Line: p.lineAt(int64(len(p.data))), Field: field, Msg: "unexpected end of input"}
+		return &Error{Line: p.lineAt(int64(len(p.data))), Path: field, Msg: "unexpected end of input"}
 	}
-	return &Error{Line: p.lineAt(value), Field: field, Msg: "invalid JSON: " + err.Error()}
+	return &Error{Line: p.lineAt(value), Path: field, Msg: "invalid JSON: " + err.Error()}
 }
 
 func (p *parser) token(field string) (json.Token, error) {
@@ -284,7 +265,7 @@ func (p *parser) report() (*Report, error) {
 		return nil, p.failf("", "unexpected data after the report")
 	}
 	if !sawSecrets {
-		return nil, &Error{Line: 1, Field: "secrets", Msg: "missing (is this a report of `vguard image scan --format json`?)"}
+		return nil, &Error{Line: 1, Path: "secrets", Msg: "missing (is this a report of `vguard image scan --format json`?)"}
 	}
 	return r, nil
 }

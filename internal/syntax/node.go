@@ -11,8 +11,8 @@
 package syntax
 
 import (
-	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Kind of a node.
@@ -98,14 +98,20 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc += ":" + strconv.Itoa(e.Line)
+	var b strings.Builder
+	switch {
+	case e.File != "" && e.Line > 0:
+		b.WriteString(e.File + ":" + strconv.Itoa(e.Line) + ": ")
+	case e.File != "":
+		b.WriteString(e.File + ": ")
+	case e.Line > 0:
+		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
 	}
 	if e.Path != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, e.Path, e.Msg)
+		b.WriteString(e.Path + ": ")
 	}
-	return fmt.Sprintf("%s: %s", loc, e.Msg)
+	b.WriteString(e.Msg)
+	return b.String()
 }
 
 // JoinPath appends a field name to a path.
