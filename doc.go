@@ -27,6 +27,10 @@
 // change can affect (check.Scope: each check declares the facts it reads
 // and judges only the units in scope), before and after, for the verdict.
 //
+// internal/rollout plans rollouts of a master version across a service:
+// canary, batches within the service's limits and failure units, rollback,
+// and refusal over members that drifted from their master.
+//
 // internal/manifest is the file-tree manifest format and its drift diff;
 // internal/scanreport reads image scan reports. Both are side files an
 // estate points to, read by checks VG203 and VG105.

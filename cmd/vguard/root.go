@@ -68,6 +68,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newChecksCmd(g),
 		newGenCmd(g),
 		newPlanCmd(g),
+		newRolloutCmd(g),
 	)
 	return root, g
 }
