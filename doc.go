@@ -27,6 +27,9 @@
 // change can affect (check.Scope: each check declares the facts it reads
 // and judges only the units in scope), before and after, for the verdict.
 //
+// internal/blast answers what the loss of each failure unit (or of named
+// units together, or of every pair) does to VMs and services.
+//
 // internal/rollout plans rollouts of a master version across a service:
 // canary, batches within the service's limits and failure units, rollback,
 // and refusal over members that drifted from their master.

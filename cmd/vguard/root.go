@@ -69,6 +69,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newGenCmd(g),
 		newPlanCmd(g),
 		newRolloutCmd(g),
+		newBlastCmd(g),
 	)
 	return root, g
 }
