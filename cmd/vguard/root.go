@@ -70,6 +70,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newPlanCmd(g),
 		newRolloutCmd(g),
 		newBlastCmd(g),
+		newPlaceCmd(g),
 	)
 	return root, g
 }

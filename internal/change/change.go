@@ -204,10 +204,6 @@ func parse(file string, docs []*syntax.Node) (*Change, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	if len(cd.Operations) == 0 {
-		errorf(keyLine(doc, "operations"), "operations", "a change needs at least one operation")
-		return nil, errs
-	}
 	return &Change{Meta: cd.Metadata, Operations: cd.Operations, File: file}, nil
 }
 
@@ -222,15 +218,6 @@ var opFieldNames = func() map[string]bool {
 	}
 	return m
 }()
-
-func keyLine(n *syntax.Node, key string) int {
-	for i := 0; i+1 < len(n.Items); i += 2 {
-		if n.Items[i].Value == key {
-			return n.Items[i].Line
-		}
-	}
-	return n.Line
-}
 
 // dir is the directory relative paths of the change are read from.
 func (c *Change) dir() string { return filepath.Dir(c.File) }

@@ -75,7 +75,15 @@ func (j *Judge) Before() []check.Finding { return j.before }
 
 // Judge judges change c. An invalid change (an operation naming something
 // missing, or creating a duplicate) returns load.Errors and is not judged.
-func (j *Judge) Judge(c *Change) (*Verdict, error) {
+func (j *Judge) Judge(c *Change) (*Verdict, error) { return j.judge(c, false) }
+
+// Commit judges change c and makes it: the index and the findings the
+// Judge holds become those after the change, so that later changes are
+// judged on top of it (a planner trying moves one by one). An invalid
+// change is neither judged nor made.
+func (j *Judge) Commit(c *Change) (*Verdict, error) { return j.judge(c, true) }
+
+func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 	a, errs := apply(j.x, c)
 	if errs != nil {
 		return nil, errs
@@ -90,8 +98,13 @@ func (j *Judge) Judge(c *Change) (*Verdict, error) {
 	before := check.Evaluate(j.x, j.p, opts)
 	a.redo(j.x)
 	after := check.Evaluate(j.x, j.p, opts)
-	a.undo(j.x)
+	if !keep {
+		a.undo(j.x)
+	}
 	if err := errors.Join(append(before.Errors, after.Errors...)...); err != nil {
+		if keep {
+			a.undo(j.x)
+		}
 		return nil, err
 	}
 
@@ -107,7 +120,26 @@ func (j *Judge) Judge(c *Change) (*Verdict, error) {
 	}
 	v.Unchanged = len(j.keys) - resolvedKnown
 	v.Decision = decide(v.Introduced, j.p.Change.BlockAt)
+	if keep {
+		j.advance(keyDiff(after.Findings, before.Findings), v.Resolved)
+	}
 	return v, nil
+}
+
+// advance makes the findings the Judge holds those after a committed
+// change: the resolved ones go, the introduced estate findings come.
+func (j *Judge) advance(introduced, resolved []check.Finding) {
+	gone := make(map[string]bool, len(resolved))
+	for i := range resolved {
+		gone[resolved[i].Key()] = true
+		delete(j.keys, resolved[i].Key())
+	}
+	j.before = slices.DeleteFunc(j.before, func(f check.Finding) bool { return gone[f.Key()] })
+	for _, f := range introduced {
+		j.before = append(j.before, f)
+		j.keys[f.Key()] = struct{}{}
+	}
+	check.SortFindings(j.before)
 }
 
 // decide applies change.blockAt to the introduced findings.
