@@ -30,6 +30,9 @@
 // internal/blast answers what the loss of each failure unit (or of named
 // units together, or of every pair) does to VMs and services.
 //
+// internal/place repairs placement: migrations that remove the placement
+// findings, each move judged by the change judge, with a lower bound.
+//
 // internal/rollout plans rollouts of a master version across a service:
 // canary, batches within the service's limits and failure units, rollback,
 // and refusal over members that drifted from their master.
