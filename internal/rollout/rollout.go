@@ -94,7 +94,10 @@ func Make(x *estate.Index, svcName string, to estate.ImageRef, files Files, allo
 		return nil, fmt.Errorf("service %q has %d members and minAvailable %d: no member can be taken down for the rollout",
 			svcName, len(members), svc.MinAvailable)
 	}
-	p.Batches = batches(x, svc, pending, p.MaxBatch)
+	var err error
+	if p.Batches, err = batches(x, svc, pending, p.MaxBatch); err != nil {
+		return nil, err
+	}
 	for i := len(p.Batches) - 1; i >= 0; i-- {
 		b := p.Batches[i]
 		p.Rollback = append(p.Rollback, Batch{Index: len(p.Rollback), VMs: b.VMs})
@@ -129,7 +132,35 @@ func drift(x *estate.Index, vm *estate.VM, files Files) *Drifted {
 // holding the most of them, so the largest group is tested first), then
 // batches of at most size members, one per failure unit, drawing from the
 // units with the most members left so the rollout ends as soon as it can.
-func batches(x *estate.Index, svc *estate.Service, pending []*estate.VM, size int) []Batch {
+// A member that also serves other services is taken only while each of
+// those keeps its own minAvailable and maxUnavailable.
+func batches(x *estate.Index, svc *estate.Service, pending []*estate.VM, size int) ([]Batch, error) {
+	others := map[string][]*estate.Service{} // pending VM -> its other services
+	isPending := map[string]bool{}
+	for _, vm := range pending {
+		isPending[vm.Name] = true
+	}
+	for _, t := range x.Estate.Services {
+		if t == svc {
+			continue
+		}
+		for _, m := range x.Members[t.Name] {
+			if isPending[m.Name] {
+				others[m.Name] = append(others[m.Name], t)
+			}
+		}
+	}
+	// fits reports whether vm can join a batch that already takes down
+	// the counted members of other services.
+	fits := func(vm string, down map[string]int) bool {
+		for _, t := range others[vm] {
+			n := down[t.Name] + 1
+			if n > t.MaxUnavailable || len(x.Members[t.Name])-n < t.MinAvailable {
+				return false
+			}
+		}
+		return true
+	}
 	units := map[string][]string{}
 	for _, vm := range pending {
 		u := x.UnitOf(vm, svc.Spread)
@@ -156,13 +187,20 @@ func batches(x *estate.Index, svc *estate.Service, pending []*estate.VM, size in
 	take := func(n int) {
 		order()
 		var vms []string
+		down := map[string]int{}
 		for _, u := range queue {
 			if len(vms) == n {
 				break
 			}
-			if len(u.vms) > 0 {
-				vms = append(vms, u.vms[0])
-				u.vms = u.vms[1:]
+			for i, vm := range u.vms {
+				if fits(vm, down) {
+					vms = append(vms, vm)
+					u.vms = slices.Delete(u.vms, i, i+1)
+					for _, t := range others[vm] {
+						down[t.Name]++
+					}
+					break
+				}
 			}
 		}
 		if len(vms) > 0 {
@@ -170,14 +208,19 @@ func batches(x *estate.Index, svc *estate.Service, pending []*estate.VM, size in
 			out = append(out, Batch{Index: len(out), Canary: len(out) == 0, VMs: vms})
 		}
 	}
-	take(1)
-	for left := len(pending) - 1; left > 0; {
+	left := len(pending)
+	for n := 1; left > 0; n = size {
 		before := len(out)
-		take(size)
+		take(n)
 		if len(out) == before {
-			break
+			var stuck []string
+			for _, u := range queue {
+				stuck = append(stuck, u.vms...)
+			}
+			slices.Sort(stuck)
+			return nil, fmt.Errorf("members %v cannot be taken down: another service they serve would fall below its minAvailable or above its maxUnavailable", stuck)
 		}
 		left -= len(out[len(out)-1].VMs)
 	}
-	return out
+	return out, nil
 }

@@ -146,3 +146,37 @@ func TestImpossibleAndUnknown(t *testing.T) {
 		t.Error("unknown image accepted")
 	}
 }
+
+// TestOtherServicesKeepTheirLimits: members that also serve another service
+// are never taken down together beyond that service's limits.
+func TestOtherServicesKeepTheirLimits(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	x, _ := farm(r, 8, 8, 2, 4, 0)
+	// "cache" is served by a-00..a-03 and can lose only one of them.
+	cache := &estate.Service{Name: "cache", Members: []string{"a-00", "a-01", "a-02", "a-03"}, MinAvailable: 3, MaxUnavailable: 1}
+	x.Estate.Services = append(x.Estate.Services, cache)
+	x.Services["cache"] = cache
+	for _, n := range cache.Members {
+		x.Members["cache"] = append(x.Members["cache"], x.VMs[n])
+	}
+	p, err := Make(x, "app", estate.ImageRef{Name: "app", Version: 2}, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range p.Batches {
+		n := 0
+		for _, vm := range b.VMs {
+			if slices.Contains(cache.Members, vm) {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("batch %d takes %d members of cache down: %v", b.Index, n, b.VMs)
+		}
+	}
+	// A service that can lose none of its members blocks the rollout.
+	cache.MinAvailable = 4
+	if _, err := Make(x, "app", estate.ImageRef{Name: "app", Version: 2}, nil, false); err == nil {
+		t.Error("a rollout that takes down a member of a service with no slack was planned")
+	}
+}
