@@ -122,6 +122,12 @@ func (c *Context) Errorf(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf(c.check.ID+": "+format, args...))
 }
 
+// errorAt is Errorf for a problem located in an input: the location
+// ("file:line: ") leads, as in every input error.
+func (c *Context) errorAt(where, format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(where+c.check.ID+": "+format, args...))
+}
+
 func sortedUnique(in []string, drop string) []string {
 	out := make([]string, 0, len(in))
 	for _, s := range in {

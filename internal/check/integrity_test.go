@@ -247,7 +247,7 @@ func TestMasterDriftUnreadable(t *testing.T) {
 		msgs = append(msgs, err.Error())
 	}
 	want := []string{
-		"VG203: estate.yaml:7: vm a (and 2 more VMs): manifest: open m/missing.json: no such file or directory",
+		"estate.yaml:7: VG203: vm a (and 2 more VMs): manifest: open m/missing.json: no such file or directory",
 		"VG203: image web@2: manifest: open m/web-2.json: no such file or directory",
 	}
 	if !slices.Equal(msgs, want) {

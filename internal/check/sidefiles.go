@@ -158,6 +158,6 @@ func (fe *fileErrors) report(c *Context) {
 			w := words[e.kind]
 			also = " (and " + plural(others, "more "+w[0], "more "+w[1]) + ")"
 		}
-		c.Errorf("%s%s %s%s: %s: %v", where, e.kind, e.name, also, e.what, e.err)
+		c.errorAt(where, "%s %s%s: %s: %v", e.kind, e.name, also, e.what, e.err)
 	}
 }
