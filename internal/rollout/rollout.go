@@ -95,7 +95,11 @@ func Make(x *estate.Index, svcName string, to estate.ImageRef, files Files, allo
 			svcName, len(members), svc.MinAvailable)
 	}
 	var err error
-	if p.Batches, err = batches(x, svc, pending, p.MaxBatch); err != nil {
+	drifted := map[string]bool{}
+	for _, d := range p.Drifted {
+		drifted[d.VM] = true
+	}
+	if p.Batches, err = batches(x, svc, pending, p.MaxBatch, drifted); err != nil {
 		return nil, err
 	}
 	for i := len(p.Batches) - 1; i >= 0; i-- {
@@ -134,7 +138,10 @@ func drift(x *estate.Index, vm *estate.VM, files Files) *Drifted {
 // units with the most members left so the rollout ends as soon as it can.
 // A member that also serves other services is taken only while each of
 // those keeps its own minAvailable and maxUnavailable.
-func batches(x *estate.Index, svc *estate.Service, pending []*estate.VM, size int) ([]Batch, error) {
+//
+// The canary is a member that has not drifted when there is one: a canary
+// should test the master, not a hand-patched copy.
+func batches(x *estate.Index, svc *estate.Service, pending []*estate.VM, size int, drifted map[string]bool) ([]Batch, error) {
 	others := map[string][]*estate.Service{} // pending VM -> its other services
 	isPending := map[string]bool{}
 	for _, vm := range pending {
@@ -193,6 +200,9 @@ func batches(x *estate.Index, svc *estate.Service, pending []*estate.VM, size in
 				break
 			}
 			for i, vm := range u.vms {
+				if len(out) == 0 && drifted[vm] && slices.ContainsFunc(pending, func(v *estate.VM) bool { return !drifted[v.Name] }) {
+					continue // the canary: a member that has not drifted
+				}
 				if fits(vm, down) {
 					vms = append(vms, vm)
 					u.vms = slices.Delete(u.vms, i, i+1)

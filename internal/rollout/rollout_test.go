@@ -127,8 +127,12 @@ func TestDriftRefused(t *testing.T) {
 	if err != ErrDrift || len(p.Drifted) != 1 || p.Drifted[0].VM != "a-02" {
 		t.Fatalf("err %v, drifted %+v", err, p.Drifted)
 	}
-	if _, err := Make(x, "app", to, files, true); err != nil {
+	p, err = Make(x, "app", to, files, true)
+	if err != nil {
 		t.Fatalf("--allow-drift: %v", err)
+	}
+	if c := p.Batches[0].VMs[0]; c == "a-02" {
+		t.Errorf("the canary is the drifted member %s; a canary should test the master", c)
 	}
 }
 
