@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +24,7 @@ type planOptions struct {
 func newPlanCmd(g *globalOptions) *cobra.Command {
 	o := &planOptions{}
 	cmd := &cobra.Command{
-		Use:   "plan CHANGE [PATH...]",
+		Use:   "plan CHANGE|- [PATH...]",
 		Short: "Judge a proposed change against the estate before it is made",
 		Long: `Judge a Change document against the estate in PATH (files or directories; the
 current directory when none is given): its operations are applied in order to
@@ -36,7 +37,8 @@ allow otherwise. Exit 0 for allow and warn, 1 for deny, 2 when the change or
 the estate is invalid (an operation naming something missing, or creating a
 duplicate): then nothing is judged.`,
 		Example: `  vguard plan chg-1042.yaml estate/
-  vguard plan move.yaml . --format json`,
+  vguard plan move.yaml . --format json
+  vguard place estate/ | vguard plan - estate/`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.Context(), g, o, args[0], args[1:], cmd.CommandPath())
@@ -54,7 +56,17 @@ func runPlan(_ context.Context, g *globalOptions, o *planOptions, changeFile str
 	if err != nil {
 		return usagef(cmdPath, "--format: %v", err)
 	}
-	chg, err := change.Load(changeFile)
+	var chg *change.Change
+	if changeFile == "-" {
+		// `vguard place estate/ | vguard plan - estate/`
+		data, rerr := io.ReadAll(g.stdin)
+		if rerr != nil {
+			return usagef(cmdPath, "reading the change from stdin: %v", rerr)
+		}
+		chg, err = change.Parse("<stdin>", data)
+	} else {
+		chg, err = change.Load(changeFile)
+	}
 	if err != nil {
 		return err
 	}

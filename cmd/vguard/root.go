@@ -14,6 +14,7 @@ var version = "dev"
 
 // globalOptions are the flags and streams every command shares.
 type globalOptions struct {
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	// cleanup runs when the command has finished, whatever its outcome.
@@ -27,7 +28,7 @@ func (g *globalOptions) finish() {
 }
 
 func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
-	g := &globalOptions{stdout: stdout, stderr: stderr}
+	g := &globalOptions{stdin: os.Stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:   "vguard",
 		Short: "Keep virtualized estates secure: judge hypervisors, VMs, networks and images against policy",
