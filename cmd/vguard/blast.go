@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -94,16 +92,10 @@ func runBlast(g *globalOptions, o *blastOptions, paths []string, cmdPath string)
 			scs = scs[:o.top]
 		}
 	}
-	w, closeOut, err := g.openOutput(o.output)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(w)
-	if o.format == "json" {
-		enc := json.NewEncoder(bw)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(blast.Report{Scenarios: scs})
-	} else {
+	return g.writeOutput(o.output, func(w io.Writer) error {
+		if o.format == "json" {
+			return writeJSON(w, blast.Report{Scenarios: scs})
+		}
 		what := fmt.Sprintf("Blast radius by %s, worst first", unit)
 		switch {
 		case len(o.fail) > 0:
@@ -111,19 +103,10 @@ func runBlast(g *globalOptions, o *blastOptions, paths []string, cmdPath string)
 		case o.k == 2:
 			what = fmt.Sprintf("Blast radius of pairs of %ss failing together, worst first", unit)
 		}
-		fmt.Fprintf(bw, "%s:\n\n", what)
-		writeBlastTable(bw, unit, scs)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := closeOut(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	return nil
+		fmt.Fprintf(w, "%s:\n\n", what)
+		writeBlastTable(w, unit, scs)
+		return nil
+	})
 }
 
 // writeBlastTable writes a ranked list a person reads in seconds: the

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -130,27 +130,14 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions, paths []st
 	if len(out.Errors) > 0 {
 		return &inputError{errs: out.Errors}
 	}
-	w, closeOut, err := g.openOutput(o.output)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(w, 1<<16)
 	rep := &report.CheckReport{
 		Findings:   out.Findings,
 		EstateName: res.Estate.Meta.Name,
-		Estate: report.Stats{
-			VMs: len(res.Estate.VMs), Hypervisors: len(res.Estate.Hypervisors), Networks: len(res.Estate.Networks),
-		},
-		Inputs: res.Files,
+		Estate:     report.StatsOf(res.Estate),
+		Inputs:     res.Files,
 	}
-	if err := report.WriteCheck(bw, format, rep); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	if err := closeOut(); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
+	if err := g.writeOutput(o.output, func(w io.Writer) error { return report.WriteCheck(w, format, rep) }); err != nil {
+		return err
 	}
 	return verdictFor(out.Findings, failOn)
 }

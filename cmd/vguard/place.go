@@ -55,16 +55,12 @@ func runPlace(g *globalOptions, o *placeOptions, paths []string, cmdPath string)
 	if err != nil {
 		return &inputError{errs: []error{err}}
 	}
-	w, closeOut, err := g.openOutput(o.output)
+	err = g.writeOutput(o.output, func(w io.Writer) error {
+		_, err := io.WriteString(w, place.ChangeYAML(r.Moves))
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	_, err = io.WriteString(w, place.ChangeYAML(r.Moves))
-	if cerr := closeOut(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing the change: %w", err)
 	}
 	fmt.Fprintf(g.stderr, "vguard place: %s fix %d of %d placement findings (those %d need at least %d moves; all %d, at least %d)\n",
 		count(len(r.Moves), "migration"), len(r.Fixed), len(r.Fixed)+len(r.Unfixed), len(r.Fixed), r.FixedLowerBound,

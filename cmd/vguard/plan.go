@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -99,19 +98,8 @@ func runPlan(_ context.Context, g *globalOptions, o *planOptions, changeFile str
 		Estate: report.StatsOf(res.Estate), EstateName: res.Estate.Meta.Name,
 		Inputs: append([]string{changeFile}, res.Files...),
 	}
-	w, closeOut, err := g.openOutput(o.output)
-	if err != nil {
+	if err := g.writeOutput(o.output, func(w io.Writer) error { return report.WritePlan(w, format, rep) }); err != nil {
 		return err
-	}
-	bw := bufio.NewWriterSize(w, 1<<16)
-	if err := report.WritePlan(bw, format, rep); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	if err := closeOut(); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
 	}
 	if v.Decision == change.Deny {
 		blocking := 0

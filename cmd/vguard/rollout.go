@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,26 +87,15 @@ func runRolloutPlan(g *globalOptions, o *rolloutOptions, paths []string, cmdPath
 			return &inputError{errs: []error{fmt.Errorf("%s: %s", d.VM, d.Reason)}}
 		}
 	}
-	w, closeOut, err := g.openOutput(o.output)
+	err = g.writeOutput(o.output, func(w io.Writer) error {
+		if o.format == "json" {
+			return writeJSON(w, p)
+		}
+		writeRolloutTable(w, p, refused)
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	bw := bufio.NewWriter(w)
-	if o.format == "json" {
-		enc := json.NewEncoder(bw)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(p)
-	} else {
-		writeRolloutTable(bw, p, refused)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if cerr := closeOut(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing the plan: %w", err)
 	}
 	if refused {
 		names := make([]string, len(p.Drifted))

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -87,4 +89,32 @@ func (g *globalOptions) openOutput(path string) (io.Writer, func() error, error)
 		return nil, nil, &usageError{err: fmt.Errorf("cannot write the report: %w", err)}
 	}
 	return f, f.Close, nil
+}
+
+// writeOutput runs write on a buffer over stdout or the file of -o, and
+// reports any error of writing, flushing or closing as one.
+func (g *globalOptions) writeOutput(path string, write func(w io.Writer) error) error {
+	w, closeOut, err := g.openOutput(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := closeOut(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing the output: %w", err)
+	}
+	return nil
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
