@@ -158,9 +158,11 @@ func (a *Analyzer) EachUnit() []Scenario {
 
 // Pairs is the scenario of pairs of units failing together, ranked, the
 // worst top of them. Every pair of units that share a service is judged
-// exactly, as is every pair among the 2·top units worst alone; a pair that
-// shares no service does exactly the sum of what its two units do alone,
-// so no worse pair is left out.
+// exactly. A pair that shares no service does exactly the sum of what its
+// two units do alone, and the ranking is compatible with sums, so for each
+// unit its best such partners are the first units, in the ranking of
+// single losses, that share no service with it: the first top of them are
+// candidates too, and no worse pair is left out.
 func (a *Analyzer) Pairs(top int) []Scenario {
 	singles := a.EachUnit()
 	type pair struct{ a, b string }
@@ -185,10 +187,28 @@ func (a *Analyzer) Pairs(top int) []Scenario {
 			}
 		}
 	}
-	n := min(len(singles), 2*top)
-	for i := 0; i < n; i++ {
-		for j := i + 1; j < n; j++ {
-			add(unitName(singles[i].Failed[0]), unitName(singles[j].Failed[0]))
+	shares := func(u, v string) bool {
+		for _, sv := range a.touched[u] {
+			if a.members[sv.Name][v] > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	order := make([]string, len(singles))
+	for i, sc := range singles {
+		order[i] = unitName(sc.Failed[0])
+	}
+	for i, u := range order {
+		found := 0
+		for j, v := range order {
+			if found == top {
+				break
+			}
+			if j != i && !shares(u, v) {
+				add(u, v)
+				found++
+			}
 		}
 	}
 	// Rank the candidates by counts alone; lists are built for the top.

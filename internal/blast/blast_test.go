@@ -91,7 +91,7 @@ func TestScenariosMatchBruteForce(t *testing.T) {
 				}
 			}
 			Rank(all)
-			top := a.Pairs(3)
+			top := a.Pairs(1 + r.IntN(3))
 			for i := range top {
 				w := all[i]
 				if len(top[i].ServicesDown) != len(w.ServicesDown) || len(top[i].ServicesDegraded) != len(w.ServicesDegraded) || len(top[i].VMsLost) != len(w.VMsLost) {
