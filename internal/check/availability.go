@@ -134,7 +134,27 @@ func serviceLosses(c *Context, fn func(unitLoss)) {
 // runSinglePointOfFailure is VG301: one finding per (service, unit) whose
 // loss leaves the service without a member. This holds whatever minAvailable
 // says: a service that is down is down.
+//
+// A service with no member at all is down already, with no unit to blame
+// (a change that deletes its last members, a selector that matches nothing):
+// one finding without related objects.
 func runSinglePointOfFailure(c *Context) {
+	for _, s := range c.Services() {
+		if len(c.Index.Members[s.Name]) > 0 {
+			continue
+		}
+		sev := estate.SevHigh
+		if s.Criticality == estate.CriticalityCritical {
+			sev = estate.SevCritical
+		}
+		c.Emit(Finding{
+			Severity: sev,
+			Subject:  ServiceRef(s.Name),
+			Pos:      s.Pos,
+			Message:  fmt.Sprintf("Service %s has no running member: it is down; give it members (or remove the service).", s.Name),
+			Evidence: map[string]any{"members": 0, "minAvailable": s.MinAvailable},
+		})
+	}
 	serviceLosses(c, func(l unitLoss) {
 		if l.left() > 0 {
 			return

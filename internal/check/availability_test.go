@@ -105,11 +105,12 @@ func TestServiceLosses(t *testing.T) {
 	b.service("solo", 1, estate.SpreadHypervisor, "solo-1")
 	// r: two hypervisors but one failure domain, spread failureDomain -> VG301.
 	b.service("r", 1, estate.SpreadFailureDomain, "rack-1", "rack-2")
-	// empty: no member resolves; nothing to lose.
+	// empty: no member resolves: down already, with no unit to blame.
 	b.service("empty", 1, estate.SpreadHypervisor, "nope")
 
 	avWant(t, b.keys(t, "VG301", nil),
 		"service/db hypervisor/hv-c critical",
+		"service/empty high",
 		"service/solo hypervisor/hv-b high",
 		"service/r failureDomain/rack-1 high")
 	avWant(t, b.keys(t, "VG302", nil),
@@ -120,6 +121,7 @@ func TestServiceLosses(t *testing.T) {
 	p.Severity["VG301"] = estate.SevLow
 	avWant(t, b.keys(t, "VG301", p),
 		"service/db hypervisor/hv-c low",
+		"service/empty low",
 		"service/solo hypervisor/hv-b low",
 		"service/r failureDomain/rack-1 low")
 }
