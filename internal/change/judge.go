@@ -29,6 +29,10 @@ type Verdict struct {
 	Resolved   []check.Finding
 	// Unchanged counts the findings present before and after.
 	Unchanged int
+	// Changed are the findings, among the unchanged, whose message or
+	// evidence the change altered (as they are after it): a service that
+	// loses fewer members than before, say. Not part of the decision.
+	Changed []check.Finding
 	// Scope tells how much was re-judged: VMs, hypervisors and services in
 	// scope (for the curious and for performance work).
 	Scope ScopeSize
@@ -110,6 +114,7 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 
 	v := &Verdict{Scope: ScopeSize{len(scope.VMs), len(scope.Hypervisors), len(scope.Services)}}
 	v.Introduced, v.Resolved = keyDiff(after.Findings, before.Findings), keyDiff(before.Findings, after.Findings)
+	v.Changed = changedFindings(before.Findings, after.Findings)
 	v.Introduced = append(v.Introduced, changeOnly...)
 	check.SortFindings(v.Introduced)
 	resolvedKnown := 0
@@ -152,6 +157,22 @@ func decide(introduced []check.Finding, blockAt estate.Severity) Decision {
 		d = Warn
 	}
 	return d
+}
+
+// changedFindings returns the findings of after whose key is in before
+// with another message.
+func changedFindings(before, after []check.Finding) []check.Finding {
+	msg := make(map[string]string, len(before))
+	for i := range before {
+		msg[before[i].Key()] = before[i].Message
+	}
+	var out []check.Finding
+	for _, f := range after {
+		if m, ok := msg[f.Key()]; ok && m != f.Message {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // keyDiff returns the findings of a whose key is not in b.

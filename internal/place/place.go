@@ -104,7 +104,12 @@ func (s *solver) search(res *Result, failed map[string]string) {
 			if _, ok := failed[f.Key()]; ok {
 				continue
 			}
-			mvs, why := s.fix(f, 0)
+			// A single move that fixes it is best; chains come second.
+			mvs, why := s.fix(f, 0, false)
+			if mvs == nil {
+				s.budget = judgeBudget
+				mvs, why = s.fix(f, 0, true)
+			}
 			if mvs == nil {
 				failed[f.Key()] = why
 				continue
@@ -135,10 +140,17 @@ type solver struct {
 	j     *change.Judge
 	opts  Options
 	moved map[string]bool
+	// budget is how many more moves the repair of the current finding may
+	// judge: chains of moves branch, and without a bound a hopeless
+	// finding would be searched exponentially long.
+	budget int
 }
 
+// judgeBudget bounds the moves judged for one finding, chains included.
+const judgeBudget = 1500
+
 // maxSteps bounds how many moves one service's repair may chain.
-const maxSteps = 6
+const maxSteps = 12
 
 // fix tries to remove finding f, committing the moves that do. A move is
 // kept when it resolves f and introduces nothing; for a service (VG301,
@@ -146,7 +158,7 @@ const maxSteps = 6
 // on the same unit (all members on one rack: moving one leaves the rack
 // holding too many, which the next move fixes), and is kept only if the
 // whole chain ends with nothing introduced; otherwise it is undone.
-func (s *solver) fix(f check.Finding, depth int) ([]Move, string) {
+func (s *solver) fix(f check.Finding, depth int, chains bool) ([]Move, string) {
 	movers := s.movers(f)
 	if len(movers) == 0 {
 		return nil, "no VM can be moved to fix it"
@@ -160,13 +172,19 @@ func (s *solver) fix(f check.Finding, depth int) ([]Move, string) {
 				continue
 			}
 			tried++
+			if chains { // single moves are bounded by movers × candidates
+				if s.budget <= 0 {
+					return nil, "no single move fixes it, and no chain of moves within " + fmt.Sprint(judgeBudget) + " tries"
+				}
+				s.budget--
+			}
 			c := migration(vm.Name, h.Name)
 			v, err := s.j.Judge(c)
-			if err != nil || !resolves(v, f) {
+			if err != nil {
 				continue
 			}
-			next, ok := s.stepping(f, v.Introduced)
-			if !ok || (next != nil && depth >= maxSteps) {
+			next, ok := s.stepping(f, v)
+			if !ok || (next != nil && (!chains || depth >= maxSteps)) {
 				continue
 			}
 			if _, err := s.j.Commit(c); err != nil {
@@ -176,7 +194,7 @@ func (s *solver) fix(f check.Finding, depth int) ([]Move, string) {
 			if next == nil {
 				return []Move{mv}, ""
 			}
-			if rest, _ := s.fix(*next, depth+1); rest != nil {
+			if rest, _ := s.fix(*next, depth+1, true); rest != nil {
 				return append([]Move{mv}, rest...), ""
 			}
 			// The chain went nowhere: put the VM back.
@@ -194,20 +212,61 @@ func (s *solver) fix(f check.Finding, depth int) ([]Move, string) {
 	return nil, why
 }
 
-// stepping says whether a move that resolves f and introduces introduced
-// is acceptable: it introduces nothing (next is nil), or only one VG302 of
-// f's service on f's unit (next is that finding, to fix in turn).
-func (s *solver) stepping(f check.Finding, introduced []check.Finding) (next *check.Finding, ok bool) {
-	switch {
-	case len(introduced) == 0:
-		return nil, true
-	case len(introduced) == 1 && (f.Check == "VG301" || f.Check == "VG302"):
-		g := introduced[0]
-		if g.Check == "VG302" && g.Subject == f.Subject && slices.Equal(g.Related, f.Related) {
+// stepping says whether a move judged v is progress on f: it resolves f
+// and introduces nothing (next is nil); or it turns f into a lesser finding
+// of the same check on the same subject and unit, which the next move
+// works on (next): a VG301 into a VG302, a VG302 that loses fewer members,
+// a VG401 with fewer VMs on the unit. Nothing else may be introduced.
+func (s *solver) stepping(f check.Finding, v *change.Verdict) (next *check.Finding, ok bool) {
+	if resolves(v, f) {
+		switch {
+		case len(v.Introduced) == 0:
+			return nil, true
+		case len(v.Introduced) == 1 && lesser(f, v.Introduced[0]):
+			g := v.Introduced[0]
+			return &g, true
+		}
+		return nil, false
+	}
+	if len(v.Introduced) > 0 {
+		return nil, false
+	}
+	for _, g := range v.Changed {
+		if g.Key() == f.Key() && lesser(f, g) {
 			return &g, true
 		}
 	}
 	return nil, false
+}
+
+// lesser reports whether g is f made smaller by a move.
+func lesser(f, g check.Finding) bool {
+	if g.Subject != f.Subject {
+		return false
+	}
+	switch {
+	case (f.Check == "VG301" || f.Check == "VG302") && g.Check == "VG302":
+		return slices.Equal(f.Related, g.Related) && evInt(g, "lost") < evInt(f, "lost")
+	case f.Check == "VG401" && g.Check == "VG401":
+		if len(g.Related) >= len(f.Related) {
+			return false
+		}
+		for _, r := range g.Related {
+			if !slices.Contains(f.Related, r) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// evInt reads an integer from a finding's evidence (-1 when absent).
+func evInt(f check.Finding, key string) int {
+	if n, ok := f.Evidence[key].(int); ok {
+		return n
+	}
+	return -1
 }
 
 func migration(vm, to string) *change.Change {
