@@ -79,7 +79,10 @@ func runRolloutPlan(g *globalOptions, o *rolloutOptions, paths []string, cmdPath
 	x := estate.NewIndex(res.Estate)
 	p, err := rollout.Make(x, o.service, to, check.NewDiskFiles(), o.allowDrift)
 	refused := errors.Is(err, rollout.ErrDrift)
-	if err != nil && !refused {
+	switch {
+	case errors.Is(err, rollout.ErrImpossible):
+		return &verdictError{msg: "vguard: rollout refused: " + err.Error()}
+	case err != nil && !refused:
 		return usagef(cmdPath, "%v", err)
 	}
 	for _, d := range p.Drifted {

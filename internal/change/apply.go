@@ -29,6 +29,9 @@ type applied struct {
 	// unsanitized lists the clones made without sanitize from a source with
 	// identity values or credentials (VG502), by clone name.
 	unsanitized map[string]*Operation
+	// created names the VMs whose version after the change was created by
+	// it: they did not move from anywhere (no VG501).
+	created map[string]bool
 }
 
 // indexNames answers load.Names from an index.
@@ -65,7 +68,7 @@ type applier struct {
 func apply(x *estate.Index, c *Change) (*applied, load.Errors) {
 	ap := &applier{x: x, c: c, a: &applied{
 		before: map[string]*estate.VM{}, after: map[string]*estate.VM{},
-		origin: map[string]*estate.VM{}, unsanitized: map[string]*Operation{},
+		origin: map[string]*estate.VM{}, unsanitized: map[string]*Operation{}, created: map[string]bool{},
 	}}
 	for _, op := range c.Operations {
 		ap.op(op)
@@ -113,6 +116,13 @@ func (ap *applier) replace(old, nv *estate.VM) {
 		ap.x.AddVM(nv)
 	}
 	a.after[name] = nv
+	if nv == nil {
+		// A VM deleted is no longer the clone it may have been; a name
+		// used again starts afresh.
+		delete(a.origin, name)
+		delete(a.unsanitized, name)
+		delete(a.created, name)
+	}
 }
 
 func (ap *applier) network(op *Operation, field, name string) bool {
@@ -160,7 +170,7 @@ func (ap *applier) op(op *Operation) {
 		}
 		nv := vm.Clone()
 		nv.NICs = slices.DeleteFunc(nv.NICs, func(n estate.NIC) bool {
-			return n.Network == op.Network && (op.MAC == "" || n.MAC == op.MAC)
+			return n.Network == op.Network && (op.MAC == "" || estate.NormalizeMAC(n.MAC) == estate.NormalizeMAC(op.MAC))
 		})
 		if len(nv.NICs) == len(vm.NICs) {
 			what := "no NIC"
@@ -175,7 +185,8 @@ func (ap *applier) op(op *Operation) {
 
 	case OpMoveNIC:
 		vm := ap.vm(op)
-		if !ap.network(op, "toNetwork", op.ToNetwork) || vm == nil {
+		okFrom := ap.network(op, "fromNetwork", op.FromNetwork)
+		if !ap.network(op, "toNetwork", op.ToNetwork) || !okFrom || vm == nil {
 			return
 		}
 		nv := vm.Clone()
@@ -195,6 +206,10 @@ func (ap *applier) op(op *Operation) {
 
 	case OpClone:
 		src := ap.vm(op)
+		if op.Name == "" {
+			ap.errorf(op, "name", "must not be empty")
+			return
+		}
 		if x.VMs[op.Name] != nil {
 			ap.errorf(op, "name", "duplicate vm %q: a VM of that name exists", op.Name)
 			return
@@ -210,8 +225,6 @@ func (ap *applier) op(op *Operation) {
 				nv.NICs[i].MAC = ""
 			}
 			nv.Credentials = nil
-		} else if carriesIdentity(src) {
-			a.unsanitized[op.Name] = op
 		}
 		if op.Set != nil && !ap.patch(op, nv) {
 			return
@@ -226,8 +239,11 @@ func (ap *applier) op(op *Operation) {
 		if o, isClone := a.origin[src.Name]; isClone {
 			origin = o
 		}
-		a.origin[op.Name] = origin
 		ap.replace(nil, nv)
+		a.origin[op.Name] = origin
+		if !op.Sanitize && carriesIdentity(src) {
+			a.unsanitized[op.Name] = op
+		}
 		a.facts |= check.FactsAll &^ check.FactImages
 
 	case OpCreate:
@@ -248,6 +264,7 @@ func (ap *applier) op(op *Operation) {
 			return
 		}
 		ap.replace(nil, nv)
+		a.created[nv.Name] = true
 		a.facts |= check.FactsAll &^ check.FactImages
 
 	case OpDelete:

@@ -236,10 +236,10 @@ func (j *Judge) changeFindings(a *applied) []check.Finding {
 			continue
 		}
 		was := a.before[name]
-		if was == nil {
-			was = a.origin[name] // a clone was where its source was
+		if o := a.origin[name]; o != nil {
+			was = o // a clone was where its source was
 		}
-		if was != nil {
+		if was != nil && !a.created[name] {
 			out = append(out, j.crossZone(vm, was)...)
 		}
 		if op := a.unsanitized[name]; op != nil {

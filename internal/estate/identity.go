@@ -142,3 +142,7 @@ func normMAC(s string) string {
 	}
 	return string(out[:])
 }
+
+// NormalizeMAC writes a MAC as lowercase colon-separated octets, so that
+// 52-54-00-AB-CD-EF and 52:54:00:ab:cd:ef compare equal.
+func NormalizeMAC(s string) string { return normMAC(s) }

@@ -9,6 +9,7 @@ package rollout
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -57,7 +58,10 @@ type Files interface {
 
 // ErrDrift is returned, with the plan, when members drifted from their
 // master and drift is not allowed.
-var ErrDrift = fmt.Errorf("members differ from their current master")
+var ErrDrift = errors.New("members differ from their current master")
+
+// ErrImpossible wraps the reason no rollout can keep the services' limits.
+var ErrImpossible = errors.New("no rollout keeps the services' limits")
 
 // Make plans the rollout of image to to the members of service svc. With
 // allowDrift false, members that differ from their current master make it
@@ -71,6 +75,9 @@ func Make(x *estate.Index, svcName string, to estate.ImageRef, files Files, allo
 	if target == nil {
 		return nil, fmt.Errorf("unknown image %q", to)
 	}
+	if !target.Master {
+		return nil, fmt.Errorf("image %q is not a master: rollouts bring copies to a master version", to)
+	}
 	members := x.Members[svcName]
 	p := &Plan{Service: svcName, To: to.String(), Batches: []Batch{}, Skipped: []Skip{}, Rollback: []Batch{}}
 	if len(members) == 0 {
@@ -82,6 +89,12 @@ func Make(x *estate.Index, svcName string, to estate.ImageRef, files Files, allo
 			p.Skipped = append(p.Skipped, Skip{VM: vm.Name, Reason: "already at " + to.String()})
 			continue
 		}
+		if vm.Image != nil && vm.Image.Name == to.Name && vm.Image.Version > to.Version {
+			// A rollout does not downgrade: that is a rollback, planned
+			// from the rollout that brought the newer version.
+			p.Skipped = append(p.Skipped, Skip{VM: vm.Name, Reason: "runs a newer version, " + vm.Image.String()})
+			continue
+		}
 		pending = append(pending, vm)
 		if d := drift(x, vm, files); d != nil {
 			p.Drifted = append(p.Drifted, *d)
@@ -91,8 +104,8 @@ func Make(x *estate.Index, svcName string, to estate.ImageRef, files Files, allo
 	// minAvailable up (members already at the target count as up).
 	p.MaxBatch = min(svc.MaxUnavailable, len(members)-svc.MinAvailable)
 	if len(pending) > 0 && p.MaxBatch < 1 {
-		return nil, fmt.Errorf("service %q has %d members and minAvailable %d: no member can be taken down for the rollout",
-			svcName, len(members), svc.MinAvailable)
+		return nil, fmt.Errorf("%w: service %q has %d members and minAvailable %d, so no member can be taken down",
+			ErrImpossible, svcName, len(members), svc.MinAvailable)
 	}
 	var err error
 	drifted := map[string]bool{}
@@ -228,7 +241,7 @@ func batches(x *estate.Index, svc *estate.Service, pending []*estate.VM, size in
 				stuck = append(stuck, u.vms...)
 			}
 			slices.Sort(stuck)
-			return nil, fmt.Errorf("members %v cannot be taken down: another service they serve would fall below its minAvailable or above its maxUnavailable", stuck)
+			return nil, fmt.Errorf("%w: members %v cannot be taken down: another service they serve would fall below its minAvailable or above its maxUnavailable", ErrImpossible, stuck)
 		}
 		left -= len(out[len(out)-1].VMs)
 	}

@@ -184,3 +184,27 @@ func TestOtherServicesKeepTheirLimits(t *testing.T) {
 		t.Error("a rollout that takes down a member of a service with no slack was planned")
 	}
 }
+
+func TestNoDowngradeNoNonMaster(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 2))
+	x, _ := farm(r, 4, 2, 1, 1, 2) // a-00, a-01 at app@2; the rest at app@1
+	p, err := Make(x, "app", estate.ImageRef{Name: "app", Version: 1}, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range p.Batches {
+		for _, vm := range b.VMs {
+			if vm == "a-00" || vm == "a-01" {
+				t.Errorf("rolling app@1 downgrades %s", vm)
+			}
+		}
+	}
+	tool := &estate.Image{Name: "tool", Version: 1}
+	x.Images[tool.Ref()] = tool
+	if _, err := Make(x, "app", tool.Ref(), nil, false); err == nil {
+		t.Error("a non-master image was rolled out")
+	}
+	if _, err := Make(x, "app", estate.ImageRef{Name: "app", Version: 2}, nil, false); err != nil {
+		t.Error(err)
+	}
+}
