@@ -93,7 +93,11 @@ func writePlanTable(w io.Writer, r *PlanReport) error {
 	for i, op := range r.Operations {
 		ops[i] = clean(op)
 	}
-	writeWrapped(bw, fmt.Sprintf("%s on %s: %s.", count(len(r.Operations), "operation"), estateName, strings.Join(ops, "; ")), "", "  ")
+	if len(ops) == 0 {
+		writeWrapped(bw, fmt.Sprintf("No operation on %s.", estateName), "", "  ")
+	} else {
+		writeWrapped(bw, fmt.Sprintf("%s on %s: %s.", count(len(r.Operations), "operation"), estateName, strings.Join(ops, "; ")), "", "  ")
+	}
 	bw.WriteString("\n")
 	if len(r.Introduced) > 0 {
 		fmt.Fprintf(bw, "INTRODUCED: %s\n\n", count(len(r.Introduced), "finding"))
