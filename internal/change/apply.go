@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -380,9 +383,53 @@ func (ap *applier) validVM(op *Operation, vm *estate.VM) bool {
 		prefix += ".set"
 	}
 	load.CheckVM(vm, prefix, indexNames{ap.x}, func(_ estate.Pos, path, msg string) {
-		ap.errs = append(ap.errs, &syntax.Error{File: ap.c.File, Line: op.Line, Path: path, Msg: msg})
+		line := op.Line
+		switch {
+		case op.Spec != nil || op.Set != nil:
+			// Point at the field in the operation's set or spec.
+			n := op.Spec
+			if n == nil {
+				n = op.Set
+			}
+			if l := lineAt(n, strings.TrimPrefix(path, prefix)); l > 0 {
+				line = l
+			}
+		case nicField.MatchString(path):
+			// attach-nic: the new NIC's fields are the operation's own.
+			path = op.path() + "." + nicField.FindStringSubmatch(path)[1]
+		}
+		ap.errs = append(ap.errs, &syntax.Error{File: ap.c.File, Line: line, Path: path, Msg: msg})
 	})
 	return len(ap.errs) == before
+}
+
+var (
+	nicField = regexp.MustCompile(`\.nics\[\d+\]\.(network|mac)$`)
+	pathStep = regexp.MustCompile(`\.([A-Za-z]+)|\[(\d+)\]`)
+)
+
+// lineAt is the line of the node at path (".nics[0].network") under n, or
+// of the deepest node on the way that exists; 0 when none.
+func lineAt(n *syntax.Node, path string) int {
+	line := 0
+	for _, m := range pathStep.FindAllStringSubmatch(path, -1) {
+		switch {
+		case n == nil:
+			return line
+		case m[1] != "":
+			n = n.Get(m[1])
+		default:
+			i, _ := strconv.Atoi(m[2])
+			if n.Kind != syntax.SeqNode || i >= len(n.Items) {
+				return line
+			}
+			n = n.Items[i]
+		}
+		if n != nil {
+			line = n.Line
+		}
+	}
+	return line
 }
 
 // setFacts says which facts an update's `set` touches.
