@@ -41,6 +41,9 @@
 // internal/scanreport reads image scan reports. Both are side files an
 // estate points to, read by checks VG203 and VG105.
 //
+// internal/tree reads file trees (directories today; disk images with the
+// image readers) into manifests, hashing files on every core.
+//
 // internal/report writes check reports as a table for people, JSON for
 // programs and SARIF 2.1.0 for code-scanning tools.
 //

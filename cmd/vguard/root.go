@@ -74,6 +74,8 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newRolloutCmd(g),
 		newBlastCmd(g),
 		newPlaceCmd(g),
+		newImageCmd(g),
+		newDriftCmd(g),
 	)
 	return root, g
 }
