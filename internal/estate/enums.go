@@ -48,9 +48,6 @@ func (x *Exposure) UnmarshalText(b []byte) error {
 	return parseInto(exposureWords, "exposure", b, (*uint8)(x))
 }
 func (x Exposure) Valid() bool { return x >= ExposurePublic && x <= ExposureRestricted }
-func AllExposures() []Exposure {
-	return []Exposure{ExposurePublic, ExposurePartner, ExposureInternal, ExposureRestricted}
-}
 
 // SecurityLevel says how hardened a guest is: low < standard < high.
 type SecurityLevel uint8

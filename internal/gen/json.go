@@ -4,9 +4,9 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/jsonstr"
 )
 
 // The estate is written by hand rather than through encoding/json: the
@@ -33,7 +33,7 @@ func (j *jsonWriter) flush() {
 // list writes `"key":[` then n elements, one per line, then `]`.
 func (j *jsonWriter) list(key string, n int, elem func(b []byte, i int) []byte) {
 	j.b = append(j.b, ",\n"...)
-	j.b = appendString(j.b, key)
+	j.b = jsonstr.Append(j.b, key)
 	j.b = append(j.b, ":["...)
 	for i := range n {
 		if i > 0 {
@@ -52,7 +52,7 @@ func writeEstate(w io.Writer, g *world, sideFiles bool) error {
 	e := g.e
 	j := &jsonWriter{w: w, b: make([]byte, 0, 64<<10)}
 	j.b = append(j.b, `{"apiVersion":"vguard.dev/v1","kind":"Estate","metadata":{"name":`...)
-	j.b = appendString(j.b, e.Meta.Name)
+	j.b = jsonstr.Append(j.b, e.Meta.Name)
 	j.b = append(j.b, '}')
 	j.list("zones", len(e.Zones), func(b []byte, i int) []byte { return appendZone(b, e.Zones[i]) })
 	j.list("networks", len(e.Networks), func(b []byte, i int) []byte { return appendNetwork(b, e.Networks[i]) })
@@ -67,74 +67,39 @@ func writeEstate(w io.Writer, g *world, sideFiles bool) error {
 	return j.err
 }
 
-// appendString appends s as a JSON string.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			b = append(b, c)
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
-}
-
 // field appends `,"key":"value"` (or without the comma for the first field).
 func field(b []byte, first bool, key, value string) []byte {
 	if !first {
 		b = append(b, ',')
 	}
-	b = appendString(b, key)
+	b = jsonstr.Append(b, key)
 	b = append(b, ':')
-	return appendString(b, value)
+	return jsonstr.Append(b, value)
 }
 
 func intField(b []byte, key string, v int64) []byte {
 	b = append(b, ',')
-	b = appendString(b, key)
+	b = jsonstr.Append(b, key)
 	b = append(b, ':')
 	return strconv.AppendInt(b, v, 10)
 }
 
 func boolField(b []byte, key string, v bool) []byte {
 	b = append(b, ',')
-	b = appendString(b, key)
+	b = jsonstr.Append(b, key)
 	b = append(b, ':')
 	return strconv.AppendBool(b, v)
 }
 
 func stringsField(b []byte, key string, vs []string) []byte {
 	b = append(b, ',')
-	b = appendString(b, key)
+	b = jsonstr.Append(b, key)
 	b = append(b, ":["...)
 	for i, v := range vs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, v)
+		b = jsonstr.Append(b, v)
 	}
 	return append(b, ']')
 }
@@ -142,7 +107,7 @@ func stringsField(b []byte, key string, vs []string) []byte {
 // labelsField appends the labels with sorted keys (map order is random).
 func labelsField(b []byte, key string, m map[string]string) []byte {
 	b = append(b, ',')
-	b = appendString(b, key)
+	b = jsonstr.Append(b, key)
 	b = append(b, ":{"...)
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -164,7 +129,7 @@ func portsField(b []byte, ps []estate.PortRange) []byte {
 		if p.Lo == p.Hi {
 			b = strconv.AppendInt(b, int64(p.Lo), 10)
 		} else {
-			b = appendString(b, p.String())
+			b = jsonstr.Append(b, p.String())
 		}
 	}
 	return append(b, ']')
@@ -294,7 +259,7 @@ func appendVM(b []byte, vm *estate.VM, sideFiles bool) []byte {
 				if i > 0 {
 					b = append(b, ',')
 				}
-				b = appendString(b, k)
+				b = jsonstr.Append(b, k)
 			}
 			b = append(b, ']')
 		}

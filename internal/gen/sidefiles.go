@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/jsonstr"
 	"github.com/vguard-dev/vguard/internal/manifest"
 )
 
@@ -286,7 +287,7 @@ type scanIdentity struct{ kind, path string }
 
 func (r scanReport) write(w io.Writer) error {
 	b := []byte(`{"image":`)
-	b = appendString(b, r.image)
+	b = jsonstr.Append(b, r.image)
 	b = append(b, `,"format":"qcow2",`+"\n"+`"secrets":[`...)
 	for i, s := range r.secrets {
 		if i > 0 {
@@ -294,13 +295,13 @@ func (r scanReport) write(w io.Writer) error {
 		}
 		d := digest("secret", s.key)
 		b = append(b, "\n"+`{"rule":`...)
-		b = appendString(b, s.rule)
+		b = jsonstr.Append(b, s.rule)
 		b = append(b, `,"path":`...)
-		b = appendString(b, s.path)
+		b = jsonstr.Append(b, s.path)
 		b = append(b, `,"line":`...)
 		b = strconv.AppendInt(b, int64(s.line), 10)
 		b = append(b, `,"redacted":`...)
-		b = appendString(b, s.redacted)
+		b = jsonstr.Append(b, s.redacted)
 		b = append(b, `,"fingerprint":"sha256:`...)
 		b = hex.AppendEncode(b, d[:])
 		b = append(b, `"}`...)
@@ -311,9 +312,9 @@ func (r scanReport) write(w io.Writer) error {
 			b = append(b, ',')
 		}
 		b = append(b, "\n"+`{"kind":`...)
-		b = appendString(b, id.kind)
+		b = jsonstr.Append(b, id.kind)
 		b = append(b, `,"path":`...)
-		b = appendString(b, id.path)
+		b = jsonstr.Append(b, id.path)
 		b = append(b, '}')
 	}
 	b = append(b, "],\n"+`"summary":{"files":`...)

@@ -3,7 +3,8 @@ package manifest
 import (
 	"io"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/vguard-dev/vguard/internal/jsonstr"
 )
 
 // Marshal returns the manifest as JSON in the one form Write produces.
@@ -44,7 +45,7 @@ func (m *Manifest) appendJSON(buf []byte) []byte {
 // sha256 only for files, target only for symlinks.
 func (e *Entry) appendJSON(buf []byte) []byte {
 	buf = append(buf, `{"path":`...)
-	buf = appendString(buf, e.Path)
+	buf = jsonstr.Append(buf, e.Path)
 	buf = append(buf, `,"type":"`...)
 	buf = append(buf, e.Type.String()...)
 	buf = append(buf, `","mode":"`...)
@@ -62,39 +63,7 @@ func (e *Entry) appendJSON(buf []byte) []byte {
 	}
 	if e.Type == Symlink {
 		buf = append(buf, `,"target":`...)
-		buf = appendString(buf, e.Target)
+		buf = jsonstr.Append(buf, e.Target)
 	}
 	return append(buf, '}')
-}
-
-// appendString writes s (valid UTF-8, checked by Validate) as a JSON string,
-// escaping only what JSON requires so that paths stay readable.
-func appendString(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	buf = append(buf, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRuneInString(s[i:])
-			buf = utf8.AppendRune(buf, r)
-			i += n
-			continue
-		}
-		switch {
-		case c == '"' || c == '\\':
-			buf = append(buf, '\\', c)
-		case c == '\n':
-			buf = append(buf, '\\', 'n')
-		case c == '\t':
-			buf = append(buf, '\\', 't')
-		case c == '\r':
-			buf = append(buf, '\\', 'r')
-		case c < 0x20:
-			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			buf = append(buf, c)
-		}
-		i++
-	}
-	return append(buf, '"')
 }

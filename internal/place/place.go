@@ -65,7 +65,7 @@ func Solve(x *estate.Index, p *estate.Policy, files check.SideFiles, opts Option
 	if err != nil {
 		return nil, err
 	}
-	s := &solver{x: x, p: p, j: j, opts: opts, moved: map[string]bool{}}
+	s := &solver{x: x, p: p, j: j, opts: opts}
 	start := placementFindings(j.Before())
 	res := &Result{LowerBound: lowerBound(x, p, start)}
 	failed := map[string]string{} // finding key -> why it could not be fixed
@@ -135,11 +135,10 @@ func placementFindings(fs []check.Finding) []check.Finding {
 }
 
 type solver struct {
-	x     *estate.Index
-	p     *estate.Policy
-	j     *change.Judge
-	opts  Options
-	moved map[string]bool
+	x    *estate.Index
+	p    *estate.Policy
+	j    *change.Judge
+	opts Options
 	// budget is how many more moves the repair of the current finding may
 	// judge: chains of moves branch, and without a bound a hopeless
 	// finding would be searched exponentially long.

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/vguard-dev/vguard/internal/check"
+	"github.com/vguard-dev/vguard/internal/jsonstr"
 )
 
 // The JSON report is written by hand rather than by encoding/json: a check
@@ -89,7 +89,7 @@ const spaces = "                                "
 func (jw *jsonWriter) field(sep string, d int, name string) {
 	jw.raw(sep)
 	jw.newline(d)
-	jw.buf = appendJSONString(jw.buf, name)
+	jw.buf = jsonstr.Append(jw.buf, name)
 	jw.raw(": ")
 }
 
@@ -117,21 +117,21 @@ func (jw *jsonWriter) findings(fs []check.Finding, d int) {
 func (jw *jsonWriter) finding(f *check.Finding, d int) {
 	jw.raw("{")
 	jw.field("", d+1, "check")
-	jw.buf = appendJSONString(jw.buf, f.Check)
+	jw.buf = jsonstr.Append(jw.buf, f.Check)
 	jw.field(",", d+1, "title")
-	jw.buf = appendJSONString(jw.buf, f.Title)
+	jw.buf = jsonstr.Append(jw.buf, f.Title)
 	jw.field(",", d+1, "severity")
-	jw.buf = appendJSONString(jw.buf, f.Severity.String())
+	jw.buf = jsonstr.Append(jw.buf, f.Severity.String())
 	jw.field(",", d+1, "pillar")
-	jw.buf = appendJSONString(jw.buf, string(f.Pillar))
+	jw.buf = jsonstr.Append(jw.buf, string(f.Pillar))
 	jw.field(",", d+1, "subject")
-	jw.buf = appendJSONString(jw.buf, f.Subject)
+	jw.buf = jsonstr.Append(jw.buf, f.Subject)
 	jw.field(",", d+1, "related")
 	jw.strings(f.Related, d+1, "[]")
 	jw.field(",", d+1, "message")
-	jw.buf = appendJSONString(jw.buf, f.Message)
+	jw.buf = jsonstr.Append(jw.buf, f.Message)
 	jw.field(",", d+1, "remediation")
-	jw.buf = appendJSONString(jw.buf, f.Remediation)
+	jw.buf = jsonstr.Append(jw.buf, f.Remediation)
 	jw.field(",", d+1, "evidence")
 	jw.evidence(f.Evidence, d+1)
 	jw.newline(d)
@@ -154,7 +154,7 @@ func (jw *jsonWriter) strings(ss []string, d int, ifNil string) {
 			jw.raw(",")
 		}
 		jw.newline(d + 1)
-		jw.buf = appendJSONString(jw.buf, s)
+		jw.buf = jsonstr.Append(jw.buf, s)
 	}
 	jw.newline(d)
 	jw.raw("]")
@@ -190,7 +190,7 @@ func (jw *jsonWriter) evidence(ev map[string]any, d int) {
 func (jw *jsonWriter) value(v any, d int) {
 	switch v := v.(type) {
 	case string:
-		jw.buf = appendJSONString(jw.buf, v)
+		jw.buf = jsonstr.Append(jw.buf, v)
 	case int:
 		jw.buf = strconv.AppendInt(jw.buf, int64(v), 10)
 	case int64:
@@ -242,60 +242,4 @@ func (jw *jsonWriter) stats(s Stats, d int) {
 	jw.int(",", d+1, "networks", s.Networks)
 	jw.newline(d)
 	jw.raw("}")
-}
-
-// appendJSONString appends s quoted as encoding/json does without HTML
-// escaping: short escapes for \b \f \n \r \t, \u00XX for other control
-// bytes, U+FFFD for invalid UTF-8, and \u2028 \u2029 escaped because
-// JavaScript treats them as line ends.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

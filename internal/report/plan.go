@@ -8,6 +8,7 @@ import (
 
 	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/jsonstr"
 )
 
 // PlanReport is what `vguard plan` reports: the verdict on one change.
@@ -57,7 +58,7 @@ func writePlanJSON(w io.Writer, r *PlanReport) error {
 	jw := newJSONWriter(w)
 	jw.raw("{")
 	jw.field("", 1, "decision")
-	jw.buf = appendJSONString(jw.buf, r.Decision)
+	jw.buf = jsonstr.Append(jw.buf, r.Decision)
 	jw.field(",", 1, "introduced")
 	jw.findings(r.Introduced, 1)
 	jw.field(",", 1, "resolved")
