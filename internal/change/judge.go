@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -113,9 +114,16 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 	}
 
 	v := &Verdict{Scope: ScopeSize{len(scope.VMs), len(scope.Hypervisors), len(scope.Services)}}
-	v.Introduced, v.Resolved = keyDiff(after.Findings, before.Findings), keyDiff(before.Findings, after.Findings)
-	v.Changed = changedFindings(before.Findings, after.Findings)
-	v.Introduced = append(v.Introduced, changeOnly...)
+	for name := range scope.Masters {
+		for _, im := range j.x.ImageVersions(name) {
+			v.Scope.VMs += len(j.x.VMsOfImage(im.Ref()))
+		}
+	}
+	introduced, resolved, changed := diff(before.Findings, after.Findings)
+	v.Introduced, v.Resolved, v.Changed = introduced, resolved, changed
+	if len(changeOnly) > 0 {
+		v.Introduced = append(slices.Clip(introduced), changeOnly...)
+	}
 	check.SortFindings(v.Introduced)
 	resolvedKnown := 0
 	for i := range v.Resolved {
@@ -126,20 +134,25 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 	v.Unchanged = len(j.keys) - resolvedKnown
 	v.Decision = decide(v.Introduced, j.p.Change.BlockAt)
 	if keep {
-		j.advance(keyDiff(after.Findings, before.Findings), v.Resolved)
+		j.advance(introduced, v.Resolved, v.Changed)
 	}
 	return v, nil
 }
 
 // advance makes the findings the Judge holds those after a committed
-// change: the resolved ones go, the introduced estate findings come.
-func (j *Judge) advance(introduced, resolved []check.Finding) {
-	gone := make(map[string]bool, len(resolved))
+// change: the resolved ones go, the introduced estate findings come, and
+// the changed ones (same key, new message) replace their old selves.
+func (j *Judge) advance(introduced, resolved, changed []check.Finding) {
+	gone := make(map[string]bool, len(resolved)+len(changed))
 	for i := range resolved {
 		gone[resolved[i].Key()] = true
 		delete(j.keys, resolved[i].Key())
 	}
+	for i := range changed {
+		gone[changed[i].Key()] = true
+	}
 	j.before = slices.DeleteFunc(j.before, func(f check.Finding) bool { return gone[f.Key()] })
+	j.before = append(j.before, changed...)
 	for _, f := range introduced {
 		j.before = append(j.before, f)
 		j.keys[f.Key()] = struct{}{}
@@ -159,35 +172,64 @@ func decide(introduced []check.Finding, blockAt estate.Severity) Decision {
 	return d
 }
 
-// changedFindings returns the findings of after whose key is in before
-// with another message.
-func changedFindings(before, after []check.Finding) []check.Finding {
-	msg := make(map[string]string, len(before))
-	for i := range before {
-		msg[before[i].Key()] = before[i].Message
+// diff compares the findings of a scope before and after a change, by key
+// (check, subject, related): introduced are those only after, resolved
+// those only before, changed those in both whose message differs. Each
+// keeps the order of its input.
+//
+// Both inputs are in report order (check.SortFindings), so within one
+// severity and check they are sorted by subject and related, and the
+// findings of one check before, sorted the same way, are matched by
+// walking both lists together rather than by hashing every key: a change
+// that puts a master's VMs behind introduces tens of thousands of findings.
+// introduced reuses after's array (after is not read again).
+func diff(before, after []check.Finding) (introduced, resolved, changed []check.Finding) {
+	if len(before) == 0 {
+		return after, nil, nil
 	}
-	var out []check.Finding
-	for _, f := range after {
-		if m, ok := msg[f.Key()]; ok && m != f.Message {
-			out = append(out, f)
+	byCheck := map[string][]int{}
+	for i := range before {
+		byCheck[before[i].Check] = append(byCheck[before[i].Check], i)
+	}
+	for _, list := range byCheck {
+		slices.SortStableFunc(list, func(a, b int) int { return compareKey(&before[a], &before[b]) })
+	}
+	matched := make([]bool, len(before))
+	introduced = after[:0]
+	var list []int
+	pos := 0
+	for i := range after {
+		f := &after[i]
+		if i == 0 || f.Check != after[i-1].Check || f.Severity != after[i-1].Severity {
+			list, pos = byCheck[f.Check], 0 // a new run of one severity and check
+		}
+		for pos < len(list) && compareKey(&before[list[pos]], f) < 0 {
+			pos++
+		}
+		if pos == len(list) || compareKey(&before[list[pos]], f) != 0 {
+			introduced = append(introduced, *f) // never past i
+			continue
+		}
+		j := list[pos]
+		matched[j] = true
+		if before[j].Message != f.Message {
+			changed = append(changed, *f)
 		}
 	}
-	return out
+	for i := range before {
+		if !matched[i] {
+			resolved = append(resolved, before[i])
+		}
+	}
+	return introduced, resolved, changed
 }
 
-// keyDiff returns the findings of a whose key is not in b.
-func keyDiff(a, b []check.Finding) []check.Finding {
-	in := make(map[string]struct{}, len(b))
-	for i := range b {
-		in[b[i].Key()] = struct{}{}
+// compareKey orders findings of one check by subject, then related.
+func compareKey(a, b *check.Finding) int {
+	if c := strings.Compare(a.Subject, b.Subject); c != 0 {
+		return c
 	}
-	var out []check.Finding
-	for _, f := range a {
-		if _, ok := in[f.Key()]; !ok {
-			out = append(out, f)
-		}
-	}
-	return out
+	return slices.Compare(a.Related, b.Related)
 }
 
 // scopeOf is what the change can affect: the before and after versions of
@@ -208,18 +250,7 @@ func (j *Judge) scopeOf(a *applied) *check.Scope {
 		s.Images[im.Ref()] = true // a new version with a scan report of secrets
 	}
 	for _, name := range a.masters {
-		for ref := range j.x.Images {
-			if ref.Name != name {
-				continue
-			}
-			// These VMs did not change: only the per-VM checks that read
-			// the image catalogue (VG204) judge them, so their names are
-			// enough, and far cheaper than their units for a master of
-			// tens of thousands of VMs.
-			for _, vm := range j.x.VMsOfImage(ref) {
-				s.VMs[vm.Name] = true
-			}
-		}
+		s.Masters[name] = true
 	}
 	return s
 }

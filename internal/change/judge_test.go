@@ -183,3 +183,59 @@ func TestJudgeMatchesFull(t *testing.T) {
 		}
 	}
 }
+
+// keyDiff returns the findings of a whose key is not in b: the plain
+// reference the property test holds the judge's diff to.
+func keyDiff(a, b []check.Finding) []check.Finding {
+	in := make(map[string]struct{}, len(b))
+	for i := range b {
+		in[b[i].Key()] = struct{}{}
+	}
+	var out []check.Finding
+	for _, f := range a {
+		if _, ok := in[f.Key()]; !ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestCommitMatchesFull holds a sequence of committed changes to a full
+// evaluation: after each commit the findings the Judge holds (the base of
+// the next verdict) must be those of the whole estate as it now is, so
+// that a planner committing moves one by one is never judging against a
+// stale picture.
+func TestCommitMatchesFull(t *testing.T) {
+	rounds := 25
+	if testing.Short() {
+		rounds = 8
+	}
+	for seed := int64(1); seed <= 3; seed++ {
+		e, p := gen.Estate(gen.Options{VMs: 250 + int(seed)*100, Hypervisors: 12, Seed: seed})
+		x := estate.NewIndex(e)
+		j, err := NewJudge(x, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(uint64(seed), 29))
+		committed := 0
+		for round := 0; round < rounds; round++ {
+			// Changes are drawn from the VMs that still exist.
+			now := *e
+			now.VMs = x.AllVMs()
+			c := randomChange(t, r, &now, 100+round)
+			if _, err := j.Commit(c); err != nil {
+				continue // an invalid change is neither judged nor made
+			}
+			committed++
+			full := check.Evaluate(x, p, check.Options{})
+			if got, want := lines(j.before), lines(full.Findings); !slices.Equal(got, want) {
+				t.Fatalf("seed %d round %d: after commit the judge holds %d findings, a full evaluation %d\ngot\n  %s\nwant\n  %s",
+					seed, round, len(got), len(want), strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+		}
+		if committed < rounds/2 {
+			t.Fatalf("seed %d: only %d of %d random changes could be committed; the test proves little", seed, committed, rounds)
+		}
+	}
+}

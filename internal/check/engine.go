@@ -84,9 +84,25 @@ func Evaluate(x *estate.Index, p *estate.Policy, opts Options) Result {
 	}
 	wg.Wait()
 	var res Result
+	n, with := 0, 0
 	for _, c := range ctxs {
-		res.Findings = append(res.Findings, c.findings...)
+		if len(c.findings) > 0 {
+			n += len(c.findings)
+			with++
+		}
 		res.Errors = append(res.Errors, c.errs...)
+	}
+	// With one check finding anything (a judged change often), its
+	// findings are taken as they are rather than copied.
+	if with > 1 {
+		res.Findings = make([]Finding, 0, n)
+	}
+	for _, c := range ctxs {
+		if with == 1 && len(c.findings) > 0 {
+			res.Findings = c.findings
+			break
+		}
+		res.Findings = append(res.Findings, c.findings...)
 	}
 	SortFindings(res.Findings)
 	return res
@@ -94,19 +110,78 @@ func Evaluate(x *estate.Index, p *estate.Policy, opts Options) Result {
 
 // SortFindings orders findings as the reports show them: severity (highest
 // first), then check, subject and related.
+//
+// Checks mostly emit their findings in this order already, so the input is
+// usually a few sorted runs (one or more per check): those are merged, in
+// linear time per pass, rather than sorted. A change that puts tens of
+// thousands of VMs behind their master gives one long run, which a
+// comparison sort would spend most of the judgement on.
 func SortFindings(fs []Finding) {
-	slices.SortFunc(fs, func(a, b Finding) int {
-		if c := cmp.Compare(b.Severity, a.Severity); c != 0 {
-			return c
+	const maxRuns = 64
+	var bounds []int // the end of each ascending run
+	for i := 1; i < len(fs); i++ {
+		if compareFindings(&fs[i-1], &fs[i]) > 0 {
+			if bounds = append(bounds, i); len(bounds) >= maxRuns {
+				slices.SortFunc(fs, func(a, b Finding) int { return compareFindings(&a, &b) })
+				return
+			}
 		}
-		if c := strings.Compare(a.Check, b.Check); c != 0 {
-			return c
+	}
+	if len(bounds) == 0 {
+		return
+	}
+	bounds = append(bounds, len(fs))
+	buf := make([]Finding, len(fs))
+	src, dst := fs, buf
+	for len(bounds) > 1 {
+		var next []int
+		lo := 0
+		for k := 0; k < len(bounds); k += 2 {
+			if k+1 == len(bounds) {
+				copy(dst[lo:bounds[k]], src[lo:bounds[k]])
+				next = append(next, bounds[k])
+				break
+			}
+			mergeFindings(dst[lo:bounds[k+1]], src[lo:bounds[k]], src[bounds[k]:bounds[k+1]])
+			lo = bounds[k+1]
+			next = append(next, lo)
 		}
-		if c := strings.Compare(a.Subject, b.Subject); c != 0 {
-			return c
+		bounds = next
+		src, dst = dst, src
+	}
+	if &src[0] != &fs[0] {
+		copy(fs, src)
+	}
+}
+
+// mergeFindings merges the sorted runs a and b into out, a first on ties.
+func mergeFindings(out, a, b []Finding) {
+	i, j, k := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		if compareFindings(&b[j], &a[i]) < 0 {
+			out[k] = b[j]
+			j++
+		} else {
+			out[k] = a[i]
+			i++
 		}
-		return slices.Compare(a.Related, b.Related)
-	})
+		k++
+	}
+	k += copy(out[k:], a[i:])
+	copy(out[k:], b[j:])
+}
+
+func compareFindings(a, b *Finding) int {
+	if c := cmp.Compare(b.Severity, a.Severity); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Check, b.Check); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Subject, b.Subject); c != 0 {
+		return c
+	}
+	return slices.Compare(a.Related, b.Related)
 }
 
 // changeChecks declares the change-only checks; their logic lives with the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/bits"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -505,49 +506,92 @@ func drift(files SideFiles, errs *fileErrors, im *estate.Image, vm *estate.VM) (
 
 // runBehindMaster is VG204: the newest version of each master name is in
 // the index, so each VM is one lookup. A finding depends on its VM and on
-// the newest version of its master; a change that adds a newer version puts
-// every VM of that master name in scope, so a scoped run judges the VMs in
-// scope.
+// the newest version of its master. A scoped run judges the VMs in scope
+// and, for each master in scope (one that gained a newer version), every VM
+// made from it, which may be tens of thousands: those are read from the
+// index's compact member list of the master, in name order, so that their
+// findings need no sorting, and the findings of one image version share
+// everything but their subject and position. That is why the message does
+// not repeat the VM's name, which the subject gives.
 func runBehindMaster(c *Context) {
 	x := c.Index
 	// What a finding says depends only on the image: worked out once per
-	// image, since a new master can put most of 100k VMs behind at once.
-	type behindImage struct {
-		behind          int
-		ref, newest     string
-		related, detail string
-	}
+	// image.
 	memo := map[*estate.Image]*behindImage{}
+	behindOf := func(im *estate.Image) *behindImage {
+		if b := memo[im]; b != nil {
+			return b
+		}
+		newest := estate.ImageRef{Name: im.Name, Version: x.NewestMaster[im.Name]}
+		b := &behindImage{behind: newest.Version - im.Version}
+		if b.behind > c.Policy.MasterLag {
+			ref := im.Ref().String()
+			b.related = []string{ImageRef(im.Ref())}
+			b.message = fmt.Sprintf("Runs %s, %s behind the newest master %s (masterLag %d); roll the new master out to it.",
+				ref, plural(b.behind, "version", "versions"), newest, c.Policy.MasterLag)
+			// Shared by every finding of the image: reports only read it.
+			b.evidence = map[string]any{
+				"running": ref, "newest": newest.String(), "behind": b.behind, "masterLag": c.Policy.MasterLag,
+			}
+		}
+		memo[im] = b
+		return b
+	}
+	emit := func(subject string, pos estate.Pos, b *behindImage) {
+		c.Emit(Finding{Subject: subject, Related: b.related, Pos: pos, Message: b.message, Evidence: b.evidence})
+	}
+	var masters map[string]bool
+	if c.Scoped() {
+		masters = c.Scope().Masters
+		for name := range masters {
+			behind := map[int]*behindImage{} // by version
+			for _, im := range x.ImageVersions(name) {
+				if !im.Master {
+					continue // a VM of a non-master version is judged by no one
+				}
+				if b := behindOf(im); b.behind > c.Policy.MasterLag {
+					behind[im.Version] = b
+				}
+			}
+			if len(behind) == 0 {
+				continue
+			}
+			// Counted first, so that the findings are appended without
+			// growing the slice again and again.
+			members, n := x.ImageMembers(name), 0
+			for _, m := range members {
+				if behind[m.Version] != nil {
+					n++
+				}
+			}
+			c.findings = slices.Grow(c.findings, n)
+			for _, m := range members {
+				if b := behind[m.Version]; b != nil {
+					emit(m.Ref, m.Pos, b)
+				}
+			}
+		}
+	}
 	for _, vm := range judgedVMs(c) {
-		if vm.Image == nil {
-			continue
+		if vm.Image == nil || masters[vm.Image.Name] {
+			continue // judged above, with its master
 		}
 		im := x.Images[*vm.Image]
 		if im == nil || !im.Master {
 			continue
 		}
-		b := memo[im]
-		if b == nil {
-			newest := estate.ImageRef{Name: im.Name, Version: x.NewestMaster[im.Name]}
-			b = &behindImage{behind: newest.Version - im.Version, ref: im.Ref().String(), newest: newest.String()}
-			b.related = ImageRef(im.Ref())
-			b.detail = fmt.Sprintf(" runs %s, %s behind the newest master %s (masterLag %d); roll the new master out to it.",
-				b.ref, plural(b.behind, "version", "versions"), b.newest, c.Policy.MasterLag)
-			memo[im] = b
+		if b := behindOf(im); b.behind > c.Policy.MasterLag {
+			emit(VMRef(vm.Name), vm.Pos, b)
 		}
-		if b.behind <= c.Policy.MasterLag {
-			continue
-		}
-		c.Emit(Finding{
-			Subject: VMRef(vm.Name),
-			Related: []string{b.related},
-			Pos:     vm.Pos,
-			Message: "VM " + vm.Name + b.detail,
-			Evidence: map[string]any{
-				"running": b.ref, "newest": b.newest, "behind": b.behind, "masterLag": c.Policy.MasterLag,
-			},
-		})
 	}
+}
+
+// behindImage is what the VG204 findings of one image version share.
+type behindImage struct {
+	behind   int
+	related  []string
+	message  string
+	evidence map[string]any
 }
 
 // judgedVMs lists the VMs to judge as c.VMs() does, but in a scoped run in

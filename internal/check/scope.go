@@ -54,6 +54,12 @@ type Scope struct {
 	Datastores     map[string]bool
 	Images         map[estate.ImageRef]bool
 	Networks       map[string]bool
+	// Masters names master images that gained a newer version: every VM
+	// made from any version of one of them is in scope for the checks that
+	// read the image catalogue (FactImages), and for those alone. They are
+	// kept by name, not as VMs, since one master may have tens of thousands
+	// of VMs, and a check reaches them through the images of that name.
+	Masters map[string]bool
 	// Versions are the VM versions put in scope, for the units a version
 	// reaches only through its own facts: a VM that leaves an identity
 	// group leaves the rest of the group behind, and after the change only
@@ -69,7 +75,7 @@ func NewScope() *Scope {
 	return &Scope{
 		VMs: map[string]bool{}, Hypervisors: map[string]bool{}, FailureDomains: map[string]bool{},
 		Clusters: map[string]bool{}, Services: map[string]bool{}, Datastores: map[string]bool{},
-		Images: map[estate.ImageRef]bool{}, Networks: map[string]bool{},
+		Images: map[estate.ImageRef]bool{}, Networks: map[string]bool{}, Masters: map[string]bool{},
 	}
 }
 

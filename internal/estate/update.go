@@ -3,6 +3,7 @@ package estate
 import (
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -23,6 +24,7 @@ type updates struct {
 	hvByDomain   map[string][]*Hypervisor // by failure domain
 
 	byImage     lazyLookup[ImageRef]
+	members     memberLookup       // every version of an image name
 	byDatastore lazyLookup[string] // VMs holding a credential for it, once each
 	byIdentity  identityLookup
 	// mutated is set by the first change to the index: until then the
@@ -166,7 +168,10 @@ func (l *identityLookup) remove(vm *VM) {
 }
 
 // lazyLookup is a map from a key to the VMs that have it, built from the
-// index's current VMs on first use and kept up to date from then on.
+// index's current VMs on first use and kept up to date from then on. Each
+// list is sorted by VM name: a check that emits a finding per VM of a list
+// then emits them in report order, which a master of tens of thousands of
+// VMs makes worth more than the cost of inserting in place.
 type lazyLookup[K comparable] struct {
 	once sync.Once
 	m    map[K][]*VM
@@ -177,7 +182,12 @@ func (l *lazyLookup[K]) get(x *Index) map[K][]*VM {
 	l.once.Do(func() {
 		l.m = make(map[K][]*VM, len(x.VMs))
 		for _, vm := range x.VMs {
-			l.add(vm)
+			for _, k := range l.keys(vm) {
+				l.m[k] = append(l.m[k], vm)
+			}
+		}
+		for _, list := range l.m {
+			slices.SortFunc(list, byName)
 		}
 	})
 	return l.m
@@ -188,9 +198,13 @@ func (l *lazyLookup[K]) add(vm *VM) {
 		return
 	}
 	for _, k := range l.keys(vm) {
-		l.m[k] = append(l.m[k], vm)
+		list := l.m[k]
+		i, _ := slices.BinarySearchFunc(list, vm, byName)
+		l.m[k] = slices.Insert(list, i, vm)
 	}
 }
+
+func byName(a, b *VM) int { return strings.Compare(a.Name, b.Name) }
 
 func (l *lazyLookup[K]) remove(vm *VM) {
 	if l.m == nil {
@@ -199,6 +213,70 @@ func (l *lazyLookup[K]) remove(vm *VM) {
 	for _, k := range l.keys(vm) {
 		removeFrom(l.m, k, vm)
 	}
+}
+
+// ImageMember is a VM of an image name as ImageMembers lists it: with the
+// image version it runs and its reference in the `vm/NAME` form of
+// checks.md, kept beside the VM rather than read from it. A master may have
+// tens of thousands of VMs, and a check that judges them all when the
+// master gains a version (VG204) then reads one compact list in order
+// instead of visiting each VM where it lies in memory, and shares the
+// reference instead of building it per finding.
+type ImageMember struct {
+	VM      *VM
+	Version int
+	Ref     string
+	Pos     Pos
+}
+
+// memberLookup maps image names to their members, sorted by VM name, built
+// on first use and kept up to date like lazyLookup.
+type memberLookup struct {
+	once sync.Once
+	m    map[string][]ImageMember
+}
+
+func (l *memberLookup) get(x *Index) map[string][]ImageMember {
+	l.once.Do(func() {
+		l.m = map[string][]ImageMember{}
+		for _, vm := range x.VMs {
+			if vm.Image != nil {
+				l.m[vm.Image.Name] = append(l.m[vm.Image.Name], member(vm))
+			}
+		}
+		for _, list := range l.m {
+			slices.SortFunc(list, byMemberName)
+		}
+	})
+	return l.m
+}
+
+func member(vm *VM) ImageMember {
+	return ImageMember{VM: vm, Version: vm.Image.Version, Ref: "vm/" + vm.Name, Pos: vm.Pos}
+}
+
+func byMemberName(a, b ImageMember) int { return strings.Compare(a.VM.Name, b.VM.Name) }
+
+func (l *memberLookup) add(vm *VM) {
+	if l.m == nil || vm.Image == nil {
+		return
+	}
+	list := l.m[vm.Image.Name]
+	m := member(vm)
+	i, _ := slices.BinarySearchFunc(list, m, byMemberName)
+	l.m[vm.Image.Name] = slices.Insert(list, i, m)
+}
+
+func (l *memberLookup) remove(vm *VM) {
+	if l.m == nil || vm.Image == nil {
+		return
+	}
+	list := slices.DeleteFunc(l.m[vm.Image.Name], func(m ImageMember) bool { return m.VM == vm })
+	if len(list) == 0 {
+		delete(l.m, vm.Image.Name)
+		return
+	}
+	l.m[vm.Image.Name] = list
 }
 
 // lazyCount counts the VMs of each key, built on first use like lazyLookup.
@@ -359,12 +437,21 @@ func (x *Index) OfferIdentitySource(src IdentitySource) {
 func (x *Index) Warm() {
 	u := x.mustUpdates()
 	u.byImage.get(x)
+	u.members.get(x)
 	u.byDatastore.get(x)
 	u.byIdentity.build(x)
 }
 
+// ImageVersions lists the versions of the image of that name, in no
+// particular order (an index with updates enabled only).
+func (x *Index) ImageVersions(name string) []*Image { return x.mustUpdates().imagesByName[name] }
+
 // VMsOfImage lists the VMs made from an image version.
 func (x *Index) VMsOfImage(r ImageRef) []*VM { return x.mustUpdates().byImage.get(x)[r] }
+
+// ImageMembers lists the VMs made from any version of the image of that
+// name, sorted by VM name.
+func (x *Index) ImageMembers(name string) []ImageMember { return x.mustUpdates().members.get(x)[name] }
 
 // CredentialHolders lists the VMs holding a credential for a datastore.
 func (x *Index) CredentialHolders(datastore string) []*VM {
@@ -433,6 +520,7 @@ func (x *Index) AddVM(vm *VM) {
 	x.ByApp[vm.App] = append(x.ByApp[vm.App], vm)
 	x.ByOwner[vm.Owner] = append(x.ByOwner[vm.Owner], vm)
 	u.byImage.add(vm)
+	u.members.add(vm)
 	u.byDatastore.add(vm)
 	u.byIdentity.add(vm)
 	u.byLabel.add(vm)
@@ -480,6 +568,7 @@ func (x *Index) RemoveVM(vm *VM) {
 	removeFrom(x.ByApp, vm.App, vm)
 	removeFrom(x.ByOwner, vm.Owner, vm)
 	u.byImage.remove(vm)
+	u.members.remove(vm)
 	u.byDatastore.remove(vm)
 	u.byIdentity.remove(vm)
 	u.byLabel.remove(vm)
