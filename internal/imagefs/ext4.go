@@ -178,13 +178,21 @@ func (f *ext4FS) inodeTable(g uint64) (uint64, error) {
 	perBlock := uint64(f.bs / f.descSize)
 	var blk uint64
 	if f.incompat&incompatMetaBG != 0 && g/perBlock >= f.firstMetaBG {
+		// The kernel's descriptor_loc: the first block of the meta
+		// group's first group, after its superblock backup if any.
 		first := g / perBlock * perBlock
 		blk = f.firstDataBlock + first*f.bpg
 		if f.hasSuper(first) {
 			blk++
 		}
+		if f.bs == 1024 && first == 0 && f.firstDataBlock == 0 {
+			blk++
+		}
 	} else {
-		blk = f.firstDataBlock + 1 + g/perBlock
+		// The table follows the block holding the superblock (byte
+		// 1024), whatever first_data_block says (bigalloc with 1 KiB
+		// blocks has it 0).
+		blk = uint64(1024/f.bs) + 1 + g/perBlock
 	}
 	if blk >= f.blocks {
 		return 0, fmt.Errorf("group descriptor %d would lie in block %d, beyond the filesystem's %d blocks", g, blk, f.blocks)

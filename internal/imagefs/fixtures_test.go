@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -246,8 +247,17 @@ func treeSize(t testing.TB, root string) (bytes int64, entries int) {
 func mkfs(t testing.TB, root, file string, off int64, extra ...string) int64 {
 	t.Helper()
 	bytes, entries := treeSize(t, root)
-	size := (bytes*14/10 + int64(entries)*4096 + 16<<20) &^ (1<<20 - 1)
-	args := append([]string{"-q", "-F", "-d", root, "-N", fmt.Sprint(entries*2 + 1024)}, extra...)
+	perEntry := int64(4096)
+	if slices.Contains(extra, "65536") {
+		perEntry = 65536
+	}
+	size := (bytes*14/10 + int64(entries)*perEntry + 16<<20) &^ (1<<20 - 1)
+	args := []string{"-q", "-F", "-d", root, "-N", fmt.Sprint(entries*2 + 1024)}
+	if !slices.Contains(extra, "-t") {
+		// mke2fs alone makes ext2.
+		args = append(args, "-t", "ext4")
+	}
+	args = append(args, extra...)
 	if off > 0 {
 		args = append(args, "-E", fmt.Sprintf("offset=%d", off))
 	}
@@ -396,7 +406,7 @@ func debianKey(t testing.TB, root string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.Sum256(fmt.Appendf(nil, "recipe-v1 %s %d", root, fi.ModTime().UnixNano()))
+	h := sha256.Sum256(fmt.Appendf(nil, "recipe-v2 %s %d", root, fi.ModTime().UnixNano()))
 	return hex.EncodeToString(h[:8])
 }
 
@@ -436,6 +446,7 @@ func smallTree(t testing.TB) string {
 	must(os.Chmod(filepath.Join(root, "tmp"), 0o1777|os.ModeSticky))
 	// Sparse: data, a hole, data, and a hole at the end; another that is
 	// all hole; another with a hole at the start.
+	must(os.MkdirAll(filepath.Join(root, "var"), 0o755))
 	sparse := func(p string, size int64, chunks map[int64][]byte) {
 		f, err := os.Create(filepath.Join(root, p))
 		must(err)
