@@ -1,0 +1,305 @@
+package secrets
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+)
+
+// Rule says what one kind of secret looks like. Built-in rules come from
+// Builtin; users add rules in the gitleaks format with LoadGitleaks. A Rule
+// must not be changed once it is given to NewScanner.
+//
+// A rule finds a secret when, in a file its Path admits (every file when
+// Path is nil), the Regex matches near one of its Keywords, the secret's
+// entropy is above Entropy, and no Allowlist excuses it. A rule with a Path
+// and no Regex reports every file the Path admits, whole.
+type Rule struct {
+	// ID is the stable, kebab-case name reports carry (aws-access-key-id).
+	ID string
+	// Description says in a sentence what the rule finds.
+	Description string
+	// Scope says in words which files the rule reads ("every text file",
+	// "files named .pgpass"), for the docs.
+	Scope string
+	// Keywords: the Regex is only run near a place where one of them
+	// occurs (ASCII case ignored). A rule without keywords runs its Regex
+	// over every file it applies to; built-in rules have keywords unless a
+	// Path confines them to a few small files.
+	Keywords []string
+	// Regex finds the secret. The regex is run on the lines around a
+	// keyword, never across more than a line unless it can match a
+	// newline (then up to 64 KiB after the keyword's line).
+	Regex *regexp.Regexp
+	// SecretGroup is the capture group holding the secret. 0 means the
+	// first group that matched something, or the whole match when the
+	// regex has no groups (the gitleaks convention).
+	SecretGroup int
+	// Entropy, when not 0, is the Shannon entropy (bits per byte) that a
+	// secret must exceed; it drops low-entropy lookalikes such as
+	// AKIAXXXXXXXXXXXXXXXX.
+	Entropy float64
+	// Path, when set, limits the rule to files whose path it matches.
+	Path *regexp.Regexp
+	// Allowlists excuse matches that look like the secret but are not.
+	Allowlists []Allowlist
+	// Binary rules also read binary files (those with a NUL byte in their
+	// first 8 KiB); other rules skip them.
+	Binary bool
+	// Generic rules (a password assignment, a JWT) give way to a specific
+	// rule that finds an overlapping secret in the same part of a file, so
+	// one secret is reported once, under its most telling name.
+	Generic bool
+
+	// MustMatch and MustNotMatch are test strings: scanned as the content
+	// of a file at TestPath, each of the first must give a finding of this
+	// rule and none of the second may. Every built-in rule has both.
+	MustMatch    []string
+	MustNotMatch []string
+	// TestPath is the path the test strings are scanned under; empty means
+	// "/test.txt". Rules with a Path need one it admits.
+	TestPath string
+
+	// verify, when set, is a further test of a candidate that a regex
+	// cannot express (a base64 blob that must decode to "user:password",
+	// a placeholder that is not a secret).
+	verify func(c *candidate) bool
+	// wholeFile, when set, recognises a file from its first bytes (a
+	// Kerberos keytab); the whole file is then the secret.
+	wholeFile func(head []byte) bool
+	// multiline is set by prepare when the regex can match a newline.
+	multiline bool
+}
+
+// Allowlist excuses a rule's matches. With the default condition (OR) a
+// match is excused when any of the criteria given holds; with MatchAll
+// (gitleaks' condition = "AND") only when every criterion given holds.
+type Allowlist struct {
+	// Description says why, for the reader of the rule.
+	Description string
+	// MatchAll: every given criterion must hold (gitleaks "AND").
+	MatchAll bool
+	// RegexTarget is what Regexes are matched against: "secret" (the
+	// default), "match" (the whole regex match) or "line".
+	RegexTarget string
+	// Regexes excuse a match when one of them matches the target.
+	Regexes []*regexp.Regexp
+	// Paths excuse every match in a file whose path one of them matches.
+	Paths []*regexp.Regexp
+	// StopWords excuse a secret that contains one of them (ASCII case
+	// ignored).
+	StopWords []string
+}
+
+// candidate is a match being judged: the secret, the regex match around
+// it, the line (or window) it is in, and which group holds the secret.
+type candidate struct {
+	secret []byte
+	match  []byte
+	line   []byte
+	group  int
+	next   byte // the byte after the match, or 0 at the end of the window
+}
+
+// prepare checks a rule and fills in what is derived from it. Keywords
+// are folded to lower case.
+func (r *Rule) prepare() error {
+	if r.ID == "" {
+		return fmt.Errorf("rule without an id")
+	}
+	if r.Regex == nil && r.Path == nil && r.wholeFile == nil {
+		return fmt.Errorf("rule %q: neither a regex nor a path", r.ID)
+	}
+	if r.Regex != nil && r.SecretGroup > r.Regex.NumSubexp() {
+		return fmt.Errorf("rule %q: secretGroup %d, but the regex has only %d groups", r.ID, r.SecretGroup, r.Regex.NumSubexp())
+	}
+	for i, k := range r.Keywords {
+		if k == "" {
+			return fmt.Errorf("rule %q: empty keyword", r.ID)
+		}
+		r.Keywords[i] = strings.ToLower(k)
+	}
+	for i := range r.Allowlists {
+		for j, w := range r.Allowlists[i].StopWords {
+			r.Allowlists[i].StopWords[j] = strings.ToLower(w)
+		}
+		switch r.Allowlists[i].RegexTarget {
+		case "", "secret", "match", "line":
+		default:
+			return fmt.Errorf("rule %q: allowlist regexTarget %q: want secret, match or line", r.ID, r.Allowlists[i].RegexTarget)
+		}
+	}
+	if r.Regex != nil {
+		r.multiline = canMatchNewline(r.Regex.String())
+	}
+	return nil
+}
+
+// canMatchNewline reports whether the regex could match a '\n', which
+// decides whether it is run on lines or on a wider window.
+func canMatchNewline(expr string) bool {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return true
+	}
+	var walk func(*syntax.Regexp) bool
+	walk = func(re *syntax.Regexp) bool {
+		switch re.Op {
+		case syntax.OpAnyChar:
+			return true
+		case syntax.OpLiteral:
+			for _, r := range re.Rune {
+				if r == '\n' {
+					return true
+				}
+			}
+		case syntax.OpCharClass:
+			for i := 0; i+1 < len(re.Rune); i += 2 {
+				if re.Rune[i] <= '\n' && '\n' <= re.Rune[i+1] {
+					return true
+				}
+			}
+		}
+		for _, sub := range re.Sub {
+			if walk(sub) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(re)
+}
+
+// secretSpan picks the secret out of a match (m from FindSubmatchIndex):
+// the SecretGroup, or the first group that matched something, or the
+// whole match for a regex without groups. ok is false when the regex has
+// groups and none of them holds anything.
+func (r *Rule) secretSpan(m []int) (start, end, group int, ok bool) {
+	if r.SecretGroup > 0 {
+		g := r.SecretGroup
+		if m[2*g] < 0 || m[2*g] == m[2*g+1] {
+			return 0, 0, 0, false
+		}
+		return m[2*g], m[2*g+1], g, true
+	}
+	if len(m) == 2 {
+		return m[0], m[1], 0, m[1] > m[0]
+	}
+	for g := 1; 2*g < len(m); g++ {
+		if m[2*g] >= 0 && m[2*g+1] > m[2*g] {
+			return m[2*g], m[2*g+1], g, true
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// accept judges a candidate: entropy, allowlists, then the rule's own test.
+func (r *Rule) accept(c *candidate, path string) bool {
+	if r.Entropy != 0 && shannon(c.secret) <= r.Entropy {
+		return false
+	}
+	for i := range r.Allowlists {
+		if r.Allowlists[i].excuses(c, path) {
+			return false
+		}
+	}
+	if r.verify != nil && !r.verify(c) {
+		return false
+	}
+	return true
+}
+
+// pathExcused reports whether an allowlist excuses the whole file, so the
+// rule need not run on it at all.
+func (r *Rule) pathExcused(path string) bool {
+	for i := range r.Allowlists {
+		a := &r.Allowlists[i]
+		if len(a.Paths) == 0 || !anyMatch(a.Paths, path) {
+			continue
+		}
+		if !a.MatchAll || (len(a.Regexes) == 0 && len(a.StopWords) == 0) {
+			return true
+		}
+	}
+	return false
+}
+
+func anyMatch(res []*regexp.Regexp, s string) bool {
+	for _, re := range res {
+		if re.MatchString(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// excuses reports whether the allowlist excuses the candidate.
+func (a *Allowlist) excuses(c *candidate, path string) bool {
+	var results []bool
+	if len(a.Paths) > 0 {
+		results = append(results, anyMatch(a.Paths, path))
+	}
+	if len(a.Regexes) > 0 {
+		target := c.secret
+		switch a.RegexTarget {
+		case "match":
+			target = c.match
+		case "line":
+			target = c.line
+		}
+		hit := false
+		for _, re := range a.Regexes {
+			if re.Match(target) {
+				hit = true
+				break
+			}
+		}
+		results = append(results, hit)
+	}
+	if len(a.StopWords) > 0 {
+		lower := bytes.ToLower(c.secret)
+		hit := false
+		for _, w := range a.StopWords {
+			if bytes.Contains(lower, []byte(w)) {
+				hit = true
+				break
+			}
+		}
+		results = append(results, hit)
+	}
+	if len(results) == 0 {
+		return false
+	}
+	for _, ok := range results {
+		if ok && !a.MatchAll {
+			return true
+		}
+		if !ok && a.MatchAll {
+			return false
+		}
+	}
+	return a.MatchAll
+}
+
+// shannon is the Shannon entropy of b in bits per byte.
+func shannon(b []byte) float64 {
+	if len(b) == 0 {
+		return 0
+	}
+	var counts [256]int
+	for _, c := range b {
+		counts[c]++
+	}
+	n := float64(len(b))
+	h := 0.0
+	for _, k := range counts {
+		if k > 0 {
+			p := float64(k) / n
+			h -= p * math.Log2(p)
+		}
+	}
+	return h
+}

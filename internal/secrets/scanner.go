@@ -1,0 +1,442 @@
+package secrets
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sort"
+	"sync"
+)
+
+// Sizes of the streaming window. A file is read in chunks; each chunk is
+// kept together with the bytes before it (lookbehind) and after it
+// (lookahead) that a regex window around a keyword may need, so a secret
+// across a chunk boundary is seen whole, and found once: keyword hits are
+// only taken in the chunk's own bytes, and a rule never reports a secret
+// that starts before the end of the last one it reported.
+const (
+	chunkSize   = 256 << 10
+	lineCap     = 8 << 10  // a line window reaches at most this far either side of a keyword
+	multiWindow = 64 << 10 // a multi-line rule's window after its keyword
+	lookbehind  = lineCap + 256
+	lookahead   = multiWindow + lineCap
+	bufSize     = lookbehind + chunkSize + lookahead
+	sniffSize   = 8 << 10 // a NUL byte in this much of the start makes a file binary
+)
+
+// Scanner finds secrets with a fixed set of rules. It is safe for
+// concurrent use: Scan may be called from several goroutines at once, and
+// each call borrows its own buffers from a pool.
+type Scanner struct {
+	rules  []*Rule
+	text   *prefilter // keywords of every rule
+	binary *prefilter // keywords of the rules that read binary files
+	kwless []int      // rules with a regex and no keywords
+	pool   sync.Pool
+}
+
+// prefilter is the keyword automaton and, for each keyword, the rules
+// that listed it.
+type prefilter struct {
+	ac    *automaton
+	rules [][]int32
+}
+
+func newPrefilter(rules []*Rule, want func(*Rule) bool) *prefilter {
+	index := map[string]int{}
+	var kws []string
+	var byKw [][]int32
+	for i, r := range rules {
+		if !want(r) || r.Regex == nil {
+			continue
+		}
+		for _, k := range r.Keywords {
+			j, ok := index[k]
+			if !ok {
+				j = len(kws)
+				index[k] = j
+				kws = append(kws, k)
+				byKw = append(byKw, nil)
+			}
+			if n := len(byKw[j]); n == 0 || byKw[j][n-1] != int32(i) {
+				byKw[j] = append(byKw[j], int32(i))
+			}
+		}
+	}
+	if len(kws) == 0 {
+		return nil
+	}
+	return &prefilter{ac: newAutomaton(kws), rules: byKw}
+}
+
+// NewScanner checks the rules and compiles their keywords into one
+// automaton. Rule IDs must be unique.
+func NewScanner(rules []*Rule) (*Scanner, error) {
+	s := &Scanner{rules: rules}
+	seen := map[string]bool{}
+	var errs []error
+	for i, r := range rules {
+		if r == nil {
+			errs = append(errs, fmt.Errorf("rule %d is nil", i))
+			continue
+		}
+		if err := r.prepare(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[r.ID] {
+			errs = append(errs, fmt.Errorf("rule %q is defined twice", r.ID))
+		}
+		seen[r.ID] = true
+		if r.Regex != nil && len(r.Keywords) == 0 {
+			s.kwless = append(s.kwless, i)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	s.text = newPrefilter(rules, func(*Rule) bool { return true })
+	s.binary = newPrefilter(rules, func(r *Rule) bool { return r.Binary })
+	n := len(rules)
+	s.pool.New = func() any {
+		return &scanState{
+			buf:      make([]byte, bufSize),
+			active:   make([]bool, n),
+			winStart: make([]int64, n),
+			winEnd:   make([]int64, n),
+			lastEnd:  make([]int64, n),
+		}
+	}
+	return s, nil
+}
+
+// Rules returns the scanner's rules, in the order given to NewScanner.
+func (s *Scanner) Rules() []*Rule { return s.rules }
+
+// scanState is one Scan call's working memory, pooled.
+type scanState struct {
+	s        *Scanner
+	buf      []byte
+	active   []bool
+	winStart []int64 // per rule: the last window its regex ran on
+	winEnd   []int64
+	lastEnd  []int64 // per rule: end of the last secret it reported
+	batch    []pending
+	carry    []span // specific findings of the previous chunk
+	specs    []span
+	ends     []int64
+
+	path     string
+	base     int64 // file offset of buf[0]
+	dataEnd  int
+	ownStart int
+	lineOwn  int // line number at ownStart
+	pf       *prefilter
+	hitFn    func(end int, kws []int32)
+}
+
+type pending struct {
+	rule       int
+	start, end int // in buf
+}
+
+type span struct{ start, end int64 }
+
+// Scan reads one file and calls fn for each secret in it, in the order of
+// their offsets (a whole-file secret comes last). path is the file's path
+// in the image; it is matched by the rules' Path and allowlist regexes and
+// copied into each Finding. A binary file that no rule reads is not read
+// past its first block. fn is called from the calling goroutine only.
+// The error is a read error; a file's content is never an error.
+func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
+	st := s.pool.Get().(*scanState)
+	defer s.pool.Put(st)
+	st.s = s
+	st.path = path
+	st.base, st.ownStart, st.lineOwn = 0, 0, 1
+	st.batch, st.carry = st.batch[:0], st.carry[:0]
+	for i := range st.winStart {
+		st.winStart[i], st.winEnd[i], st.lastEnd[i] = -1, -1, 0
+	}
+
+	n, eof, err := fill(r, st.buf)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	st.dataEnd = n
+	binary := bytes.IndexByte(st.buf[:min(n, sniffSize)], 0) >= 0
+
+	// Decide per rule, from the path and the first block alone, whether
+	// it applies: most files are done with here for most rules.
+	var whole []int
+	anyKw, anyActive := false, false
+	for i, rule := range s.rules {
+		ok := (rule.Binary || !binary) &&
+			(rule.Path == nil || rule.Path.MatchString(path)) &&
+			!rule.pathExcused(path)
+		if ok && rule.Regex == nil {
+			if rule.wholeFile == nil || rule.wholeFile(st.buf[:n]) {
+				whole = append(whole, i)
+			}
+			ok = false
+		}
+		st.active[i] = ok
+		if ok {
+			anyActive = true
+			if len(rule.Keywords) > 0 {
+				anyKw = true
+			}
+		}
+	}
+	if !anyActive && len(whole) == 0 {
+		return nil
+	}
+	st.pf = nil
+	if anyKw {
+		st.pf = s.text
+		if binary {
+			st.pf = s.binary
+		}
+	}
+	var h hash.Hash
+	var head [4]byte
+	if len(whole) > 0 {
+		h = sha256.New()
+		h.Write(st.buf[:n])
+		copy(head[:], st.buf[:n])
+	}
+	if st.hitFn == nil {
+		st.hitFn = st.onHit
+	}
+
+	var acState int32
+	for {
+		ownEnd := st.dataEnd
+		if !eof {
+			limit := st.dataEnd - lookahead
+			if nl := bytes.LastIndexByte(st.buf[st.ownStart:limit], '\n'); nl >= 0 {
+				ownEnd = st.ownStart + nl + 1
+			} else {
+				ownEnd = limit
+			}
+		}
+		if st.pf != nil {
+			acState = st.pf.ac.scan(st.buf[st.ownStart:ownEnd], acState, st.hitFn)
+		}
+		for _, ri := range s.kwless {
+			if st.active[ri] {
+				end := ownEnd + lineCap
+				if s.rules[ri].multiline {
+					end = ownEnd + multiWindow
+				}
+				st.matchWindow(ri, st.ownStart, min(end, st.dataEnd), ownEnd)
+			}
+		}
+		st.flush(fn)
+		st.lineOwn += bytes.Count(st.buf[st.ownStart:ownEnd], []byte{'\n'})
+		if eof {
+			break
+		}
+		keep := max(ownEnd-lookbehind, 0)
+		copy(st.buf, st.buf[keep:st.dataEnd])
+		st.dataEnd -= keep
+		st.base += int64(keep)
+		st.ownStart = ownEnd - keep
+		m, e, err := fill(r, st.buf[st.dataEnd:])
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		if h != nil {
+			h.Write(st.buf[st.dataEnd : st.dataEnd+m])
+		}
+		st.dataEnd += m
+		eof = e
+	}
+
+	if len(whole) > 0 {
+		size := st.base + int64(st.dataEnd)
+		var tail []byte
+		if st.dataEnd >= 4 {
+			tail = st.buf[st.dataEnd-4 : st.dataEnd]
+		} else {
+			tail = st.buf[:st.dataEnd]
+		}
+		k := min(int(size), 4)
+		sum := h.Sum(nil)
+		for _, ri := range whole {
+			fn(Finding{
+				RuleID: s.rules[ri].ID, Path: path, Line: 1, Offset: 0, Length: size,
+				Redacted:    redact(head[:k], tail[len(tail)-k:], size),
+				Fingerprint: "sha256:" + hex.EncodeToString(sum),
+			})
+		}
+	}
+	return nil
+}
+
+// fill reads into p until it is full or the reader ends.
+func fill(r io.Reader, p []byte) (int, bool, error) {
+	n, err := io.ReadFull(r, p)
+	switch err {
+	case nil:
+		return n, false, nil
+	case io.EOF, io.ErrUnexpectedEOF:
+		return n, true, nil
+	}
+	return n, false, err
+}
+
+// onHit handles a keyword occurrence ending at st.ownStart+end.
+func (st *scanState) onHit(end int, kws []int32) {
+	end += st.ownStart
+	for _, k := range kws {
+		ks := max(end-int(st.pf.ac.kwLen[k]), 0)
+		for _, ri := range st.pf.rules[k] {
+			if st.active[ri] {
+				st.window(int(ri), ks, end)
+			}
+		}
+	}
+}
+
+// window runs rule ri on the window around a keyword at buf[ks:ke]: the
+// keyword's line (capped at lineCap either side), or for a multi-line
+// rule from the line's start to multiWindow past the keyword.
+func (st *scanState) window(ri, ks, ke int) {
+	buf := st.buf
+	ws := max(ks-lineCap, 0)
+	if nl := bytes.LastIndexByte(buf[ws:ks], '\n'); nl >= 0 {
+		ws += nl + 1
+	}
+	var we int
+	if st.s.rules[ri].multiline {
+		we = min(ke+multiWindow, st.dataEnd)
+	} else {
+		lim := min(ke+lineCap, st.dataEnd)
+		if nl := bytes.IndexByte(buf[ke:lim], '\n'); nl >= 0 {
+			we = ke + nl
+		} else {
+			we = lim
+		}
+	}
+	as, ae := st.base+int64(ws), st.base+int64(we)
+	if as >= st.winStart[ri] && ae <= st.winEnd[ri] {
+		return // a second keyword in a window already searched
+	}
+	st.winStart[ri], st.winEnd[ri] = as, ae
+	st.matchWindow(ri, ws, we, -1)
+}
+
+// matchWindow runs rule ri's regex on buf[ws:we] and queues what it
+// accepts. With ownEnd >= 0, matches starting at or past ownEnd are left
+// to the next chunk.
+func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
+	rule := st.s.rules[ri]
+	w := st.buf[ws:we]
+	if !rule.Regex.Match(w) {
+		return
+	}
+	for _, m := range rule.Regex.FindAllSubmatchIndex(w, -1) {
+		if ownEnd >= 0 && ws+m[0] >= ownEnd {
+			break
+		}
+		s, e, g, ok := rule.secretSpan(m)
+		if !ok || st.base+int64(ws+s) < st.lastEnd[ri] {
+			continue
+		}
+		c := candidate{secret: w[s:e], match: w[m[0]:m[1]], group: g, line: st.lineAround(ws+s, ws+e)}
+		if m[1] < len(w) {
+			c.next = w[m[1]]
+		}
+		if !rule.accept(&c, st.path) {
+			continue
+		}
+		st.lastEnd[ri] = st.base + int64(ws+e)
+		st.batch = append(st.batch, pending{rule: ri, start: ws + s, end: ws + e})
+	}
+}
+
+// lineAround returns the line(s) holding buf[s:e], capped at lineCap
+// either side.
+func (st *scanState) lineAround(s, e int) []byte {
+	ls := max(s-lineCap, 0)
+	if nl := bytes.LastIndexByte(st.buf[ls:s], '\n'); nl >= 0 {
+		ls += nl + 1
+	}
+	lim := min(e+lineCap, st.dataEnd)
+	le := lim
+	if nl := bytes.IndexByte(st.buf[e:lim], '\n'); nl >= 0 {
+		le = e + nl
+	}
+	return st.buf[ls:le]
+}
+
+// flush reports the chunk's findings in offset order, dropping a generic
+// rule's finding where a specific rule found an overlapping secret.
+func (st *scanState) flush(fn func(Finding)) {
+	if len(st.batch) == 0 {
+		st.carry = st.carry[:0]
+		return
+	}
+	rules := st.s.rules
+	sort.Slice(st.batch, func(i, j int) bool {
+		a, b := st.batch[i], st.batch[j]
+		if a.start != b.start {
+			return a.start < b.start
+		}
+		return a.rule < b.rule
+	})
+	// Specific spans, sorted by start, with the running maximum of ends:
+	// a generic span [s,e) overlaps one iff among those starting before e
+	// the largest end is past s.
+	specs := append(st.specs[:0], st.carry...)
+	for _, p := range st.batch {
+		if !rules[p.rule].Generic {
+			specs = append(specs, span{st.base + int64(p.start), st.base + int64(p.end)})
+		}
+	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].start < specs[j].start })
+	ends := st.ends[:0]
+	for i, sp := range specs {
+		if i > 0 && ends[i-1] > sp.end {
+			sp.end = ends[i-1]
+		}
+		ends = append(ends, sp.end)
+	}
+	st.specs, st.ends = specs, ends
+
+	line, at := st.lineOwn, st.ownStart
+	carry := st.carry[:0]
+	for _, p := range st.batch {
+		rule := rules[p.rule]
+		as, ae := st.base+int64(p.start), st.base+int64(p.end)
+		if rule.Generic {
+			k := sort.Search(len(specs), func(i int) bool { return specs[i].start >= ae })
+			if k > 0 && ends[k-1] > as {
+				continue
+			}
+		} else {
+			carry = append(carry, span{as, ae})
+		}
+		var ln int
+		if p.start < st.ownStart {
+			ln = st.lineOwn - bytes.Count(st.buf[p.start:st.ownStart], []byte{'\n'})
+		} else {
+			line += bytes.Count(st.buf[at:p.start], []byte{'\n'})
+			at = p.start
+			ln = line
+		}
+		v := st.buf[p.start:p.end]
+		fn(Finding{
+			RuleID: rule.ID, Path: st.path, Line: ln,
+			Offset: as, Length: ae - as,
+			Redacted: redactValue(v), Fingerprint: fingerprint(v),
+		})
+	}
+	st.carry = carry
+	st.batch = st.batch[:0]
+}

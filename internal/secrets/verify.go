@@ -1,0 +1,272 @@
+package secrets
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"regexp"
+	"strings"
+)
+
+// This file holds the tests that built-in rules make of a match beyond
+// their regex: mostly telling a real value from a placeholder, a
+// reference to somewhere else, or code.
+
+// cryptHash matches a crypt(3) hash ($6$..., $y$..., $2b$...), which is a
+// value even though it starts with '$'.
+var cryptHash = regexp.MustCompile(`^\$(?:[0-9a-z]{1,3}|2[abxy])\$[./0-9A-Za-z$=,]{8,}$`)
+
+// placeholderWords are values that stand for a secret rather than being
+// one: documentation, templates and empty settings.
+var placeholderWords = map[string]bool{
+	"password": true, "passwd": true, "passphrase": true, "secret": true, "pass": true, "pwd": true,
+	"changeme": true, "changeit": true, "change_me": true, "change-me": true,
+	"none": true, "null": true, "nil": true, "true": true, "false": true, "yes": true, "no": true,
+	"undefined": true, "empty": true, "string": true, "str": true, "bytes": true, "required": true,
+	"optional": true, "random": true, "test": true, "testing": true, "dummy": true, "example": true,
+	"sample": true, "placeholder": true, "redacted": true, "hidden": true, "removed": true,
+	"secret123": true, "password123": true, "mypassword": true, "yourpassword": true, "mysecret": true,
+	"foo": true, "bar": true, "foobar": true, "todo": true, "fixme": true, "xxx": true, "tbd": true,
+	"omitted": true, "data+omitted": true, "masked": true, "unset": true, "notset": true, "prompt": true,
+	"input": true, "value": true, "default": true, "off": true, "on": true,
+}
+
+// placeholderParts mark a value as a stand-in wherever they occur in it.
+var placeholderParts = []string{
+	"example", "placeholder", "changeme", "change_me", "change-me", "your_", "your-", "yourpass",
+	"yoursecret", "password_here", "secret_here", "_here", "-here", "redacted", "dummy", "xxxxx", "*****",
+	"<", ">", "{{", "}}",
+}
+
+// placeholder reports whether v is not a secret but a stand-in for one:
+// empty, a reference to a variable or file ($VAR, ${VAR}, $(cmd),
+// %(name)s, %VAR%, @VAR@, {{ var }}, <password>, ENC(...), vault:...), a
+// word from placeholderWords, a run of one character (xxxx, ****), or a
+// value containing "example", "your_", "changeme" and the like.
+func placeholder(v []byte) bool {
+	if len(v) == 0 {
+		return true
+	}
+	s := strings.ToLower(string(v))
+	switch s[0] {
+	case '$':
+		return !cryptHash.MatchString(string(v))
+	case '%', '@', '<', '{', '[', '(':
+		return true
+	}
+	if s[0] == '#' && len(s) > 1 && s[1] == '{' {
+		return true
+	}
+	for _, p := range []string{"enc(", "vault:", "!vault", "env:", "file:", "secret:", "secretref:", "ref+", "op://", "aws:secretsmanager", "arn:aws:secretsmanager"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	if placeholderWords[s] {
+		return true
+	}
+	same := true
+	for i := 1; i < len(s); i++ {
+		if s[i] != s[0] {
+			same = false
+			break
+		}
+	}
+	if same {
+		return true
+	}
+	for _, p := range placeholderParts {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// realValue is the common test: at least min bytes and not a placeholder.
+func realValue(min int) func(c *candidate) bool {
+	return func(c *candidate) bool { return len(c.secret) >= min && !placeholder(c.secret) }
+}
+
+// assignmentSuffixes may follow the keyword in a key that names a secret
+// (db_password, secret_key_base, client_secret, PASSWORD2); any other
+// suffix names something about the secret (password_file,
+// password_min_length, secret_name) and is not one.
+var assignmentSuffixes = map[string]bool{
+	"": true, "key": true, "_key": true, "-key": true, ".key": true, "_key_base": true, "keybase": true,
+	"_value": true, ".value": true, "value": true, "_hash": true, "hash": true, "_plain": true,
+	"_plaintext": true, "_token": true, "token": true, "_b64": true, "_base64": true, "_access_key": true,
+	"_raw": true, "_clear": true, "_cleartext": true, "_string": true, "_str": true,
+}
+
+// assignmentPrefixes, as the last word before the keyword, mark a setting
+// about passwords rather than one (show_password, ask_password).
+var assignmentPrefixes = map[string]bool{
+	"show": true, "ask": true, "check": true, "require": true, "requires": true, "use": true,
+	"enable": true, "disable": true, "no": true, "allow": true, "prompt": true, "hide": true,
+	"reset": true, "forgot": true, "empty": true, "min": true, "max": true, "validate": true,
+	"verify": true, "store": true, "save": true, "remember": true, "has": true, "is": true,
+	"get": true, "set": true, "read": true, "print": true, "cache": true, "with": true, "without": true,
+	"need": true, "needs": true, "skip": true, "send": true, "encrypt": true, "hash": true, "plain": true,
+}
+
+var secretKeywords = []string{"password", "passwd", "passphrase", "secret", "pwd"}
+
+// isIdentByte is a byte of a key in an assignment.
+func isIdentByte(b byte) bool {
+	return b == '_' || b == '.' || b == '-' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+}
+
+// keyOK judges the key of an assignment (the identifier the match starts
+// with) by what precedes and follows the secret keyword in it.
+func keyOK(match []byte) bool {
+	i := 0
+	for i < len(match) && isIdentByte(match[i]) {
+		i++
+	}
+	key := strings.ToLower(string(match[:i]))
+	best, kw := -1, ""
+	for _, k := range secretKeywords {
+		if j := strings.LastIndex(key, k); j > best || (j == best && j >= 0 && len(k) > len(kw)) {
+			best, kw = j, k
+		}
+	}
+	if best < 0 {
+		return false
+	}
+	suffix := key[best+len(kw):]
+	digits := strings.TrimLeft(suffix, "_-.0123456789")
+	if !assignmentSuffixes[suffix] && digits != "" {
+		return false
+	}
+	prefix := strings.TrimRight(key[:best], "_-.")
+	if k := strings.LastIndexAny(prefix, "_-."); k >= 0 {
+		prefix = prefix[k+1:]
+	}
+	return !assignmentPrefixes[prefix]
+}
+
+// dottedIdent matches code such as self.password or os.environ.
+var dottedIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$`)
+
+// verifyAssignment judges a `key = value` match of the password rule.
+// Group 3 is the unquoted value; a quoted one is taken as it is.
+func verifyAssignment(c *candidate) bool {
+	if !keyOK(c.match) || len(c.secret) < 4 || placeholder(c.secret) {
+		return false
+	}
+	if c.group == 3 {
+		switch c.next {
+		case '(', '[', '.', '{':
+			return false // a call, an index or an expression: code
+		}
+		if c.secret[0] == '/' || dottedIdent.Match(c.secret) || bytes.IndexByte(c.secret, '(') >= 0 {
+			return false
+		}
+		if bytes.HasSuffix(c.secret, []byte("(")) || bytes.HasSuffix(c.secret, []byte(",")) {
+			return false
+		}
+	}
+	return true
+}
+
+// odbcContext are keys of which at least one must share the line with an
+// ODBC/ADO Pwd=, so that it is a connection string.
+var odbcContext = []string{"server=", "data source=", "uid=", "user id=", "driver=", "dsn=", "database=", "initial catalog=", "host=", "user=", "username="}
+
+func verifyODBC(c *candidate) bool {
+	if !bytes.Contains(c.line, []byte(";")) || len(c.secret) < 3 || placeholder(c.secret) {
+		return false
+	}
+	lower := bytes.ToLower(c.line)
+	for _, k := range odbcContext {
+		if bytes.Contains(lower, []byte(k)) {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyDockerAuth: a config.json "auth" is base64 of "user:password".
+func verifyDockerAuth(c *candidate) bool {
+	if bytes.Contains(c.match, []byte("identitytoken")) || bytes.Contains(c.match, []byte("IdentityToken")) {
+		return len(c.secret) >= 16 && !placeholder(c.secret)
+	}
+	dec, err := base64.StdEncoding.DecodeString(string(c.secret))
+	if err != nil {
+		return false
+	}
+	user, pass, ok := bytes.Cut(dec, []byte(":"))
+	return ok && len(user) > 0 && len(pass) > 0 && !placeholder(pass)
+}
+
+// verifyKubeKey: client-key-data is base64 of a PEM private key.
+func verifyKubeKey(c *candidate) bool {
+	dec, err := base64.StdEncoding.DecodeString(string(c.secret))
+	return err == nil && bytes.Contains(dec, []byte("PRIVATE KEY"))
+}
+
+// verifyJWT: the header must decode to a JSON object naming a signing
+// algorithm other than "none".
+func verifyJWT(c *candidate) bool {
+	h, _, _ := bytes.Cut(c.secret, []byte("."))
+	dec, err := base64.RawURLEncoding.DecodeString(string(bytes.TrimRight(h, "=")))
+	if err != nil {
+		return false
+	}
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(dec, &hdr) != nil {
+		return false
+	}
+	return hdr.Alg != "" && !strings.EqualFold(hdr.Alg, "none")
+}
+
+// verifyPEMBody: a private key's body is printable text holding at least
+// 64 base64 characters, so a header or an elided example ("...") is not
+// taken for a key.
+func verifyPEMBody(c *candidate) bool {
+	n := 0
+	for _, b := range c.secret {
+		switch {
+		case b == '\n' || b == '\r' || b == '\t':
+		case b < ' ' || b >= 0x7f:
+			return false
+		case 'A' <= b && b <= 'Z', 'a' <= b && b <= 'z', '0' <= b && b <= '9', b == '+', b == '/':
+			n++
+		}
+	}
+	return n >= 64 && !bytes.Contains(c.secret, []byte("..."))
+}
+
+// isKeytab recognises a Kerberos keytab (MIT format version 2, as written
+// by ktutil and kadmin): the bytes 0x05 0x02, then a first entry whose
+// length, principal component count and realm are plausible.
+func isKeytab(head []byte) bool {
+	if len(head) < 12 || head[0] != 0x05 || head[1] != 0x02 {
+		return false
+	}
+	size := int32(binary.BigEndian.Uint32(head[2:6]))
+	if size == 0 {
+		return false
+	}
+	if size < 0 {
+		return true // a hole left by a deleted entry: still a keytab
+	}
+	ncomp := binary.BigEndian.Uint16(head[6:8])
+	rlen := int(binary.BigEndian.Uint16(head[8:10]))
+	if ncomp == 0 || ncomp > 16 || rlen == 0 || rlen > 256 || int(size) < 4+rlen {
+		return false
+	}
+	if len(head) < 10+rlen {
+		return false
+	}
+	for _, b := range head[10 : 10+rlen] {
+		if b <= ' ' || b >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
