@@ -20,7 +20,9 @@ func TestMain(m *testing.M) {
 // codes, formats, the bundled examples and the bad-input messages.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:       "testdata/script",
+		Cmds:      map[string]func(*testscript.TestScript, bool, []string){"mkimage": cmdMkimage},
+		Condition: scriptCondition,
 		Setup: func(env *testscript.Env) error {
 			// Scripts reach the repository's examples and the shared
 			// conformance inputs through these variables.

@@ -1,139 +1,270 @@
 // Package tree reads file trees into manifests (the file-tree manifest of
-// cli.md that drift is judged on). It reads directories today; disk images
-// (tar, raw ext4, qcow2) come with the image readers.
+// cli.md that drift is judged on): from any image internal/imagefs reads
+// (a directory, tar, raw disk, qcow2), hashing regular files on every core
+// where the format allows random access (all but tar, which is hashed as
+// it streams by).
+//
+// For directories a stat cache (statcache.go) lets an unchanged tree be
+// re-manifested without re-reading its files, with git's index rule for
+// racily clean entries.
 package tree
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"runtime"
+	"sort"
+	"strings"
 	"sync"
-	"syscall"
+	"time"
+	"unicode/utf8"
 
+	"github.com/vguard-dev/vguard/internal/imagefs"
 	"github.com/vguard-dev/vguard/internal/manifest"
+	"github.com/vguard-dev/vguard/internal/progress"
 )
 
-// ManifestDir walks the directory root and returns the manifest of the tree
-// under it: every entry but root itself, with paths from root ("/etc/passwd"),
-// regular files hashed on all cores. Symlinks are recorded, not followed.
+// Options tune a manifest run. The zero value hashes everything, uses the
+// stat cache for directories in the default place, and shows no progress.
+type Options struct {
+	// NoCache turns the directory stat cache off: every file is hashed
+	// and no cache file is read or written.
+	NoCache bool
+	// CacheDir is where stat cache files live; "" means
+	// os.UserCacheDir()/vguard/statcache.
+	CacheDir string
+	// Progress, if not nil, is told the totals and each file hashed.
+	Progress *progress.Bar
+
+	// granularity coarsens the timestamps the cache sees, so tests can
+	// act out a filesystem with 1 s (or coarser) timestamps.
+	granularity time.Duration
+	// noSlack drops cacheSlack, so tests need not wait seconds between
+	// writing files and seeing them reused.
+	noSlack bool
+}
+
+// Stats say how a manifest was made.
+type Stats struct {
+	Format string
+	Files  int
+	// Hashed files were read; Reused ones took their hash from the stat
+	// cache.
+	Hashed, Reused int
+	HashedBytes    int64
+	// CacheFile is the stat cache used, if any.
+	CacheFile string
+}
+
+// ManifestDir returns the manifest of the directory tree under root,
+// without the stat cache.
 func ManifestDir(root string) (*manifest.Manifest, error) {
-	fi, err := os.Stat(root)
+	m, _, err := ManifestPath(root, Options{NoCache: true})
+	return m, err
+}
+
+// ManifestPath opens the image at path (any format imagefs reads) and
+// returns its manifest. For a directory, unless opts.NoCache, files whose
+// stat matches the stat cache keep their cached hash and the cache is
+// rewritten afterwards.
+func ManifestPath(path string, opts Options) (*manifest.Manifest, Stats, error) {
+	img, err := imagefs.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, Stats{}, err
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s: not a directory", root)
+	defer img.Close()
+	var cache *statCache
+	if img.Format() == "dir" && !opts.NoCache {
+		cache = openStatCache(path, opts)
 	}
-	var entries []manifest.Entry
-	var files []int // indexes of regular files, hashed afterwards
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	m, st, err := build(img, opts, cache)
+	if err != nil {
+		return nil, st, err
+	}
+	if cache != nil {
+		st.CacheFile = cache.file
+		// A cache that cannot be written only costs time next run.
+		_ = cache.save()
+	}
+	return m, st, nil
+}
+
+// Manifest returns the manifest of an opened image.
+func Manifest(img imagefs.Image, opts Options) (*manifest.Manifest, Stats, error) {
+	return build(img, opts, nil)
+}
+
+// job is a file to hash after the walk.
+type job struct {
+	i int // index in entries
+	e *imagefs.Entry
+}
+
+func build(img imagefs.Image, opts Options, cache *statCache) (*manifest.Manifest, Stats, error) {
+	st := Stats{Format: img.Format()}
+	bar := opts.Progress
+	var (
+		entries []manifest.Entry
+		index   = map[string]int{} // path -> entries index, for archives that repeat a path
+		jobs    []job
+		links   = map[int]string{} // tar hard links: entry index -> target path
+		total   int64
+		buf     = make([]byte, 1<<20)
+	)
+	err := img.Walk(func(e *imagefs.Entry) error {
+		me := manifest.Entry{Path: validUTF8(e.Path), Mode: manifest.Mode(e.Mode), UID: e.UID, GID: e.GID}
+		switch e.Type {
+		case imagefs.File:
+			me.Type, me.Size = manifest.File, e.Size
+		case imagefs.Dir:
+			me.Type = manifest.Dir
+		case imagefs.Symlink:
+			me.Type, me.Target = manifest.Symlink, validUTF8(e.Target)
+		default:
+			me.Type = manifest.Other
 		}
-		if p == root {
+		i, seen := index[me.Path]
+		if seen {
+			entries[i] = me // the later copy in an archive wins, as on extraction
+			delete(links, i)
+		} else {
+			i = len(entries)
+			index[me.Path] = i
+			entries = append(entries, me)
+		}
+		if e.Type != imagefs.File {
 			return nil
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		e := manifest.Entry{Path: "/" + filepath.ToSlash(rel), Mode: unixMode(info.Mode())}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			e.UID, e.GID = st.Uid, st.Gid
-		}
+		st.Files++
 		switch {
-		case info.Mode().IsRegular():
-			e.Type, e.Size = manifest.File, info.Size()
-			files = append(files, len(entries))
-		case info.IsDir():
-			e.Type = manifest.Dir
-		case info.Mode()&fs.ModeSymlink != 0:
-			e.Type = manifest.Symlink
-			if e.Target, err = os.Readlink(p); err != nil {
+		case e.Link != "":
+			links[i] = validUTF8(e.Link)
+		case !img.RandomAccess():
+			sum, err := hashEntry(e, buf, bar)
+			if err != nil {
 				return err
 			}
+			entries[i].SHA256 = sum
+			st.Hashed++
+			st.HashedBytes += e.Size
+		case cache != nil && cache.lookup(e, &entries[i]):
+			st.Reused++
+			bar.Add(e.Size, 1)
 		default:
-			e.Type = manifest.Other
+			jobs = append(jobs, job{i, e})
+			total += e.Size
 		}
-		entries = append(entries, e)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, st, err
 	}
-	if err := hashAll(root, entries, files); err != nil {
-		return nil, err
+	if len(jobs) > 0 {
+		bar.SetTotal(total, int64(len(jobs)))
+		if err := hashAll(entries, jobs, bar); err != nil {
+			return nil, st, err
+		}
+		st.Hashed += len(jobs)
+		st.HashedBytes += total
+		if cache != nil {
+			for _, j := range jobs {
+				cache.store(j.e, entries[j.i].SHA256)
+			}
+		}
 	}
-	return manifest.New(entries)
+	for i, target := range links {
+		t, ok := index[target]
+		if !ok || entries[t].Type != manifest.File {
+			return nil, st, fmt.Errorf("%s: hard link to %s, which the archive does not hold before it", entries[i].Path, target)
+		}
+		entries[i].SHA256, entries[i].Size = entries[t].SHA256, entries[t].Size
+	}
+	bar.Done()
+	m, err := manifest.New(entries)
+	return m, st, err
 }
 
-// unixMode is the permission and set-id bits of a mode, as stat shows them.
-func unixMode(m fs.FileMode) manifest.Mode {
-	u := manifest.Mode(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
-}
-
-// hashAll fills in the SHA-256 of the regular files, on every core.
-func hashAll(root string, entries []manifest.Entry, files []int) error {
-	work := make(chan int)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
+// hashAll hashes the jobs on every core, largest files first so that one
+// big file does not start last and run alone.
+func hashAll(entries []manifest.Entry, jobs []job, bar *progress.Bar) error {
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].e.Size > jobs[b].e.Size })
+	work := make(chan job)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			buf := make([]byte, 1<<20)
-			for i := range work {
-				sum, err := hashFile(filepath.Join(root, filepath.FromSlash(entries[i].Path)), buf)
+			for j := range work {
+				sum, err := hashEntry(j.e, buf, bar)
 				if err != nil {
-					select {
-					case errs <- err:
-					default:
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
 					}
+					mu.Unlock()
 					continue
 				}
-				entries[i].SHA256 = sum
+				entries[j.i].SHA256 = sum
 			}
 		})
 	}
-	for _, i := range files {
-		work <- i
+	for _, j := range jobs {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		work <- j
 	}
 	close(work)
 	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
+	return firstErr
 }
 
-func hashFile(path string, buf []byte) (string, error) {
-	f, err := os.Open(path)
+// hashEntry reads a file's content through buf (a plain read loop: no
+// io.Copy, which would pick a 32 KiB buffer for *os.File's WriteTo).
+func hashEntry(e *imagefs.Entry, buf []byte, bar *progress.Bar) (string, error) {
+	r, err := e.Open()
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer r.Close()
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, buf); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
+	var n int64
+	for {
+		k, err := r.Read(buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			n += int64(k)
+			bar.Add(int64(k), 0)
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", e.Path, err)
+		}
 	}
+	if n != e.Size {
+		// A directory tree being written to, or a corrupt image.
+		return "", fmt.Errorf("%s: read %d bytes, but its size is %d (changed while reading?)", e.Path, n, e.Size)
+	}
+	bar.Add(0, 1)
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// validUTF8 makes a name from the image fit the manifest format, which
+// holds UTF-8: invalid bytes become U+FFFD.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -3,11 +3,17 @@ package tree
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/vguard-dev/vguard/internal/imagefs"
 	"github.com/vguard-dev/vguard/internal/manifest"
+	"github.com/vguard-dev/vguard/internal/testdeps"
 )
 
 func TestManifestDir(t *testing.T) {
@@ -65,5 +71,147 @@ func TestManifestDir(t *testing.T) {
 	must(err)
 	if d := manifest.Diff(other, patched); len(d.Modified) != 1 || d.Modified[0].Path != "/etc/nginx/nginx.conf" {
 		t.Errorf("patch not seen: %+v", d)
+	}
+}
+
+func write(t testing.TB, root, p, data string) {
+	t.Helper()
+	full := filepath.Join(root, p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestManifestImages: the manifest of an ext4 image, its qcow2 and a tar
+// of a tree equals the directory's own (mke2fs adds only /lost+found).
+func TestManifestImages(t *testing.T) {
+	mke2fs := testdeps.Program(t, "mke2fs")
+	root := t.TempDir()
+	write(t, root, "etc/app.conf", "db=1\n")
+	write(t, root, "usr/bin/tool", strings.Repeat("binary", 100000))
+	os.Symlink("app.conf", filepath.Join(root, "etc/link"))
+	os.Link(filepath.Join(root, "etc/app.conf"), filepath.Join(root, "etc/hard"))
+	want, err := ManifestDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "disk.img")
+	out, err := exec.Command(mke2fs, "-q", "-F", "-t", "ext4", "-d", root, raw, "16m").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	tarFile := filepath.Join(dir, "root.tar.gz")
+	if out, err := exec.Command(testdeps.Program(t, "tar"), "-czf", tarFile, "--numeric-owner", "-C", root, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	for _, c := range []struct{ path, format string }{{raw, "raw"}, {tarFile, "tar+gzip"}} {
+		m, st, err := ManifestPath(c.path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Format != c.format || st.Files != 3 || st.Hashed != 3 && c.format == "raw" {
+			t.Errorf("%s: stats %+v", c.format, st)
+		}
+		d := manifest.DiffIgnoring(want, m, nil)
+		if len(d.Removed) != 0 || len(d.Modified) != 0 || len(d.Added) > 1 || len(d.Added) == 1 && d.Added[0] != "/lost+found" {
+			t.Errorf("%s differs from the directory: %+v", c.format, d)
+		}
+	}
+}
+
+// cacheOpts keeps tests' caches in their temp dir.
+func cacheOpts(t *testing.T) Options {
+	return Options{CacheDir: t.TempDir(), noSlack: true}
+}
+
+// TestStatCache: an unchanged tree is re-manifested from the cache; a
+// changed, added or removed file is seen.
+func TestStatCache(t *testing.T) {
+	root := t.TempDir()
+	for i := range 20 {
+		write(t, root, fmt.Sprintf("f%02d", i), strings.Repeat("x", i*100))
+	}
+	opts := cacheOpts(t)
+	time.Sleep(10 * time.Millisecond) // files older than the run's start
+	first, st, err := ManifestPath(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Hashed != 20 || st.Reused != 0 {
+		t.Fatalf("first run: %+v", st)
+	}
+	second, st, err := ManifestPath(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Hashed != 0 || st.Reused != 20 {
+		t.Fatalf("second run of an unchanged tree: %+v", st)
+	}
+	if d := manifest.DiffIgnoring(first, second, nil); !d.Empty() {
+		t.Fatalf("cached manifest differs: %+v", d)
+	}
+	write(t, root, "f03", "changed content, other size")
+	write(t, root, "new", "n")
+	os.Remove(filepath.Join(root, "f04"))
+	third, st, err := ManifestPath(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Hashed != 2 || st.Reused != 18 {
+		t.Errorf("third run: %+v", st)
+	}
+	d := manifest.DiffIgnoring(first, third, nil)
+	if fmt.Sprint(d.Added, d.Removed, len(d.Modified)) != "[/new] [/f04] 1" || d.Modified[0].Path != "/f03" {
+		t.Errorf("drift after changes: %+v", d)
+	}
+	if _, st, _ := ManifestPath(root, Options{NoCache: true, CacheDir: opts.CacheDir}); st.Reused != 0 {
+		t.Errorf("NoCache reused %d hashes", st.Reused)
+	}
+}
+
+// TestStatCacheRacy: on a filesystem whose timestamps are coarse (acted
+// out here with timestamps that never tick), a file rewritten with the same size in
+// the same tick as it was hashed has an unchanged stat. The racy rule
+// re-hashes it, so the next manifest sees the new content.
+func TestStatCacheRacy(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "app.conf", "version=1\n")
+	opts := cacheOpts(t)
+	opts.granularity = 1 << 62 // timestamps that never tick
+	first, _, err := ManifestPath(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, root, "app.conf", "version=2\n") // same size, same (coarse) times
+	// The stat alone cannot tell: with the racy rule off (every entry
+	// taken as older than the cache), the stale hash would be reused.
+	img, err := imagefs.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	c := openStatCache(root, opts)
+	c.threshold = 1 << 62
+	stale := false
+	img.Walk(func(e *imagefs.Entry) error {
+		var me manifest.Entry
+		if e.Path == "/app.conf" && c.lookup(e, &me) && me.SHA256 == first.Lookup("/app.conf").SHA256 {
+			stale = true
+		}
+		return nil
+	})
+	if !stale {
+		t.Fatal("the stat changed: the test did not act out a racy entry")
+	}
+	second, st, err := ManifestPath(root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := manifest.DiffIgnoring(first, second, nil); len(d.Modified) != 1 {
+		t.Fatalf("the rewrite within one timestamp tick was not seen (stats %+v)", st)
 	}
 }
