@@ -21,7 +21,7 @@ func newImageCmd(g *globalOptions) *cobra.Command {
 		Use:   "image",
 		Short: "Read VM images (directory, tar, raw disk, qcow2): manifests, secrets, sanitized copies",
 	}
-	cmd.AddCommand(newImageManifestCmd(g))
+	cmd.AddCommand(newImageScanCmd(g), newImageSanitizeCmd(g), newImageManifestCmd(g))
 	return cmd
 }
 

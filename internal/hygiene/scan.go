@@ -1,0 +1,256 @@
+// Package hygiene finds what a VM image would carry into every clone made
+// from it, secrets and clone identity, and writes sanitized copies:
+// `vguard image scan` and `vguard image sanitize`. It reads images through
+// internal/imagefs, finds secrets with internal/secrets and identity with
+// internal/identity; what it adds is the walk over an image on every core,
+// the report, the rewriting of files, and the proof: a sanitized copy is
+// scanned again, and the copy is only good when that scan finds nothing.
+package hygiene
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/vguard-dev/vguard/internal/identity"
+	"github.com/vguard-dev/vguard/internal/imagefs"
+	"github.com/vguard-dev/vguard/internal/progress"
+	"github.com/vguard-dev/vguard/internal/scanreport"
+	"github.com/vguard-dev/vguard/internal/secrets"
+)
+
+// Scanner scans images. It is safe for concurrent use.
+type Scanner struct {
+	secrets *secrets.Scanner
+	workers int
+}
+
+// NewScanner returns a scanner for the given secret rules (the built-in
+// ones, with the user's merged in).
+func NewScanner(rules []*secrets.Rule) (*Scanner, error) {
+	s, err := secrets.NewScanner(rules)
+	if err != nil {
+		return nil, err
+	}
+	return &Scanner{secrets: s, workers: runtime.GOMAXPROCS(0)}, nil
+}
+
+// FileResult is what a scan found in one entry.
+type FileResult struct {
+	Entry *imagefs.Entry
+	// Identity is the identity rule the entry falls under, or nil.
+	Identity *identity.Rule
+	// Secrets found in the file, by offset.
+	Secrets []secrets.Finding
+}
+
+// Result is a scan of a whole image.
+type Result struct {
+	Format string
+	// Files holds the entries where something was found, by path.
+	Files []*FileResult
+	// Scanned counts the regular files read and their bytes.
+	Scanned, Bytes int64
+}
+
+// Report turns the result into the scan report of cli.md, secrets and
+// identity each sorted by path (secrets then by line and rule).
+func (r *Result) Report(image string) *scanreport.Report {
+	rep := &scanreport.Report{
+		Image: image, Format: r.Format,
+		Secrets: []scanreport.Secret{}, Identity: []scanreport.Identity{},
+		Summary: scanreport.Summary{Files: r.Scanned, Bytes: r.Bytes},
+	}
+	for _, f := range r.Files {
+		if f.Identity != nil {
+			rep.Identity = append(rep.Identity, scanreport.Identity{Kind: f.Identity.ID, Path: f.Entry.Path})
+		}
+		for _, s := range f.Secrets {
+			rep.Secrets = append(rep.Secrets, scanreport.Secret{
+				Rule: s.RuleID, Path: f.Entry.Path, Line: s.Line, Redacted: s.Redacted, Fingerprint: s.Fingerprint,
+			})
+		}
+	}
+	slices.SortStableFunc(rep.Secrets, func(a, b scanreport.Secret) int {
+		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Rule, b.Rule))
+	})
+	rep.Summary.Secrets, rep.Summary.Identity = len(rep.Secrets), len(rep.Identity)
+	return rep
+}
+
+// Scan reads every entry of img: regular files are scanned for secrets,
+// and every path is checked against the identity catalogue. Images that
+// allow it are scanned on every core; a tar stream is scanned as it goes
+// by. bar, which may be nil, shows progress.
+func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
+	res := &Result{Format: img.Format()}
+	var mu sync.Mutex
+	record := func(fr *FileResult, size int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fr != nil {
+			res.Files = append(res.Files, fr)
+		}
+		if fr == nil || fr.Entry.Type == imagefs.File {
+			res.Scanned++
+			res.Bytes += size
+		}
+		bar.Add(size, 1)
+	}
+
+	if !img.RandomAccess() {
+		err := img.Walk(func(e *imagefs.Entry) error {
+			fr, err := s.scanEntry(e)
+			if err != nil {
+				return err
+			}
+			if e.Type == imagefs.File {
+				record(fr, e.Size)
+			} else if fr != nil {
+				mu.Lock()
+				res.Files = append(res.Files, fr)
+				mu.Unlock()
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		sortResults(res.Files)
+		return res, nil
+	}
+
+	var files []*imagefs.Entry
+	var total int64
+	err := img.Walk(func(e *imagefs.Entry) error {
+		switch e.Type {
+		case imagefs.File:
+			files = append(files, e)
+			total += e.Size
+		default:
+			if fr, err := s.scanEntry(e); err != nil {
+				return err
+			} else if fr != nil {
+				res.Files = append(res.Files, fr)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	bar.SetTotal(total, int64(len(files)))
+	// Largest files first, so that one big file does not end the scan
+	// alone on one core.
+	slices.SortStableFunc(files, func(a, b *imagefs.Entry) int { return cmp.Compare(b.Size, a.Size) })
+	work := make(chan *imagefs.Entry)
+	errs := make(chan error, s.workers)
+	var wg sync.WaitGroup
+	for range s.workers {
+		wg.Go(func() {
+			for e := range work {
+				fr, err := s.scanEntry(e)
+				if err != nil {
+					errs <- err
+					for range work { // drain, so the sender is not stuck
+					}
+					return
+				}
+				record(fr, e.Size)
+			}
+		})
+	}
+	for _, e := range files {
+		work <- e
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := errors.Join(collect(errs)...); err != nil {
+		return nil, err
+	}
+	sortResults(res.Files)
+	return res, nil
+}
+
+func collect(ch <-chan error) []error {
+	var out []error
+	for err := range ch {
+		out = append(out, err)
+	}
+	return out
+}
+
+func sortResults(fs []*FileResult) {
+	slices.SortFunc(fs, func(a, b *FileResult) int { return cmp.Compare(a.Entry.Path, b.Entry.Path) })
+}
+
+// scanEntry checks one entry: identity by path (and content where the rule
+// needs it), secrets in the content of regular files. It returns nil when
+// nothing was found.
+func (s *Scanner) scanEntry(e *imagefs.Entry) (*FileResult, error) {
+	rule := identity.Match(e.Path)
+	switch e.Type {
+	case imagefs.File:
+	case imagefs.Symlink:
+		// A link at an identity path (cloud-init's instance link) goes
+		// with the state it points to; one whose rule looks at content
+		// carries nothing of its own.
+		if rule != nil && rule.Applies == nil && rule.Action == identity.Remove {
+			return &FileResult{Entry: e, Identity: rule}, nil
+		}
+		return nil, nil
+	default:
+		return nil, nil
+	}
+	if e.Link != "" {
+		// A tar hard link: its content went by under the first name and
+		// was scanned there; the path alone still says identity.
+		if rule != nil && rule.Applies == nil {
+			return &FileResult{Entry: e, Identity: rule}, nil
+		}
+		return nil, nil
+	}
+	rc, err := e.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	defer rc.Close()
+	return s.inspect(e, rule, rc)
+}
+
+// inspect judges the content of the regular file e, read from r: whether
+// its identity rule (which may be nil) applies, and what secrets it holds.
+// It returns nil when nothing was found.
+func (s *Scanner) inspect(e *imagefs.Entry, rule *identity.Rule, r io.Reader) (*FileResult, error) {
+	fr := &FileResult{Entry: e}
+	if rule != nil && rule.NeedsContent() && e.Size <= identity.MaxContent {
+		// Small by the catalogue's definition: read it once for both.
+		content, err := io.ReadAll(io.LimitReader(r, identity.MaxContent+1))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Path, err)
+		}
+		if rule.Applies == nil || rule.Applies(content) {
+			fr.Identity = rule
+		}
+		r = bytes.NewReader(content)
+	} else if rule != nil && !rule.NeedsContent() {
+		fr.Identity = rule
+	}
+	err := s.secrets.Scan(e.Path, r, func(f secrets.Finding) { fr.Secrets = append(fr.Secrets, f) })
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	if fr.Identity == nil && len(fr.Secrets) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(fr.Secrets, func(a, b secrets.Finding) int {
+		return cmp.Or(cmp.Compare(a.Offset, b.Offset), cmp.Compare(a.RuleID, b.RuleID))
+	})
+	return fr, nil
+}
