@@ -186,7 +186,7 @@ func TestSanitize(t *testing.T) {
 				"/etc/machine-id": "empty", "/etc/hostname": "reset", "/etc/ssh/ssh_host_rsa_key": "remove",
 				"/etc/ssh/ssh_host_rsa_key.pub": "remove", "/etc/udev/rules.d/70-persistent-net.rules": "remove",
 				"/etc/NetworkManager/system-connections/eth0.nmconnection": "rewrite",
-				"/var/lib/dhcp/dhclient.eth0.leases": "remove", "/var/lib/systemd/random-seed": "remove",
+				"/var/lib/dhcp/dhclient.eth0.leases":                       "remove", "/var/lib/systemd/random-seed": "remove",
 				"/opt/hr/app.env": "redact", "/opt/hr/config.yaml": "redact",
 			}
 			for p, a := range wantActs {
