@@ -222,10 +222,10 @@ func (w *dirWriter) Close() error {
 
 // tarWriter writes a tar archive (PAX where needed), possibly compressed.
 type tarWriter struct {
-	f     *os.File
-	bw    *bufio.Writer
-	zw    io.WriteCloser // the compressor, if any
-	tw    *tar.Writer
+	f  *os.File
+	bw *bufio.Writer
+	zw io.WriteCloser // the compressor, if any
+	tw *tar.Writer
 }
 
 func newTarWriter(out, suffix string) (*tarWriter, error) {
