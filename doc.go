@@ -41,8 +41,21 @@
 // internal/scanreport reads image scan reports. Both are side files an
 // estate points to, read by checks VG203 and VG105.
 //
-// internal/tree reads file trees (directories today; disk images with the
-// image readers) into manifests, hashing files on every core.
+// internal/imagefs reads VM images in pure Go, without root or mounts: a
+// directory, tar (plain, gzip, bzip2, zstd, by magic bytes), a raw disk
+// with ext2/3/4 on the whole disk or in MBR/GPT partitions (an ext4 reader
+// of its own: extents, holes, inline data, htree directories read
+// linearly), and qcow2 through go-qcow2reader. One Image interface: Walk
+// visits entries, an Entry opens its content (after the walk and
+// concurrently for disks, only during the callback for tar); Create and
+// Copy write a tree into a directory or a tar, for sanitized copies.
+//
+// internal/tree turns any image into a manifest, hashing files on every
+// core where the format allows, with a stat cache for directories (git's
+// index rule, racily clean entries re-hashed).
+//
+// internal/progress draws a rate-limited progress bar on a terminal's
+// stderr for long image reads.
 //
 // internal/report writes check reports as a table for people, JSON for
 // programs and SARIF 2.1.0 for code-scanning tools.
