@@ -59,37 +59,49 @@ const spoolLimit = 32 << 20
 // Sanitize writes a copy of img to out without its clone-identity material
 // and with every secret removed, then scans the copy and returns
 // ErrNotClean if anything remains. out is a directory (new or empty) or,
-// by its suffix, a tar archive (.tar, .tar.gz, .tgz, .tar.zst). Owners,
-// modes and times are kept (owners in a directory only when running as
-// root); devices and pipes are kept in a tar and skipped, with an action
-// saying so, in a directory.
+// by its suffix, a tar archive (.tar, .tar.gz, .tgz, .tar.zst): see
+// imagefs.Create, which also keeps owners, modes and times. Devices and
+// pipes are kept in a tar and skipped, with an action saying so, in a
+// directory.
 func (s *Scanner) Sanitize(img imagefs.Image, image, out string, opts SanitizeOptions) (*SanitizeReport, error) {
-	snk, format, err := openSink(out)
-	if err != nil {
-		return nil, fmt.Errorf("sanitize: %w", err)
+	rep := &SanitizeReport{Image: image, Output: out, Format: "dir", Actions: []Action{}}
+	for _, suffix := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"} {
+		if strings.HasSuffix(strings.ToLower(out), suffix) {
+			rep.Format = map[string]string{".tar": "tar", ".tar.gz": "tar+gzip", ".tgz": "tar+gzip", ".tar.zst": "tar+zstd", ".tzst": "tar+zstd"}[suffix]
+		}
 	}
-	rep := &SanitizeReport{Image: image, Output: out, Format: format, Actions: []Action{}}
-	w := &writer{s: s, snk: snk, rep: rep, opts: opts, removed: map[string]bool{}}
+	e := &editor{s: s, rep: rep, opts: opts}
 	if img.RandomAccess() {
 		// Scan on every core first; then copy, knowing each file's fate.
 		res, err := s.Scan(img, nil)
 		if err != nil {
-			abort(snk)
 			return nil, err
 		}
-		w.found = map[string]*FileResult{}
+		e.found = map[string]*FileResult{}
 		for _, f := range res.Files {
-			w.found[f.Entry.Path] = f
+			e.found[f.Entry.Path] = f
 		}
 	}
-	if err := img.Walk(w.entry); err != nil {
-		abort(snk)
-		return nil, err
+	w, err := imagefs.Create(out)
+	if err != nil {
+		return nil, fmt.Errorf("sanitize: %w", err)
 	}
+	err = imagefs.Copy(img, w, e.edit)
 	opts.Progress.Done()
-	if err := snk.close(); err != nil {
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if rep.Format != "dir" {
+			os.Remove(out) // never leave a truncated archive that looks whole
+		}
 		return nil, fmt.Errorf("sanitize: writing %s: %w", out, err)
 	}
+	for _, p := range w.Skipped() {
+		rep.Actions = append(rep.Actions, Action{Path: p, Action: "skip",
+			Reason: "a device, pipe or socket: a directory holds none (write a tar to keep them)"})
+	}
+	slices.SortStableFunc(rep.Actions, func(a, b Action) int { return strings.Compare(a.Path, b.Path) })
 	return rep, s.rescan(rep)
 }
 
@@ -111,124 +123,133 @@ func (s *Scanner) rescan(rep *SanitizeReport) error {
 	return nil
 }
 
-// writer copies one image into a sink.
-type writer struct {
+// editor decides, entry by entry, what the copy holds (imagefs.Edit).
+type editor struct {
 	s     *Scanner
-	snk   sink
 	rep   *SanitizeReport
 	opts  SanitizeOptions
 	found map[string]*FileResult // random-access images: scanned before
-	// removed paths, so that a hard link to a removed file goes too.
-	removed map[string]bool
 }
 
-func (w *writer) act(p, action, reason string, n int) {
-	w.rep.Actions = append(w.rep.Actions, Action{Path: p, Action: action, Reason: reason, Secrets: n})
+func (ed *editor) act(p, action, reason string, n int) {
+	ed.rep.Actions = append(ed.rep.Actions, Action{Path: p, Action: action, Reason: reason, Secrets: n})
 }
 
-func (w *writer) entry(e *imagefs.Entry) error {
+func (ed *editor) edit(e *imagefs.Entry) (drop bool, content io.Reader, err error) {
 	switch e.Type {
-	case imagefs.Dir:
-		return w.snk.dir(e)
 	case imagefs.Symlink:
 		if r := identity.Match(e.Path); r != nil && r.Applies == nil && r.Action == identity.Remove {
-			w.act(e.Path, "remove", r.ID, 0)
-			w.removed[e.Path] = true
-			return nil
+			ed.act(e.Path, "remove", r.ID, 0)
+			return true, nil, nil
 		}
-		return w.snk.symlink(e)
-	case imagefs.Other:
-		ok, err := w.snk.special(e)
-		if err == nil && !ok {
-			w.act(e.Path, "skip", "a device, pipe or socket; a directory output holds none (write a tar to keep them)", 0)
-		}
-		return err
+		return false, nil, nil
+	case imagefs.File:
+	default:
+		return false, nil, nil
 	}
 	if e.Link != "" {
-		if w.removed[e.Link] {
-			w.act(e.Path, "remove", "hard link to a removed file", 0)
-			w.removed[e.Path] = true
-			return nil
-		}
+		// A tar hard link (one to a dropped file never gets here).
 		if r := identity.Match(e.Path); r != nil && r.Applies == nil {
-			w.act(e.Path, r.Action.String(), r.ID, 0)
-			w.removed[e.Path] = true
-			return nil
+			ed.act(e.Path, r.Action.String(), r.ID, 0)
+			return true, nil, nil
 		}
-		return w.snk.hardlink(e, e.Link)
+		return false, nil, nil
 	}
-	defer w.opts.Progress.Add(e.Size, 1)
-	if w.found != nil {
-		return w.file(e, w.found[e.Path], e.Open)
+	defer ed.opts.Progress.Add(e.Size, 1)
+	if ed.found != nil {
+		fr := ed.found[e.Path]
+		if fr == nil {
+			return false, nil, nil // clean: copied as it is
+		}
+		return ed.file(e, fr, e.Open)
 	}
-	// A tar stream: hold the content to judge it before writing it.
+	// A tar stream: hold the content to judge it before writing it, as
+	// the entry's header carries its size.
 	src, err := spool(e)
 	if err != nil {
-		return fmt.Errorf("%s: %w", e.Path, err)
+		return false, nil, fmt.Errorf("%s: %w", e.Path, err)
 	}
-	defer src.close()
-	r, err := src.open()
-	if err != nil {
-		return err
+	r, _ := src.open()
+	fr, err := ed.s.inspect(e, identity.Match(e.Path), r)
+	switch {
+	case err != nil:
+		src.close()
+		return false, nil, err
+	case fr == nil: // clean: the spooled content, as it is
+		c, _ := src.open()
+		return false, closing(c, src.close), nil
 	}
-	fr, err := w.s.inspect(e, identity.Match(e.Path), r)
-	r.Close()
-	if err != nil {
-		return err
+	drop, content, err = ed.file(e, fr, src.open)
+	if content == nil {
+		src.close()
+		return drop, nil, err
 	}
-	return w.file(e, fr, src.open)
+	return drop, closing(content, src.close), err
 }
 
-// file writes the regular file e, whose scan result is fr (nil: clean).
-func (w *writer) file(e *imagefs.Entry, fr *FileResult, open func() (io.ReadCloser, error)) error {
-	copyAs := func(size int64, ss []span) error {
-		rc, err := open()
-		if err != nil {
-			return fmt.Errorf("%s: %w", e.Path, err)
-		}
-		defer rc.Close()
-		return w.snk.file(e, size, spliceReader(rc, ss))
-	}
-	if fr == nil {
-		return copyAs(e.Size, nil)
-	}
+// file decides for the regular file e, whose scan found fr: what to write
+// (e.Size set to match) or whether to drop it. open reads its content.
+func (ed *editor) file(e *imagefs.Entry, fr *FileResult, open func() (io.ReadCloser, error)) (bool, io.Reader, error) {
 	if r := fr.Identity; r != nil {
-		w.act(e.Path, r.Action.String(), r.ID, 0)
+		ed.act(e.Path, r.Action.String(), r.ID, 0)
 		switch r.Action {
 		case identity.Remove:
-			w.removed[e.Path] = true
-			return nil
+			return true, nil, nil
 		case identity.Empty:
-			return w.snk.file(e, 0, bytes.NewReader(nil))
+			e.Size = 0
+			return false, bytes.NewReader(nil), nil
 		case identity.Rewrite, identity.Reset:
 			rc, err := open()
 			if err != nil {
-				return fmt.Errorf("%s: %w", e.Path, err)
+				return false, nil, fmt.Errorf("%s: %w", e.Path, err)
 			}
 			content, err := io.ReadAll(io.LimitReader(rc, identity.MaxContent+1))
 			rc.Close()
 			if err != nil {
-				return fmt.Errorf("%s: %w", e.Path, err)
+				return false, nil, fmt.Errorf("%s: %w", e.Path, err)
 			}
+			// The identity lines go; a secret elsewhere in such a file
+			// is left for the re-scan to catch, loudly: a MAC pin file
+			// holding a password is rare enough to fix by hand.
 			fixed := r.Fix(content)
-			// The identity lines go; secrets elsewhere in the file are
-			// left to the re-scan to catch, which fails loudly: a MAC pin
-			// file holding a password is rare enough to fix by hand.
-			return w.snk.file(e, int64(len(fixed)), bytes.NewReader(fixed))
+			e.Size = int64(len(fixed))
+			return false, bytes.NewReader(fixed), nil
 		}
 	}
 	if len(fr.Secrets) == 0 {
-		return copyAs(e.Size, nil)
+		return false, nil, nil
 	}
 	rules := ruleList(fr)
-	if w.opts.RemoveSecretFiles {
-		w.act(e.Path, "remove-secret-file", rules, len(fr.Secrets))
-		w.removed[e.Path] = true
-		return nil
+	if ed.opts.RemoveSecretFiles {
+		ed.act(e.Path, "remove-secret-file", rules, len(fr.Secrets))
+		return true, nil, nil
 	}
 	ss := spans(fr.Secrets)
-	w.act(e.Path, "redact", rules, len(fr.Secrets))
-	return copyAs(redactedSize(e.Size, ss), ss)
+	ed.act(e.Path, "redact", rules, len(fr.Secrets))
+	rc, err := open()
+	if err != nil {
+		return false, nil, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	e.Size = redactedSize(e.Size, ss)
+	return false, closing(spliceReader(rc, ss), func() { rc.Close() }), nil
+}
+
+// closing returns r that runs done once r is drained or fails: imagefs.Copy
+// reads an edited content to its end and does not close it.
+func closing(r io.Reader, done func()) io.Reader { return &closer{r: r, done: done} }
+
+type closer struct {
+	r    io.Reader
+	done func()
+}
+
+func (c *closer) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && c.done != nil {
+		c.done()
+		c.done = nil
+	}
+	return n, err
 }
 
 func ruleList(fr *FileResult) string {
