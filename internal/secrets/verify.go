@@ -30,6 +30,7 @@ var placeholderWords = map[string]bool{
 	"foo": true, "bar": true, "foobar": true, "todo": true, "fixme": true, "xxx": true, "tbd": true,
 	"omitted": true, "data+omitted": true, "masked": true, "unset": true, "notset": true, "prompt": true,
 	"input": true, "value": true, "default": true, "off": true, "on": true,
+	"define": true, "undef": true, // Perl's Config.pm: d_pwpasswd='define'
 }
 
 // placeholderParts mark a value as a stand-in wherever they occur in it.
@@ -147,6 +148,16 @@ func keyOK(match []byte) bool {
 	return !assignmentPrefixes[prefix]
 }
 
+// colonSeparated reports whether an assignment match uses ':' (YAML,
+// JSON, prose) rather than '=' between key and value.
+func colonSeparated(match []byte) bool {
+	i := 0
+	for i < len(match) && (isIdentByte(match[i]) || match[i] == '"' || match[i] == '\'' || match[i] == ']' || match[i] == ' ' || match[i] == '\t') {
+		i++
+	}
+	return i < len(match) && match[i] == ':' && (i+1 >= len(match) || match[i+1] != '=')
+}
+
 // dottedIdent matches code such as self.password or os.environ.
 var dottedIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$`)
 
@@ -164,8 +175,13 @@ func verifyAssignment(c *candidate) bool {
 		if c.secret[0] == '/' || dottedIdent.Match(c.secret) || bytes.IndexByte(c.secret, '(') >= 0 {
 			return false
 		}
-		if bytes.HasSuffix(c.secret, []byte("(")) || bytes.HasSuffix(c.secret, []byte(",")) {
-			return false
+		// "key: value more words" is prose or a log line (dpkg's
+		// "install base-passwd:amd64 <none> 3.6.1"), not a YAML setting,
+		// whose unquoted value would be the whole rest of the line.
+		if colonSeparated(c.match) {
+			if rest := bytes.TrimSpace(c.rest); len(rest) > 0 && rest[0] != '#' {
+				return false
+			}
 		}
 	}
 	return true
