@@ -364,6 +364,8 @@ func builtinRules() []*Rule {
 			},
 			MustNotMatch: []string{
 				"DB_PASSWORD=",
+				"PGPASSWORD= psql -h db1",
+				"STRIPE_SECRET_KEY=sk_test_u7qnQTupqziQPtDu7W7eaDNK",
 				"DB_PASSWORD=${DB_PASSWORD}",
 				"password: $DB_PASS",
 				"password = <password>",
@@ -383,6 +385,7 @@ func builtinRules() []*Rule {
 				"dpkg: base-passwd: dependency problems, but configuring anyway as you requested:",
 				"2026-11-26 01:28:35 install base-passwd:amd64 <none> 3.6.1",
 				"d_pwpasswd='define'",
+				"def connect(host, user, pwd=None):",
 			},
 		},
 		{
@@ -476,7 +479,7 @@ func builtinRules() []*Rule {
 			},
 			MustNotMatch: []string{
 				"[client]\nuser=root\npassword=\n",
-				"[client]\n# password=z2oCtIsjhvNK4p\n",
+				"[client]\npassword = ${MYSQL_PWD}\n",
 			},
 		},
 		{
@@ -486,7 +489,7 @@ func builtinRules() []*Rule {
 			Path:        re(`(?:^|/)[._]netrc$`),
 			Keywords:    []string{"password"},
 			Regex:       re(`(?:^|[ \t])password[ \t]+([^ \t\r\n]+)`),
-			verify:      realValue(1),
+			verify:      verifyNetrc,
 			TestPath:    "/root/.netrc",
 			MustMatch: []string{
 				"machine ftp.internal login backup password z2oCtIsjhvNK4p\n",
@@ -495,6 +498,7 @@ func builtinRules() []*Rule {
 			MustNotMatch: []string{
 				"machine ftp.internal login anonymous\n",
 				"default login anonymous password\n",
+				"# the password is rotated monthly\n",
 			},
 		},
 		{
@@ -783,7 +787,7 @@ func builtinRules() []*Rule {
 				"password = pypi-AgEIcHlwaS5vcmcJ_EJ4jKEIQOkrtDXtBi10Q71hA1XcW9aTMX1C_CI3_dXRZv7qdYdk2r7xgHW",
 			},
 			MustNotMatch: []string{
-				"password = pypi-AgEIcHlwaS5vcmc",
+				"token = pypi-AgEIcHlwaS5vcmc",
 			},
 		},
 	}

@@ -59,7 +59,8 @@ func placeholder(v []byte) bool {
 	if s[0] == '#' && len(s) > 1 && s[1] == '{' {
 		return true
 	}
-	for _, p := range []string{"enc(", "vault:", "!vault", "env:", "file:", "secret:", "secretref:", "ref+", "op://", "aws:secretsmanager", "arn:aws:secretsmanager"} {
+	// Stripe test-mode and publishable keys reach no real money or data.
+	for _, p := range []string{"sk_test_", "rk_test_", "pk_test_", "pk_live_", "enc(", "vault:", "!vault", "env:", "file:", "secret:", "secretref:", "ref+", "op://", "aws:secretsmanager", "arn:aws:secretsmanager"} {
 		if strings.HasPrefix(s, p) {
 			return true
 		}
@@ -167,6 +168,23 @@ func verifyAssignment(c *candidate) bool {
 	if !keyOK(c.match) || len(c.secret) < 4 || placeholder(c.secret) {
 		return false
 	}
+	// "PGPASSWORD= psql ...": an empty shell assignment before a command.
+	if eq := bytes.IndexByte(c.match, '='); eq > 0 && c.group == 3 && !colonSeparated(c.match) {
+		before, after := c.match[eq-1], byte(0)
+		if eq+1 < len(c.match) {
+			after = c.match[eq+1]
+		}
+		if before != ' ' && before != '\t' && (after == ' ' || after == '\t') {
+			return false
+		}
+	}
+	// A value closing a call or a block (pwd=None): code, judged without
+	// its closing brackets.
+	if c.group == 3 {
+		if v := bytes.TrimRight(c.secret, "):}]"); len(v) < len(c.secret) && (len(v) < 4 || placeholder(v)) {
+			return false
+		}
+	}
 	if c.group == 3 {
 		switch c.next {
 		case '(', '[', '.', '{':
@@ -202,6 +220,12 @@ func verifyODBC(c *candidate) bool {
 		}
 	}
 	return false
+}
+
+// verifyNetrc: a netrc password, not in a comment line.
+func verifyNetrc(c *candidate) bool {
+	line := bytes.TrimLeft(c.line, " \t")
+	return len(line) > 0 && line[0] != '#' && !placeholder(c.secret)
 }
 
 // verifyDockerAuth: a config.json "auth" is base64 of "user:password".
