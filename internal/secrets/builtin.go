@@ -58,6 +58,15 @@ func secretAllow(desc string, exprs ...string) Allowlist {
 	return a
 }
 
+// The parts of a PEM block after its BEGIN line: header lines
+// (Proc-Type, DEK-Info, Comment) and a blank line, then base64 lines. The
+// body's character class is narrow on purpose: in a binary file a stray
+// BEGIN line must fail within bytes, not after scanning the whole window.
+const (
+	pemHeaders = `(?:[A-Za-z][A-Za-z0-9-]*: [^\r\n]*\r?\n)*(?:\r?\n)?`
+	pemBase64  = `(?:[A-Za-z0-9+/=]+\r?\n)*[A-Za-z0-9+/=]+`
+)
+
 const (
 	everyText   = "every text file"
 	everyFile   = "every file, binary ones included"
@@ -72,12 +81,16 @@ func builtinRules() []*Rule {
 	return []*Rule{
 		{
 			ID:          "private-key",
-			Description: "A PEM private key: PKCS#1 RSA, EC, DSA, OpenSSH, PKCS#8, encrypted PKCS#8 or legacy encrypted PEM. The secret is the key's body between its BEGIN and END lines.",
+			Description: "A PEM private key: PKCS#1 RSA, EC, DSA, OpenSSH, PKCS#8, encrypted PKCS#8 or legacy encrypted PEM. The secret is the key's base64 body between its BEGIN (and header) lines and its END line. A key in a JSON string with escaped newlines is left to gcp-service-account-key.",
 			Scope:       everyFile,
 			Keywords:    []string{"private key-----"},
-			Regex:       re(`-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----\r?\n((?:[^\r\n-][^\r\n]*)?(?:\r?\n(?:[^\r\n-][^\r\n]*)?)*)\r?\n-----END (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----`),
+			Regex:       re(`-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----`),
 			Binary:      true,
 			verify:      verifyPEMBody,
+			Allowlists: []Allowlist{{
+				Description: "GnuTLS compiles the keys of its FIPS self-tests into the library: published test vectors",
+				Paths:       []*regexp.Regexp{re(`(?:^|/)libgnutls\.so[.0-9]*$`)},
+			}},
 			MustMatch: []string{
 				"-----BEGIN RSA PRIVATE KEY-----\n" + pemBody + "\n-----END RSA PRIVATE KEY-----\n",
 				"-----BEGIN OPENSSH PRIVATE KEY-----\n" + pemBody + "\n-----END OPENSSH PRIVATE KEY-----",
@@ -97,10 +110,10 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "pgp-private-key",
-			Description: "An ASCII-armoured PGP private key block. The secret is the block's body.",
+			Description: "An ASCII-armoured PGP private key block. The secret is the block's base64 body (after its headers).",
 			Scope:       everyFile,
 			Keywords:    []string{"private key block-----"},
-			Regex:       re(`-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n((?:[^\r\n-][^\r\n]*)?(?:\r?\n(?:[^\r\n-][^\r\n]*)?)*)\r?\n-----END PGP PRIVATE KEY BLOCK-----`),
+			Regex:       re(`-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END PGP PRIVATE KEY BLOCK-----`),
 			Binary:      true,
 			verify:      verifyPEMBody,
 			MustMatch: []string{
@@ -151,7 +164,7 @@ func builtinRules() []*Rule {
 			Description: "An AWS secret access key assigned to a key named like aws_secret_access_key or SecretAccessKey. AWS's documented example (…EXAMPLEKEY) is not reported.",
 			Scope:       everyText,
 			Keywords:    []string{"secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret"},
-			Regex:       re(`(?i)(?:secret_?access_?key|secret-access-key|aws_secret(?:_key)?)["']?[ \t]*(?:=|:|=>)[ \t]*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`),
+			Regex:       re(`(?i)(?:secret_?access_?key|secret-access-key|aws_secret(?:_key)?)["']?[ \t]*(?:=|:|=>)[ \t]*["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=\n]|$)`),
 			Entropy:     4,
 			Allowlists:  []Allowlist{secretAllow("AWS's documented example key", `EXAMPLEKEY$`)},
 			MustMatch: []string{
@@ -335,6 +348,10 @@ func builtinRules() []*Rule {
 			Regex:    re(`(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|pwd)[a-z0-9_.-]*["'\]]?[ \t]*(?:=>|:=|=|:)[ \t]*` + quotedValue),
 			Generic:  true,
 			verify:   verifyAssignment,
+			Allowlists: []Allowlist{{
+				Description: "files whose passwd: or password lines are not assignments of a secret: the name service switch, lintian overrides",
+				Paths:       []*regexp.Regexp{re(`(?:^|/)nsswitch\.conf$`), re(`/lintian/overrides/`)},
+			}},
 			MustMatch: []string{
 				"DB_PASSWORD=z2oCtIsjhvNK4p\n",
 				"  password: 'z2oCtIsjhvNK4p'\n",
@@ -347,6 +364,8 @@ func builtinRules() []*Rule {
 			},
 			MustNotMatch: []string{
 				"DB_PASSWORD=",
+				"PGPASSWORD= psql -h db1",
+				"STRIPE_SECRET_KEY=sk_test_u7qnQTupqziQPtDu7W7eaDNK",
 				"DB_PASSWORD=${DB_PASSWORD}",
 				"password: $DB_PASS",
 				"password = <password>",
@@ -363,6 +382,10 @@ func builtinRules() []*Rule {
 				"secret_name: hr-db-credentials",
 				"password: str",
 				"password = xyz",
+				"dpkg: base-passwd: dependency problems, but configuring anyway as you requested:",
+				"2026-11-26 01:28:35 install base-passwd:amd64 <none> 3.6.1",
+				"d_pwpasswd='define'",
+				"def connect(host, user, pwd=None):",
 			},
 		},
 		{
@@ -410,7 +433,7 @@ func builtinRules() []*Rule {
 			Description: "The Pwd= or Password= of an ODBC, ADO.NET or OLE DB connection string (a line with ';' and a Server=, Data Source=, Uid=, Driver=, DSN= or Database= key).",
 			Scope:       everyText,
 			Keywords:    []string{"pwd", "password"},
-			Regex:       re(`(?i)(?:^|[;\s"'{])(?:pwd|password)[ \t]*=[ \t]*(?:\{([^}\r\n]*)\}|"([^"\r\n]*)"|([^;"'\r\n]*[^;"'\r\n \t]))`),
+			Regex:       re(`(?i)(?:^|[; \t"'{])(?:pwd|password)[ \t]*=[ \t]*(?:\{([^}\r\n]*)\}|"([^"\r\n]*)"|([^;"'\r\n]*[^;"'\r\n \t]))`),
 			verify:      verifyODBC,
 			MustMatch: []string{
 				"Driver={ODBC Driver 18 for SQL Server};Server=sql1;Database=hr;Uid=sa;Pwd=z2oCtIsjhvNK4p;",
@@ -456,7 +479,7 @@ func builtinRules() []*Rule {
 			},
 			MustNotMatch: []string{
 				"[client]\nuser=root\npassword=\n",
-				"[client]\n# password=z2oCtIsjhvNK4p\n",
+				"[client]\npassword = ${MYSQL_PWD}\n",
 			},
 		},
 		{
@@ -465,8 +488,8 @@ func builtinRules() []*Rule {
 			Scope:       "files named .netrc or _netrc",
 			Path:        re(`(?:^|/)[._]netrc$`),
 			Keywords:    []string{"password"},
-			Regex:       re(`(?:^|[ \t\r\n])password[ \t]+([^ \t\r\n]+)`),
-			verify:      realValue(1),
+			Regex:       re(`(?:^|[ \t])password[ \t]+([^ \t\r\n]+)`),
+			verify:      verifyNetrc,
 			TestPath:    "/root/.netrc",
 			MustMatch: []string{
 				"machine ftp.internal login backup password z2oCtIsjhvNK4p\n",
@@ -475,6 +498,7 @@ func builtinRules() []*Rule {
 			MustNotMatch: []string{
 				"machine ftp.internal login anonymous\n",
 				"default login anonymous password\n",
+				"# the password is rotated monthly\n",
 			},
 		},
 		{
@@ -637,7 +661,7 @@ func builtinRules() []*Rule {
 			Description: "A password on a mysql/mariadb client command line (-pSECRET, --password=SECRET), as left in shell histories and scripts.",
 			Scope:       everyText,
 			Keywords:    []string{"mysql", "mariadb"},
-			Regex:       re(`(?:^|[\s;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t][^\r\n|;&]*?)?[ \t](?:-p|--password=)` + quotedValue),
+			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t][^\r\n|;&]*?)?[ \t](?:-p|--password=)` + quotedValue),
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
 			MustMatch: []string{
@@ -692,7 +716,7 @@ func builtinRules() []*Rule {
 			Description: "A password passed to a command through the environment on its command line (PGPASSWORD=, MYSQL_PWD=, REDISCLI_AUTH=, SSHPASS=, VAULT_TOKEN=).",
 			Scope:       everyText,
 			Keywords:    []string{"pgpassword=", "mysql_pwd=", "rediscli_auth=", "sshpass=", "vault_token="},
-			Regex:       re(`(?:^|[\s;&|(])(?:export[ \t]+)?(?:PGPASSWORD|MYSQL_PWD|REDISCLI_AUTH|SSHPASS|VAULT_TOKEN)=` + quotedValue),
+			Regex:       re(`(?:^|[ \t;&|(])(?:export[ \t]+)?(?:PGPASSWORD|MYSQL_PWD|REDISCLI_AUTH|SSHPASS|VAULT_TOKEN)=` + quotedValue),
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
 			MustMatch: []string{
@@ -728,7 +752,7 @@ func builtinRules() []*Rule {
 			Description: "A Google API key (AIza…).",
 			Scope:       everyText,
 			Keywords:    []string{"aiza"},
-			Regex:       re(`\b(AIza[0-9A-Za-z_-]{35})(?:[^0-9A-Za-z_-]|$)`),
+			Regex:       re(`\b(AIza[0-9A-Za-z_-]{35})(?:[^0-9A-Za-z_\n-]|$)`),
 			Entropy:     3.5,
 			MustMatch: []string{
 				"GOOGLE_API_KEY=AIza44B8vkKQlENCzsdfF8j61yX-ZFsan2Cw7gF",
@@ -763,7 +787,7 @@ func builtinRules() []*Rule {
 				"password = pypi-AgEIcHlwaS5vcmcJ_EJ4jKEIQOkrtDXtBi10Q71hA1XcW9aTMX1C_CI3_dXRZv7qdYdk2r7xgHW",
 			},
 			MustNotMatch: []string{
-				"password = pypi-AgEIcHlwaS5vcmc",
+				"token = pypi-AgEIcHlwaS5vcmc",
 			},
 		},
 	}

@@ -101,7 +101,8 @@ type candidate struct {
 	match  []byte
 	line   []byte
 	group  int
-	next   byte // the byte after the match, or 0 at the end of the window
+	next   byte   // the byte after the match, or 0 at the end of the window
+	rest   []byte // the rest of the match's last line after the match
 }
 
 // prepare checks a rule and fills in what is derived from it. Keywords

@@ -105,3 +105,18 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestBuiltinLineRules: a built-in regex that can match a newline runs on
+// a 64 KiB window per keyword hit instead of a line, so only the PEM
+// rules, whose secrets span lines, may.
+func TestBuiltinLineRules(t *testing.T) {
+	multi := map[string]bool{"private-key": true, "pgp-private-key": true}
+	for _, r := range Builtin() {
+		if err := r.prepare(); err != nil {
+			t.Fatal(err)
+		}
+		if r.multiline != multi[r.ID] {
+			t.Errorf("%s: multiline = %v, want %v", r.ID, r.multiline, multi[r.ID])
+		}
+	}
+}

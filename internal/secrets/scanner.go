@@ -142,6 +142,7 @@ type scanState struct {
 type pending struct {
 	rule       int
 	start, end int // in buf
+	dropped    bool
 }
 
 type span struct{ start, end int64 }
@@ -351,6 +352,10 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 		c := candidate{secret: w[s:e], match: w[m[0]:m[1]], group: g, line: st.lineAround(ws+s, ws+e)}
 		if m[1] < len(w) {
 			c.next = w[m[1]]
+			c.rest = w[m[1]:]
+			if nl := bytes.IndexByte(c.rest, '\n'); nl >= 0 {
+				c.rest = c.rest[:nl]
+			}
 		}
 		if !rule.accept(&c, st.path) {
 			continue
@@ -409,6 +414,25 @@ func (st *scanState) flush(fn func(Finding)) {
 	}
 	st.specs, st.ends = specs, ends
 
+	// Two generic rules on one span (a JWT assigned to access_token): the
+	// one listed first keeps it.
+	for i := range st.batch {
+		p := &st.batch[i]
+		if !rules[p.rule].Generic {
+			continue
+		}
+		for j := i + 1; j < len(st.batch) && st.batch[j].start < p.end; j++ {
+			q := &st.batch[j]
+			if rules[q.rule].Generic && q.end > p.start {
+				if q.rule > p.rule {
+					q.dropped = true
+				} else {
+					p.dropped = true
+				}
+			}
+		}
+	}
+
 	line, at := st.lineOwn, st.ownStart
 	carry := st.carry[:0]
 	for _, p := range st.batch {
@@ -416,7 +440,7 @@ func (st *scanState) flush(fn func(Finding)) {
 		as, ae := st.base+int64(p.start), st.base+int64(p.end)
 		if rule.Generic {
 			k := sort.Search(len(specs), func(i int) bool { return specs[i].start >= ae })
-			if k > 0 && ends[k-1] > as {
+			if p.dropped || k > 0 && ends[k-1] > as {
 				continue
 			}
 		} else {

@@ -30,6 +30,7 @@ var placeholderWords = map[string]bool{
 	"foo": true, "bar": true, "foobar": true, "todo": true, "fixme": true, "xxx": true, "tbd": true,
 	"omitted": true, "data+omitted": true, "masked": true, "unset": true, "notset": true, "prompt": true,
 	"input": true, "value": true, "default": true, "off": true, "on": true,
+	"define": true, "undef": true, // Perl's Config.pm: d_pwpasswd='define'
 }
 
 // placeholderParts mark a value as a stand-in wherever they occur in it.
@@ -58,7 +59,8 @@ func placeholder(v []byte) bool {
 	if s[0] == '#' && len(s) > 1 && s[1] == '{' {
 		return true
 	}
-	for _, p := range []string{"enc(", "vault:", "!vault", "env:", "file:", "secret:", "secretref:", "ref+", "op://", "aws:secretsmanager", "arn:aws:secretsmanager"} {
+	// Stripe test-mode and publishable keys reach no real money or data.
+	for _, p := range []string{"sk_test_", "rk_test_", "pk_test_", "pk_live_", "enc(", "vault:", "!vault", "env:", "file:", "secret:", "secretref:", "ref+", "op://", "aws:secretsmanager", "arn:aws:secretsmanager"} {
 		if strings.HasPrefix(s, p) {
 			return true
 		}
@@ -147,6 +149,16 @@ func keyOK(match []byte) bool {
 	return !assignmentPrefixes[prefix]
 }
 
+// colonSeparated reports whether an assignment match uses ':' (YAML,
+// JSON, prose) rather than '=' between key and value.
+func colonSeparated(match []byte) bool {
+	i := 0
+	for i < len(match) && (isIdentByte(match[i]) || match[i] == '"' || match[i] == '\'' || match[i] == ']' || match[i] == ' ' || match[i] == '\t') {
+		i++
+	}
+	return i < len(match) && match[i] == ':' && (i+1 >= len(match) || match[i+1] != '=')
+}
+
 // dottedIdent matches code such as self.password or os.environ.
 var dottedIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$`)
 
@@ -156,6 +168,23 @@ func verifyAssignment(c *candidate) bool {
 	if !keyOK(c.match) || len(c.secret) < 4 || placeholder(c.secret) {
 		return false
 	}
+	// "PGPASSWORD= psql ...": an empty shell assignment before a command.
+	if eq := bytes.IndexByte(c.match, '='); eq > 0 && c.group == 3 && !colonSeparated(c.match) {
+		before, after := c.match[eq-1], byte(0)
+		if eq+1 < len(c.match) {
+			after = c.match[eq+1]
+		}
+		if before != ' ' && before != '\t' && (after == ' ' || after == '\t') {
+			return false
+		}
+	}
+	// A value closing a call or a block (pwd=None): code, judged without
+	// its closing brackets.
+	if c.group == 3 {
+		if v := bytes.TrimRight(c.secret, "):}]"); len(v) < len(c.secret) && (len(v) < 4 || placeholder(v)) {
+			return false
+		}
+	}
 	if c.group == 3 {
 		switch c.next {
 		case '(', '[', '.', '{':
@@ -164,8 +193,13 @@ func verifyAssignment(c *candidate) bool {
 		if c.secret[0] == '/' || dottedIdent.Match(c.secret) || bytes.IndexByte(c.secret, '(') >= 0 {
 			return false
 		}
-		if bytes.HasSuffix(c.secret, []byte("(")) || bytes.HasSuffix(c.secret, []byte(",")) {
-			return false
+		// "key: value more words" is prose or a log line (dpkg's
+		// "install base-passwd:amd64 <none> 3.6.1"), not a YAML setting,
+		// whose unquoted value would be the whole rest of the line.
+		if colonSeparated(c.match) {
+			if rest := bytes.TrimSpace(c.rest); len(rest) > 0 && rest[0] != '#' {
+				return false
+			}
 		}
 	}
 	return true
@@ -186,6 +220,12 @@ func verifyODBC(c *candidate) bool {
 		}
 	}
 	return false
+}
+
+// verifyNetrc: a netrc password, not in a comment line.
+func verifyNetrc(c *candidate) bool {
+	line := bytes.TrimLeft(c.line, " \t")
+	return len(line) > 0 && line[0] != '#' && !placeholder(c.secret)
 }
 
 // verifyDockerAuth: a config.json "auth" is base64 of "user:password".
