@@ -281,11 +281,11 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if st.empty {
 		return noEstate
 	}
-	start := time.Now()
 	j := <-st.judges
+	start := time.Now()
 	v, err := j.Judge(chg)
-	st.judges <- j
 	s.metrics.judging.Observe(time.Since(start).Seconds())
+	st.judges <- j
 	if err != nil {
 		return inputError("the change cannot be judged against this estate; nothing was judged", err)
 	}
@@ -319,6 +319,7 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Vguard-Audit-Seq", strconv.FormatInt(rec.Seq, 10))
 	w.Header().Set("Vguard-Decision", string(v.Decision))
+	w.Header().Set("Vguard-Block-At", st.res.Policy.Change.BlockAt.String())
 	_, _ = w.Write(buf.Bytes())
 	return nil
 }
