@@ -108,7 +108,7 @@ func CanonicalJSON(data []byte) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("audit data: %w", err)
 	}
-	if dec.More() {
+	if len(bytes.Trim(data[dec.InputOffset():], " \t\r\n")) > 0 { // JSON white space only
 		return nil, errors.New("audit data: more than one JSON value")
 	}
 	if _, ok := v.(map[string]any); !ok {

@@ -89,3 +89,24 @@ func TestLogAndVerify(t *testing.T) {
 		t.Fatalf("rewritten record: %v", err)
 	}
 }
+
+// FuzzCanonicalJSON: canonical JSON is a fixed point and keeps the value.
+func FuzzCanonicalJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `{"b":1,"a":[true,null,"x"]}`, `{"n":1.50e3,"s":"\u2028<>&\ud800"}`, `{"a":{"c":{},"b":[]}}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := CanonicalJSON([]byte(in))
+		if err != nil {
+			return
+		}
+		c2, err := CanonicalJSON(c)
+		if err != nil || string(c2) != string(c) {
+			t.Fatalf("not a fixed point: %s -> %s (%v)", c, c2, err)
+		}
+		var a, b any
+		if json.Unmarshal([]byte(in), &a) != nil || json.Unmarshal(c, &b) != nil {
+			t.Fatalf("canonical form of %q does not parse: %s", in, c)
+		}
+	})
+}

@@ -213,39 +213,49 @@ func redactMap(m map[string]any) map[string]any {
 	return out
 }
 
-// RedactDSN hides the password of a PostgreSQL connection string.
+// dsnSafe are the connection parameters shown when a DSN is printed;
+// every other value (a password, a passfile, a bare word) is redacted.
+var dsnSafe = map[string]bool{"host": true, "hostaddr": true, "port": true, "dbname": true, "user": true,
+	"sslmode": true, "connect_timeout": true, "application_name": true, "target_session_attrs": true}
+
+// RedactDSN hides everything of a PostgreSQL connection string but its
+// safe parameters (host, port, database, user, sslmode...).
 func RedactDSN(dsn string) string {
 	if dsn == "" {
 		return ""
 	}
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Opaque == "" {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "REDACTED")
 		}
 		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", "REDACTED")
-			u.RawQuery = q.Encode()
+		for k := range q {
+			if !dsnSafe[k] {
+				q.Set(k, "REDACTED")
+			}
 		}
+		u.RawQuery = q.Encode()
+		u.Fragment, u.RawFragment = "", ""
 		return u.String()
 	}
-	// key=value form: hide the value of password=..., quoted or not.
-	// A quoted value may hold spaces (password='a b').
+	// key=value form. A quoted value may hold spaces (password='a b').
 	fields := strings.Fields(dsn)
-	out := fields[:0]
+	var out []string
 	for i := 0; i < len(fields); i++ {
-		f := fields[i]
-		if !strings.HasPrefix(strings.ToLower(f), "password=") {
-			out = append(out, f)
-			continue
-		}
-		out = append(out, "password=REDACTED")
-		v := f[len("password="):]
+		k, v, ok := strings.Cut(fields[i], "=")
 		if strings.HasPrefix(v, "'") {
 			for !(len(v) > 1 && strings.HasSuffix(v, "'") && !strings.HasSuffix(v, `\'`)) && i+1 < len(fields) {
 				i++
-				v = fields[i]
+				v += " " + fields[i]
 			}
+		}
+		switch {
+		case ok && dsnSafe[strings.ToLower(k)]:
+			out = append(out, k+"="+v)
+		case ok:
+			out = append(out, k+"=REDACTED")
+		default:
+			out = append(out, "REDACTED")
 		}
 	}
 	return strings.Join(out, " ")
