@@ -27,14 +27,14 @@ import (
 const examples = "../../examples/changes"
 
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	st     store.Store
 	url    string
 	tokens map[token.Role]string
 }
 
-func newTestServer(t *testing.T, mutate func(*Config)) *testServer {
+func newTestServer(t testing.TB, mutate func(*Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "vguard.db"), store.SQLiteOptions{})
@@ -108,7 +108,7 @@ func (ts *testServer) upload(dir string) {
 	ts.must(token.Admin, "PUT", "/api/v1/estate?name=estate.yaml", read(ts.t, filepath.Join(dir, "estate.yaml")), 200)
 }
 
-func read(t *testing.T, path string) []byte {
+func read(t testing.TB, path string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
