@@ -41,6 +41,9 @@ type Options struct {
 	// Holder names this replica in the connector lease (default
 	// hostname:pid).
 	Holder string
+	// ReloadEvery is how often the store is polled for documents another
+	// process or replica put (default 2 s; negative: never).
+	ReloadEvery time.Duration
 }
 
 // Server is a running vguard serve, minus its listener: Handler serves
@@ -70,6 +73,7 @@ type Server struct {
 // (behind readMu: its lookups are built on first use).
 type state struct {
 	version  int64
+	stamp    string // store.DocumentsStamp when the documents were read
 	loaded   time.Time
 	docs     []docInfo
 	empty    bool // no estate uploaded yet
@@ -136,6 +140,13 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		s.done.Add(1)
 		go func() { defer s.done.Done(); s.runConnectors(runCtx) }()
 	}
+	if o.ReloadEvery == 0 {
+		o.ReloadEvery = 2 * time.Second
+	}
+	if o.ReloadEvery > 0 {
+		s.done.Add(1)
+		go func() { defer s.done.Done(); s.reloadLoop(runCtx, o.ReloadEvery) }()
+	}
 	return s, nil
 }
 
@@ -157,6 +168,15 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) loadState(ctx context.Context, overrides ...store.Document) (*state, error) {
 	var srcs []load.Source
 	st := &state{loaded: time.Now().UTC(), files: newSideFiles()}
+	// Read before the documents: a put that lands in between makes the
+	// next poll reload, never the reverse.
+	stamp, err := s.st.DocumentsStamp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(overrides) == 0 {
+		st.stamp = stamp
+	}
 	hasEstate := false
 	for _, kind := range []string{store.KindEstate, store.KindPolicy, store.KindScan, store.KindManifest} {
 		docs, err := s.st.Documents(ctx, kind)
@@ -225,6 +245,37 @@ func (s *Server) loadState(ctx context.Context, overrides ...store.Document) (*s
 		st.judges <- j
 	}
 	return st, nil
+}
+
+// reloadLoop notices documents put by another process or replica (an
+// upload to another replica, a connector's sync there) and loads them.
+// That replica recorded the change in the audit trail and the findings'
+// history; this one only catches up.
+func (s *Server) reloadLoop(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		stamp, err := s.st.DocumentsStamp(ctx)
+		if err != nil || stamp == s.state.Load().stamp {
+			if err != nil && ctx.Err() == nil {
+				s.logger.Error("polling the store for new documents", "err", err)
+			}
+			continue
+		}
+		s.updateMu.Lock()
+		st, err := s.loadState(ctx)
+		if err == nil {
+			s.publish(st)
+		} else if ctx.Err() == nil {
+			s.logger.Error("loading documents put elsewhere", "err", err)
+		}
+		s.updateMu.Unlock()
+	}
 }
 
 func compare(a, b string) int {

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vguard-dev/vguard/internal/audit"
 	"github.com/vguard-dev/vguard/internal/change"
@@ -27,6 +28,7 @@ import (
 const examples = "../../examples/changes"
 
 type testServer struct {
+	dbPath string
 	t      testing.TB
 	srv    *Server
 	st     store.Store
@@ -37,7 +39,8 @@ type testServer struct {
 func newTestServer(t testing.TB, mutate func(*Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "vguard.db"), store.SQLiteOptions{})
+	dbPath := filepath.Join(t.TempDir(), "vguard.db")
+	st, err := store.OpenSQLite(ctx, dbPath, store.SQLiteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +58,7 @@ func newTestServer(t testing.TB, mutate func(*Config)) *testServer {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { hs.Close(); srv.Close() })
-	ts := &testServer{t: t, srv: srv, st: st, url: hs.URL, tokens: map[token.Role]string{}}
+	ts := &testServer{t: t, srv: srv, st: st, url: hs.URL, tokens: map[token.Role]string{}, dbPath: dbPath}
 	for _, r := range []token.Role{token.Viewer, token.Operator, token.Admin} {
 		_, secret, err := CreateToken(ctx, st, srv.audit, "test-"+r.String(), r.String(), "test")
 		if err != nil {
@@ -459,5 +462,46 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	}
 	if total != seen {
 		t.Errorf("api/openapi.json documents %d operations, the router has %d", total, seen)
+	}
+}
+
+// TestReplicasCatchUp: two servers on one store (as two replicas on one
+// PostgreSQL would be): an upload to one is judged by the other within a
+// poll.
+func TestReplicasCatchUp(t *testing.T) {
+	ctx := context.Background()
+	a := newTestServer(t, nil)
+	st, err := store.OpenSQLite(ctx, a.dbPath, store.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := &Config{Judges: 1}
+	cfg.Validate()
+	srvB, err := New(ctx, cfg, Options{Store: st, ReloadEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srvB.Handler())
+	t.Cleanup(func() { hs.Close(); srvB.Close() })
+	b := &testServer{t: t, srv: srvB, st: st, url: hs.URL, tokens: a.tokens}
+
+	dir := filepath.Join(examples, "vlan-typo")
+	chg := read(t, filepath.Join(dir, "change.yaml"))
+	b.must(token.Operator, "POST", "/api/v1/judge", chg, http.StatusConflict) // no estate yet
+	a.upload(dir)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body := b.do(token.Operator, "POST", "/api/v1/judge", chg)
+		if code == 200 {
+			if !bytes.Contains(body, []byte(`"decision": "deny"`)) {
+				t.Fatalf("replica b: %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica b never saw the upload: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

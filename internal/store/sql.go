@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -194,6 +196,27 @@ func (s *sqlStore) Documents(ctx context.Context, kind string) ([]Document, erro
 		return nil, fmt.Errorf("%s: listing %s documents: %w", s.d.name, kind, err)
 	}
 	return out, nil
+}
+
+func (s *sqlStore) DocumentsStamp(ctx context.Context) (string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT kind, name, updated, LENGTH(data) FROM documents ORDER BY kind, name`)
+	if err != nil {
+		return "", fmt.Errorf("%s: documents stamp: %w", s.d.name, err)
+	}
+	defer rows.Close()
+	h := sha256.New()
+	for rows.Next() {
+		var kind, name string
+		var updated, size int64
+		if err := rows.Scan(&kind, &name, &updated, &size); err != nil {
+			return "", fmt.Errorf("%s: documents stamp: %w", s.d.name, err)
+		}
+		fmt.Fprintf(h, "%q %q %d %d\n", kind, name, updated, size)
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("%s: documents stamp: %w", s.d.name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (s *sqlStore) RecordFindings(ctx context.Context, at time.Time, current []Finding) error {

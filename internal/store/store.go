@@ -79,6 +79,10 @@ type Store interface {
 	Document(ctx context.Context, kind, name string) (Document, error)
 	// Documents returns every document of kind, sorted by name.
 	Documents(ctx context.Context, kind string) ([]Document, error)
+	// DocumentsStamp returns a value that changes whenever any document
+	// is put (from every document's kind, name, time and size, without
+	// reading the data): replicas poll it to notice each other's uploads.
+	DocumentsStamp(ctx context.Context) (string, error)
 
 	// RecordFindings makes current the open findings as of at, in one
 	// transaction: a finding not open before is opened with FirstSeen at

@@ -47,6 +47,10 @@ func runSuite(t *testing.T, newDB func(t *testing.T) func(t *testing.T) Store) {
 		if _, err := s.Document(ctx, KindEstate, "estate.yaml"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("missing document: %v", err)
 		}
+		stamp0, err := s.DocumentsStamp(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		bin := []byte{0, 1, 2, 0xff, '\n'}
 		for _, d := range []Document{
 			{Kind: KindEstate, Name: "estate.yaml", Data: []byte("v1"), Updated: t0},
@@ -68,6 +72,18 @@ func runSuite(t *testing.T, newDB func(t *testing.T) func(t *testing.T) Store) {
 		}
 		if ds, _ := s.Documents(ctx, KindManifest); len(ds) != 0 {
 			t.Fatalf("manifests: %+v", ds)
+		}
+		// The stamp moves with every put, and only then.
+		stamp1, _ := s.DocumentsStamp(ctx)
+		stamp1b, _ := s.DocumentsStamp(ctx)
+		if stamp1 == stamp0 || stamp1 != stamp1b {
+			t.Fatalf("stamps %s %s %s", stamp0, stamp1, stamp1b)
+		}
+		if err := s.PutDocument(ctx, Document{Kind: KindEstate, Name: "estate.yaml", Data: []byte("v3"), Updated: t0.Add(2 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if stamp2, _ := s.DocumentsStamp(ctx); stamp2 == stamp1 {
+			t.Fatal("a replaced document left the stamp alone")
 		}
 	})
 
