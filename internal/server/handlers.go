@@ -180,18 +180,21 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, c *caller, doc s
 	if err != nil {
 		return inputError(fmt.Sprintf("the %s does not load; nothing was changed", doc.Kind), err)
 	}
-	if err := s.st.PutDocument(ctx, doc); err != nil {
-		return internalError("could not store the document", err)
-	}
 	sum := sha256.Sum256(doc.Data)
 	data := map[string]any{"documentKind": doc.Kind, "bytes": len(doc.Data), "sha256": hex.EncodeToString(sum[:]),
 		"findings": len(st.findings), "tokenId": c.tok.ID}
 	if st.res != nil {
 		data["vms"] = len(st.res.Estate.VMs)
 	}
+	// The record goes first: a crash between the two leaves a record of
+	// an update that did not happen (its sha256 shows which document it
+	// was), never an update without a record.
 	rec, err := s.audit.Append(ctx, audit.Entry{Kind: kind, Actor: c.actor(), Subject: doc.Name, Data: data})
 	if err != nil {
-		return internalError("the document is stored but its audit record failed; it is not in use", err)
+		return internalError("the update could not be recorded in the audit trail; nothing was changed", err)
+	}
+	if err := s.st.PutDocument(ctx, doc); err != nil {
+		return internalError("could not store the document", err)
 	}
 	s.publish(st)
 	if err := s.recordFindings(ctx, st); err != nil {
