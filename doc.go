@@ -61,4 +61,12 @@
 // programs and SARIF 2.1.0 for code-scanning tools.
 //
 // internal/gen writes synthetic estates of any size for benchmarks and demos.
+//
+// internal/server is vguard serve: the HTTP API over one estate, whose one
+// route table carries each route's access rule. It keeps its state in
+// internal/store (one Store contract, SQLite and PostgreSQL behind it, one
+// test suite for both), appends what it decides to internal/audit's hash
+// chain (group commit: a verdict is durable before it is answered) and
+// checks bearer tokens made by internal/token. api holds the embedded
+// OpenAPI document.
 package vguard

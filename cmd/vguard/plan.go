@@ -18,6 +18,7 @@ import (
 type planOptions struct {
 	format string
 	output string
+	remote remoteOptions
 }
 
 func newPlanCmd(g *globalOptions) *cobra.Command {
@@ -37,7 +38,8 @@ the estate is invalid (an operation naming something missing, or creating a
 duplicate): then nothing is judged.`,
 		Example: `  vguard plan chg-1042.yaml estate/
   vguard plan move.yaml . --format json
-  vguard place estate/ | vguard plan - estate/`,
+  vguard place estate/ | vguard plan - estate/
+  VGUARD_TOKEN=... vguard plan chg-1042.yaml --remote https://vguard.example:8443`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPlan(cmd.Context(), g, o, args[0], args[1:], cmd.CommandPath())
@@ -47,6 +49,7 @@ duplicate): then nothing is judged.`,
 	f.StringVarP(&o.format, "format", "f", "table", "report format: table, json or sarif")
 	f.StringVarP(&o.output, "output", "o", "", "write the report to `FILE` instead of stdout")
 	_ = cmd.RegisterFlagCompletionFunc("format", fixedCompletion("table", "json", "sarif"))
+	o.remote.addFlags(f)
 	return cmd
 }
 
@@ -54,6 +57,9 @@ func runPlan(_ context.Context, g *globalOptions, o *planOptions, changeFile str
 	format, err := report.ParseFormat(o.format)
 	if err != nil {
 		return usagef(cmdPath, "--format: %v", err)
+	}
+	if o.remote.url != "" {
+		return runRemotePlan(g, o, format, changeFile, paths, cmdPath)
 	}
 	var chg *change.Change
 	if changeFile == "-" {

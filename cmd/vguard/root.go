@@ -76,6 +76,9 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newPlaceCmd(g),
 		newImageCmd(g),
 		newDriftCmd(g),
+		newServeCmd(g),
+		newTokenCmd(g),
+		newAuditCmd(g),
 	)
 	return root, g
 }

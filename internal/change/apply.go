@@ -59,17 +59,18 @@ func (n indexNames) HasImage(r estate.ImageRef) bool { return n.x.Images[r] != n
 // applier applies one change's operations to an index, keeping what it
 // needs to undo them.
 type applier struct {
-	x    *estate.Index
-	c    *Change
-	a    *applied
-	errs load.Errors
+	x      *estate.Index
+	c      *Change
+	a      *applied
+	errs   load.Errors
+	exists func(what, path string) error // nil: os.Stat
 }
 
 // apply applies every operation of c to x in order. When an operation is
 // invalid, every error is returned and x is left as it was; otherwise x is
 // left in the after state (callers undo it).
-func apply(x *estate.Index, c *Change) (*applied, load.Errors) {
-	ap := &applier{x: x, c: c, a: &applied{
+func apply(x *estate.Index, c *Change, exists func(what, path string) error) (*applied, load.Errors) {
+	ap := &applier{x: x, c: c, exists: exists, a: &applied{
 		before: map[string]*estate.VM{}, after: map[string]*estate.VM{},
 		origin: map[string]*estate.VM{}, unsanitized: map[string]*Operation{}, created: map[string]bool{},
 	}}
@@ -365,8 +366,12 @@ func (ap *applier) resolve(op *Operation, field string, paths ...*string) {
 		if !filepath.IsAbs(*p) {
 			*p = filepath.Join(ap.c.dir(), *p)
 		}
-		if _, err := os.Stat(*p); err != nil {
-			what := [...]string{"manifest", "scan"}[i]
+		what := [...]string{"manifest", "scan"}[i]
+		if ap.exists != nil {
+			if err := ap.exists([...]string{"manifest", "scan report"}[i], *p); err != nil {
+				ap.errorf(op, field+"."+what, "cannot read %s %q: %v", what, *p, err)
+			}
+		} else if _, err := os.Stat(*p); err != nil {
 			ap.errorf(op, field+"."+what, "cannot read %s %q: %v", what, *p, err.(*os.PathError).Err)
 		}
 	}

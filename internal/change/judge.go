@@ -54,6 +54,7 @@ type Judge struct {
 	files  check.SideFiles
 	before []check.Finding
 	keys   map[string]struct{}
+	exists func(what, path string) error
 }
 
 // NewJudge evaluates the estate of x under policy p and prepares x for
@@ -75,6 +76,11 @@ func NewJudge(x *estate.Index, p *estate.Policy, files check.SideFiles) (*Judge,
 	return j, nil
 }
 
+// SetSideFileCheck replaces the check that the manifests and scan reports
+// a change names exist on disk (what is "manifest" or "scan report"), for
+// side files kept elsewhere (vguard serve keeps them in its store).
+func (j *Judge) SetSideFileCheck(exists func(what, path string) error) { j.exists = exists }
+
 // Before returns the findings of the estate as it is.
 func (j *Judge) Before() []check.Finding { return j.before }
 
@@ -89,7 +95,7 @@ func (j *Judge) Judge(c *Change) (*Verdict, error) { return j.judge(c, false) }
 func (j *Judge) Commit(c *Change) (*Verdict, error) { return j.judge(c, true) }
 
 func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
-	a, errs := apply(j.x, c)
+	a, errs := apply(j.x, c, j.exists)
 	if errs != nil {
 		return nil, errs
 	}

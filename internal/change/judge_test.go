@@ -110,7 +110,7 @@ func randomChange(t testing.TB, r *rand.Rand, e *estate.Estate, serial int) *Cha
 func fullVerdict(t testing.TB, e *estate.Estate, p *estate.Policy, c *Change) (intro, gone []string) {
 	x := estate.NewIndex(e)
 	x.EnableUpdates()
-	a, errs := apply(x, c)
+	a, errs := apply(x, c, nil)
 	if errs != nil {
 		t.Fatalf("reference apply: %v", errs)
 	}

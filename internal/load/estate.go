@@ -116,10 +116,14 @@ func (l *loader) mergeEstates() *estate.Estate {
 		}
 		err, seen := sideFiles[*p]
 		if !seen {
-			var fi os.FileInfo
-			fi, err = os.Stat(*p)
-			if err == nil && fi.IsDir() {
-				err = fmt.Errorf("is a directory")
+			if l.opts.SideFile != nil {
+				err = l.opts.SideFile(what, *p)
+			} else {
+				var fi os.FileInfo
+				fi, err = os.Stat(*p)
+				if err == nil && fi.IsDir() {
+					err = fmt.Errorf("is a directory")
+				}
 			}
 			sideFiles[*p] = err
 		}

@@ -29,6 +29,11 @@ type Options struct {
 	KnownCheck func(id string) bool
 	// AllowEmpty accepts inputs with no Estate document (an empty estate).
 	AllowEmpty bool
+	// SideFile, when set, replaces the check that a side file the estate
+	// names exists on disk (what is "manifest" or "scan report"): vguard
+	// serve keeps them in its store. A non-nil error is reported at the
+	// reference.
+	SideFile func(what, path string) error
 }
 
 // Result is a loaded, merged and validated estate with its policy.
@@ -294,4 +299,21 @@ func (l *loader) finish() (*Result, error) {
 		return nil, l.errs
 	}
 	return &Result{Estate: e, Policy: p, Files: l.files}, nil
+}
+
+// Source is one input held in memory, loaded as if read from a file of its
+// name (vguard serve keeps uploaded documents this way).
+type Source struct {
+	Name string
+	Data []byte
+}
+
+// Sources loads documents from memory, each as if read from a file named
+// by its Name, in order.
+func Sources(srcs []Source, opts Options) (*Result, error) {
+	l := newLoader(opts)
+	for _, s := range srcs {
+		l.addFile(s.Name, s.Data, false)
+	}
+	return l.finish()
 }

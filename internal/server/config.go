@@ -1,0 +1,270 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vguard-dev/vguard/internal/store"
+)
+
+// Config is the file `vguard serve --config FILE` reads (docs/serve.md).
+// It is parsed strictly (unknown fields are errors) and validated before
+// anything starts.
+type Config struct {
+	// Listen is the TCP address to serve on (default 127.0.0.1:8443).
+	Listen string `yaml:"listen"`
+	TLS    struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"tls"`
+	Store StoreConfig `yaml:"store"`
+	// MaxBodyBytes bounds every request body (default 64 MiB: a 100k-VM
+	// estate is about 66 MB of JSON, so raise it for larger ones).
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// Judges is how many changes are judged at once, each by a judge with
+	// its own copy of the estate (default: the number of CPUs).
+	Judges int `yaml:"judges"`
+	// Connectors (issue 6) run inside the server, on one replica at a time.
+	Connectors []ConnectorConfig `yaml:"connectors"`
+}
+
+// StoreConfig chooses the store: SQLite (the default) or PostgreSQL.
+type StoreConfig struct {
+	// SQLite is the database file (default vguard.db beside the config).
+	SQLite string `yaml:"sqlite"`
+	// SQLiteSync is full (default) or normal; see store.SQLiteOptions.
+	SQLiteSync string `yaml:"sqliteSync"`
+	// Postgres is a connection URL or key=value string; it may hold a
+	// password and is never printed whole.
+	Postgres string `yaml:"postgres"`
+}
+
+// ConnectorConfig is one connector's entry. The server knows only these
+// fields; Settings belong to the connector and are validated by its
+// factory (see Connector).
+type ConnectorConfig struct {
+	Name  string        `yaml:"name"`
+	Kind  string        `yaml:"kind"`
+	Every time.Duration `yaml:"every"`
+	// Settings are the connector's own; values under keys that name
+	// secrets (password, token, secret, key) are redacted when printed.
+	Settings map[string]any `yaml:"settings"`
+}
+
+// Defaults.
+const (
+	DefaultListen  = "127.0.0.1:8443"
+	DefaultMaxBody = 64 << 20
+)
+
+// LoadConfig reads and validates the config file at path. Relative paths
+// in it are taken from the file's directory.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig parses and validates a config file's contents.
+func ParseConfig(path string, data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	dir := "."
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		dir = path[:i]
+	}
+	rel := func(p string) string {
+		if p == "" || strings.HasPrefix(p, "/") {
+			return p
+		}
+		return dir + "/" + p
+	}
+	c.TLS.Cert, c.TLS.Key, c.Store.SQLite = rel(c.TLS.Cert), rel(c.TLS.Key), rel(c.Store.SQLite)
+	if c.Store.SQLite == "" && c.Store.Postgres == "" {
+		c.Store.SQLite = rel("vguard.db")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Validate checks c and fills in defaults; every problem is reported.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen: %v", err)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls: give both cert and key, or neither")
+	}
+	for _, f := range []struct{ field, path string }{{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad("%s: %v", f.field, err)
+			}
+		}
+	}
+	if c.Store.SQLite != "" && c.Store.Postgres != "" {
+		bad("store: give sqlite or postgres, not both")
+	}
+	switch c.Store.SQLiteSync {
+	case "", "full", "normal":
+	default:
+		bad("store.sqliteSync: %q: want full or normal", c.Store.SQLiteSync)
+	}
+	if c.Store.Postgres != "" && c.Store.SQLiteSync != "" {
+		bad("store.sqliteSync applies to sqlite only")
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBody
+	}
+	if c.MaxBodyBytes < 1024 {
+		bad("maxBodyBytes: %d is too small (at least 1024)", c.MaxBodyBytes)
+	}
+	if c.Judges < 0 || c.Judges > 256 {
+		bad("judges: %d: want 0 (the number of CPUs) to 256", c.Judges)
+	}
+	seen := map[string]bool{}
+	for i, cc := range c.Connectors {
+		where := fmt.Sprintf("connectors[%d]", i)
+		switch {
+		case cc.Name == "":
+			bad("%s.name: required", where)
+		case seen[cc.Name]:
+			bad("%s.name: %q is used twice", where, cc.Name)
+		}
+		seen[cc.Name] = true
+		if cc.Kind == "" {
+			bad("%s.kind: required", where)
+		}
+		if cc.Every < 0 {
+			bad("%s.every: must not be negative", where)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// secretKey tells whether a settings key names a secret.
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"password", "passwd", "token", "secret", "key", "credential"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Redacted returns c as YAML with every secret replaced by "REDACTED":
+// the PostgreSQL password (in a URL or key=value form) and connector
+// settings under secret-looking keys.
+func (c *Config) Redacted() string {
+	r := *c
+	r.Store.Postgres = RedactDSN(c.Store.Postgres)
+	r.Connectors = make([]ConnectorConfig, len(c.Connectors))
+	for i, cc := range c.Connectors {
+		cc.Settings = redactMap(cc.Settings)
+		r.Connectors[i] = cc
+	}
+	out, err := yaml.Marshal(&r)
+	if err != nil {
+		return fmt.Sprintf("(config not printable: %v)", err)
+	}
+	return string(out)
+}
+
+func redactMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch {
+		case secretKey(k):
+			out[k] = "REDACTED"
+		default:
+			if sub, ok := v.(map[string]any); ok {
+				v = redactMap(sub)
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// dsnSafe are the connection parameters shown when a DSN is printed;
+// every other value (a password, a passfile, a bare word) is redacted.
+var dsnSafe = map[string]bool{"host": true, "hostaddr": true, "port": true, "dbname": true, "user": true,
+	"sslmode": true, "connect_timeout": true, "application_name": true, "target_session_attrs": true}
+
+// RedactDSN hides everything of a PostgreSQL connection string but its
+// safe parameters (host, port, database, user, sslmode...).
+func RedactDSN(dsn string) string {
+	if dsn == "" {
+		return ""
+	}
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Opaque == "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		}
+		q := u.Query()
+		for k := range q {
+			if !dsnSafe[k] {
+				q.Set(k, "REDACTED")
+			}
+		}
+		u.RawQuery = q.Encode()
+		u.Fragment, u.RawFragment = "", ""
+		return u.String()
+	}
+	// key=value form. A quoted value may hold spaces (password='a b').
+	fields := strings.Fields(dsn)
+	var out []string
+	for i := 0; i < len(fields); i++ {
+		k, v, ok := strings.Cut(fields[i], "=")
+		if strings.HasPrefix(v, "'") {
+			for !(len(v) > 1 && strings.HasSuffix(v, "'") && !strings.HasSuffix(v, `\'`)) && i+1 < len(fields) {
+				i++
+				v += " " + fields[i]
+			}
+		}
+		switch {
+		case ok && dsnSafe[strings.ToLower(k)]:
+			out = append(out, k+"="+v)
+		case ok:
+			out = append(out, k+"=REDACTED")
+		default:
+			out = append(out, "REDACTED")
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// OpenStore opens the store c names, running its migrations.
+func OpenStore(ctx context.Context, c StoreConfig) (store.Store, error) {
+	if c.Postgres != "" {
+		return store.OpenPostgres(ctx, c.Postgres)
+	}
+	return store.OpenSQLite(ctx, c.SQLite, store.SQLiteOptions{SyncNormal: c.SQLiteSync == "normal"})
+}

@@ -1,0 +1,548 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vguard-dev/vguard/api"
+	"github.com/vguard-dev/vguard/internal/audit"
+	"github.com/vguard-dev/vguard/internal/blast"
+	"github.com/vguard-dev/vguard/internal/change"
+	"github.com/vguard-dev/vguard/internal/check"
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/load"
+	"github.com/vguard-dev/vguard/internal/manifest"
+	"github.com/vguard-dev/vguard/internal/report"
+	"github.com/vguard-dev/vguard/internal/rollout"
+	"github.com/vguard-dev/vguard/internal/scanreport"
+	"github.com/vguard-dev/vguard/internal/store"
+	"github.com/vguard-dev/vguard/internal/syntax"
+	"github.com/vguard-dev/vguard/internal/token"
+)
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	if _, err := s.st.SchemaVersion(r.Context()); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, msg: "the store is unavailable", cause: err}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	s.metrics.handler.ServeHTTP(w, r)
+	return nil
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request, _ *caller) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(api.OpenAPI)
+	return nil
+}
+
+func (s *Server) getEstate(w http.ResponseWriter, _ *http.Request, _ *caller) error {
+	st := s.state.Load()
+	out := struct {
+		Version   int64          `json:"version"`
+		Loaded    time.Time      `json:"loaded"`
+		Documents []docInfo      `json:"documents"`
+		Estate    *report.Stats  `json:"estate"`
+		Findings  report.Summary `json:"findings"`
+	}{Version: st.version, Loaded: st.loaded, Documents: st.docs, Findings: report.Summarize(st.findings)}
+	if out.Documents == nil {
+		out.Documents = []docInfo{}
+	}
+	if st.res != nil {
+		stats := report.StatsOf(st.res.Estate)
+		out.Estate = &stats
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// readBody reads the request body within the size limit.
+func readBody(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, userError(http.StatusBadRequest, "reading the request body: %v", err)
+	}
+	return data, nil
+}
+
+// docName checks a document name given by a client: a relative path, as
+// the estate's documents name their side files.
+func docName(name, def string) (string, error) {
+	if name == "" {
+		return def, nil
+	}
+	clean := path.Clean(name)
+	if clean != name || strings.HasPrefix(name, "/") || clean == "." || strings.HasPrefix(clean, "../") || clean == ".." ||
+		strings.ContainsAny(name, "\\\x00") || len(name) > 512 {
+		return "", userError(http.StatusBadRequest, "name %q: want a clean relative path such as estate.yaml or scans/web-1.json", name)
+	}
+	return name, nil
+}
+
+// inputError turns load or parse problems into a 400 that lists them as
+// the CLI prints them (file:line: field: message).
+func inputError(what string, err error) error {
+	var lerrs load.Errors
+	var serr *syntax.Error
+	he := &httpError{status: http.StatusBadRequest, msg: what}
+	switch {
+	case errors.As(err, &lerrs):
+		for _, e := range lerrs {
+			he.problems = append(he.problems, e.Error())
+		}
+	case errors.As(err, &serr):
+		he.problems = []string{serr.Error()}
+	default:
+		// Evaluation problems (a missing side file) are about the input
+		// too, and name only paths the client sent.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			he.problems = append(he.problems, line)
+		}
+	}
+	return he
+}
+
+// putDocument replaces an estate or policy document: the estate with it
+// must load and evaluate, or nothing changes.
+func (s *Server) putDocument(kind, def string) handler {
+	auditKind := audit.KindEstate
+	if kind == store.KindPolicy {
+		auditKind = audit.KindPolicy
+	}
+	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
+		name, err := docName(r.URL.Query().Get("name"), def)
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(name, "connectors/") {
+			return userError(http.StatusBadRequest, "name %q: connectors/ is kept for the connectors' documents", name)
+		}
+		data, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		doc := store.Document{Kind: kind, Name: name, Data: data, Updated: time.Now().UTC()}
+		return s.update(w, r, c, doc, auditKind)
+	}
+}
+
+// putSideFile stores a scan report or manifest after parsing it.
+func (s *Server) putSideFile(kind string) handler {
+	return func(w http.ResponseWriter, r *http.Request, c *caller) error {
+		name, err := docName(r.PathValue("path"), "")
+		if err != nil {
+			return err
+		}
+		data, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case store.KindScan:
+			_, err = scanreport.Parse(data)
+		default:
+			_, err = manifest.Parse(data)
+		}
+		if err != nil {
+			return inputError(fmt.Sprintf("%s %s is not valid", kind, name), fmt.Errorf("%s: %w", name, err))
+		}
+		doc := store.Document{Kind: kind, Name: name, Data: data, Updated: time.Now().UTC()}
+		return s.update(w, r, c, doc, audit.KindFile)
+	}
+}
+
+// update validates doc against the rest of the stored documents, stores
+// it, records it in the audit trail and the findings' history, and makes
+// it current.
+func (s *Server) update(w http.ResponseWriter, r *http.Request, c *caller, doc store.Document, kind string) error {
+	ctx := r.Context()
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
+	st, err := s.loadState(ctx, doc)
+	if err != nil {
+		return inputError(fmt.Sprintf("the %s does not load; nothing was changed", doc.Kind), err)
+	}
+	sum := sha256.Sum256(doc.Data)
+	data := map[string]any{"documentKind": doc.Kind, "bytes": len(doc.Data), "sha256": hex.EncodeToString(sum[:]),
+		"findings": len(st.findings), "tokenId": c.tok.ID}
+	if st.res != nil {
+		data["vms"] = len(st.res.Estate.VMs)
+	}
+	// The record goes first: a crash between the two leaves a record of
+	// an update that did not happen (its sha256 shows which document it
+	// was), never an update without a record.
+	rec, err := s.audit.Append(ctx, audit.Entry{Kind: kind, Actor: c.actor(), Subject: doc.Name, Data: data})
+	if err != nil {
+		return internalError("the update could not be recorded in the audit trail; nothing was changed", err)
+	}
+	if err := s.st.PutDocument(ctx, doc); err != nil {
+		return internalError("could not store the document", err)
+	}
+	s.publish(st)
+	if err := s.recordFindings(ctx, st); err != nil {
+		return internalError("the document is in use but the findings' history could not be recorded", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"kind": doc.Kind, "name": doc.Name, "version": st.version,
+		"findings": report.Summarize(st.findings), "audit": rec.Seq})
+	return nil
+}
+
+// findingJSON is a finding as the reports write it (cli.md).
+func findingJSON(f *check.Finding) ([]byte, error) {
+	g := *f
+	if g.Related == nil {
+		g.Related = []string{}
+	}
+	if g.Evidence == nil {
+		g.Evidence = map[string]any{}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&g); err != nil {
+		return nil, fmt.Errorf("encoding finding %s: %w", f.Key(), err)
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}
+
+func (s *Server) getFindings(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	q := r.URL.Query()
+	f := store.FindingFilter{Check: q.Get("check"), Severity: q.Get("severity"), Pillar: q.Get("pillar"), Subject: q.Get("subject"), State: q.Get("state")}
+	if f.Severity != "" {
+		if _, err := estate.ParseSeverity(f.Severity); err != nil {
+			return userError(http.StatusBadRequest, "severity: %v", err)
+		}
+	}
+	switch f.State {
+	case "", "open", "resolved", "all":
+	default:
+		return userError(http.StatusBadRequest, "state %q: want open, resolved or all", f.State)
+	}
+	fs, err := s.st.Findings(r.Context(), f)
+	if err != nil {
+		return internalError("could not read the findings", err)
+	}
+	// Each finding as the reports write it, with its history added.
+	var b bytes.Buffer
+	b.WriteString(`{"findings":[`)
+	for i, x := range fs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		js := bytes.TrimSuffix(x.JSON, []byte("}"))
+		b.Write(js)
+		fmt.Fprintf(&b, `,"firstSeen":%q,"lastSeen":%q`, x.FirstSeen.Format(time.RFC3339Nano), x.LastSeen.Format(time.RFC3339Nano))
+		if !x.Resolved.IsZero() {
+			fmt.Fprintf(&b, `,"resolved":%q`, x.Resolved.Format(time.RFC3339Nano))
+		}
+		b.WriteByte('}')
+	}
+	fmt.Fprintf(&b, "],\"count\":%d}\n", len(fs))
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b.Bytes())
+	return nil
+}
+
+// noEstate is the answer while no estate has been uploaded.
+var noEstate = userError(http.StatusConflict, "no estate has been uploaded yet (PUT /api/v1/estate)")
+
+// judge judges a Change document as `vguard plan` does, records the
+// verdict in the audit trail and only then answers: a verdict a client
+// has seen is always in the trail.
+func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error {
+	name, err := docName(r.URL.Query().Get("name"), "change.yaml")
+	if err != nil {
+		return err
+	}
+	data, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	chg, err := change.Parse(name, data)
+	if err != nil {
+		return inputError("the change is not valid", err)
+	}
+	st := s.state.Load()
+	if st.empty {
+		return noEstate
+	}
+	j := <-st.judges
+	start := time.Now()
+	v, err := j.Judge(chg)
+	s.metrics.judging.Observe(time.Since(start).Seconds())
+	st.judges <- j
+	if err != nil {
+		return inputError("the change cannot be judged against this estate; nothing was judged", err)
+	}
+	ops := make([]string, len(chg.Operations))
+	for i, op := range chg.Operations {
+		ops[i] = op.String()
+	}
+	blocking := 0
+	for i := range v.Introduced {
+		if v.Introduced[i].Severity >= st.res.Policy.Change.BlockAt {
+			blocking++
+		}
+	}
+	var buf bytes.Buffer
+	if err := report.WritePlan(&buf, report.JSON, &report.PlanReport{Decision: string(v.Decision),
+		Introduced: v.Introduced, Resolved: v.Resolved, Unchanged: v.Unchanged}); err != nil {
+		return internalError("could not write the verdict", err)
+	}
+	sum := sha256.Sum256(data)
+	subject := chg.Meta.Name
+	if subject == "" {
+		subject = name
+	}
+	rec, err := s.audit.Append(r.Context(), audit.Entry{Kind: audit.KindJudge, Actor: c.actor(), Subject: subject, Data: map[string]any{
+		"decision": string(v.Decision), "introduced": len(v.Introduced), "blocking": blocking, "resolved": len(v.Resolved),
+		"operations": ops, "changeSha256": hex.EncodeToString(sum[:]), "estateVersion": st.version, "tokenId": c.tok.ID,
+	}})
+	if err != nil {
+		return internalError("the verdict could not be recorded in the audit trail, so it is not given", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Vguard-Audit-Seq", strconv.FormatInt(rec.Seq, 10))
+	w.Header().Set("Vguard-Decision", string(v.Decision))
+	w.Header().Set("Vguard-Block-At", st.res.Policy.Change.BlockAt.String())
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}
+
+func (s *Server) blastRadius(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	q := r.URL.Query()
+	st := s.state.Load()
+	if st.empty {
+		return noEstate
+	}
+	unit := blast.Unit(q.Get("unit"))
+	if unit == "" {
+		unit = blast.ByHypervisor
+	}
+	if unit != blast.ByHypervisor && unit != blast.ByFailureDomain {
+		return userError(http.StatusBadRequest, "unit: unknown unit %q (want hypervisor or failureDomain)", unit)
+	}
+	k, top := 1, 0
+	var err error
+	if v := q.Get("k"); v != "" {
+		if k, err = strconv.Atoi(v); err != nil || (k != 1 && k != 2) {
+			return userError(http.StatusBadRequest, "k: want 1 or 2")
+		}
+	}
+	if v := q.Get("top"); v != "" {
+		if top, err = strconv.Atoi(v); err != nil || top < 0 {
+			return userError(http.StatusBadRequest, "top: want a number, at least 0")
+		}
+	}
+	var fail []string
+	if v := q.Get("fail"); v != "" {
+		fail = strings.Split(v, ",")
+	}
+	if len(fail) > 0 && k != 1 {
+		return userError(http.StatusBadRequest, "fail and k=2 do not go together")
+	}
+	st.readMu.Lock()
+	defer st.readMu.Unlock()
+	a := blast.New(st.read, unit)
+	var scs []blast.Scenario
+	switch {
+	case len(fail) > 0:
+		for _, u := range fail {
+			if !a.Known(u) {
+				return userError(http.StatusBadRequest, "fail: unknown %s %q", unit, u)
+			}
+		}
+		scs = []blast.Scenario{a.Fail(fail...)}
+	case k == 2:
+		scs = a.Pairs(max(top, 1))
+	default:
+		scs = a.EachUnit()
+		if top > 0 && len(scs) > top {
+			scs = scs[:top]
+		}
+	}
+	writeJSON(w, http.StatusOK, blast.Report{Scenarios: scs})
+	return nil
+}
+
+func (s *Server) rollout(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	q := r.URL.Query()
+	st := s.state.Load()
+	if st.empty {
+		return noEstate
+	}
+	svc, toText := q.Get("service"), q.Get("to")
+	if svc == "" || toText == "" {
+		return userError(http.StatusBadRequest, "service and to are required")
+	}
+	var to estate.ImageRef
+	if err := to.UnmarshalText([]byte(toText)); err != nil {
+		return userError(http.StatusBadRequest, "to: %v", err)
+	}
+	allow := q.Get("allowDrift") == "true"
+	st.readMu.Lock()
+	defer st.readMu.Unlock()
+	p, err := rollout.Make(st.read, svc, to, st.files, allow)
+	switch {
+	case errors.Is(err, rollout.ErrImpossible):
+		return userError(http.StatusConflict, "rollout refused: %v", err)
+	case errors.Is(err, rollout.ErrDrift):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": "rollout refused: members differ from their master (allowDrift=true overrides)", "plan": p})
+		return nil
+	case err != nil:
+		return userError(http.StatusBadRequest, "%v", err)
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	q := r.URL.Query()
+	after, limit := int64(0), 100
+	var err error
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+			return userError(http.StatusBadRequest, "after: want a record number")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			return userError(http.StatusBadRequest, "limit: want 1 to 1000")
+		}
+	}
+	recs, err := s.st.AuditRecords(r.Context(), after, limit)
+	if err != nil {
+		return internalError("could not read the audit trail", err)
+	}
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"records": recs})
+	return nil
+}
+
+func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	n, err := audit.Verify(r.Context(), s.st)
+	var p *audit.Problem
+	switch {
+	case errors.As(err, &p):
+		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "records": n, "broken": map[string]any{"seq": p.Seq, "reason": p.Reason}})
+	case err != nil:
+		return internalError("could not read the audit trail", err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "records": n})
+	}
+	return nil
+}
+
+type tokenView struct {
+	ID      string     `json:"id"`
+	Name    string     `json:"name"`
+	Role    string     `json:"role"`
+	Created time.Time  `json:"created"`
+	Revoked *time.Time `json:"revoked,omitempty"`
+	Token   string     `json:"token,omitempty"` // only when created
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *caller) error {
+	ts, err := s.st.Tokens(r.Context())
+	if err != nil {
+		return internalError("could not list the tokens", err)
+	}
+	out := make([]tokenView, len(ts))
+	for i, t := range ts {
+		out[i] = tokenView{ID: t.ID, Name: t.Name, Role: t.Role, Created: t.Created}
+		if !t.Revoked.IsZero() {
+			out[i].Revoked = &ts[i].Revoked
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
+	return nil
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	data, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Name string `json:"name"`
+		Role string `json:"role"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return userError(http.StatusBadRequest, "want {\"name\": \"...\", \"role\": \"viewer|operator|admin\"}: %v", err)
+	}
+	if _, err := token.ParseRole(req.Role); err != nil {
+		return userError(http.StatusBadRequest, "role: %v", err)
+	}
+	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 {
+		return userError(http.StatusBadRequest, "name: required, at most 200 bytes")
+	}
+	t, secret, err := CreateToken(r.Context(), s.st, s.audit, req.Name, req.Role, c.actor())
+	if err != nil {
+		return internalError("could not create the token", err)
+	}
+	writeJSON(w, http.StatusCreated, tokenView{ID: t.ID, Name: t.Name, Role: t.Role, Created: t.Created, Token: secret})
+	return nil
+}
+
+// CreateToken makes a token, stores its hash and records it in the audit
+// trail; it returns the secret, which is never stored.
+func CreateToken(ctx context.Context, st store.Store, log *audit.Log, name, role, actor string) (store.Token, string, error) {
+	secret, id, hash, err := token.New()
+	if err != nil {
+		return store.Token{}, "", err
+	}
+	t := store.Token{ID: id, Name: name, Role: role, Hash: hash, Created: time.Now().UTC()}
+	if err := st.CreateToken(ctx, t); err != nil {
+		return store.Token{}, "", err
+	}
+	if _, err := log.Append(ctx, audit.Entry{Kind: audit.KindTokenCreate, Actor: actor, Subject: id,
+		Data: map[string]any{"name": name, "role": role}}); err != nil {
+		return store.Token{}, "", err
+	}
+	return t, secret, nil
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *caller) error {
+	id := r.PathValue("id")
+	err := RevokeToken(r.Context(), s.st, s.audit, id, c.actor())
+	if errors.Is(err, store.ErrNotFound) {
+		return userError(http.StatusNotFound, "no valid token %q", id)
+	}
+	if err != nil {
+		return internalError("could not revoke the token", err)
+	}
+	s.tokens.forget(id)
+	writeJSON(w, http.StatusOK, map[string]string{"revoked": id})
+	return nil
+}
+
+// RevokeToken revokes the token id and records it in the audit trail.
+func RevokeToken(ctx context.Context, st store.Store, log *audit.Log, id, actor string) error {
+	if err := st.RevokeToken(ctx, id, time.Now().UTC()); err != nil {
+		return err
+	}
+	_, err := log.Append(ctx, audit.Entry{Kind: audit.KindTokenRevoke, Actor: actor, Subject: id})
+	return err
+}
