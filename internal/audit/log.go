@@ -45,6 +45,11 @@ var ErrClosed = errors.New("audit: log closed")
 func (l *Log) Append(ctx context.Context, e Entry) (Record, error) {
 	p := &pending{entry: e, ready: make(chan struct{})}
 	select {
+	case <-l.done:
+		return Record{}, ErrClosed
+	default:
+	}
+	select {
 	case l.reqs <- p:
 	case <-l.done:
 		return Record{}, ErrClosed
@@ -53,8 +58,20 @@ func (l *Log) Append(ctx context.Context, e Entry) (Record, error) {
 	}
 	// Once queued the entry will be committed or fail; the caller waits
 	// for that outcome even if its context ends, so that "returned" and
-	// "recorded" never disagree.
-	<-p.ready
+	// "recorded" never disagree. The one exception is a Log that stopped
+	// after the entry went into the queue's buffer (a send on a buffered
+	// channel succeeds even then): nothing will commit it, and run closes
+	// done only after it has closed the ready channel of every entry it
+	// committed, so ready is looked at once more before saying so.
+	select {
+	case <-p.ready:
+	case <-l.done:
+		select {
+		case <-p.ready:
+		default:
+			return Record{}, ErrClosed
+		}
+	}
 	return p.rec, p.err
 }
 
