@@ -142,6 +142,9 @@ func TestSmallFormats(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// The suffix is deliberately wrong: formats are told by magic.
+			if c.name == "tar.bz2" {
+				testdeps.Program(t, "bzip2")
+			}
 			file := filepath.Join(dir, "archive-"+c.name+".img")
 			args := []string{"--numeric-owner", "--sparse", "-C", root, "-cf", file, "."}
 			if c.flag != "" {
