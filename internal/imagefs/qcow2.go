@@ -2,6 +2,7 @@ package imagefs
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -16,7 +17,56 @@ import (
 
 var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}
 
-var registerZstd sync.Once
+var registerDecompressors sync.Once
+
+// go-qcow2reader decompresses a cluster from its start on every read and
+// reads the decompressor once per call, so a read the decompressor
+// answers short is retried from the cluster's start again. Decompressing
+// the whole cluster into a buffer up front makes that once per read; the
+// flate readers and buffers are pooled.
+var (
+	flatePool   = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+	clusterPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+)
+
+// maxCluster is the largest qcow2 cluster (cluster bits ≤ 21).
+const maxCluster = 2 << 20
+
+// inflateCluster reads a decompressed cluster whole. The compressed data
+// is followed by padding up to a sector, which a decompressor may report
+// as an error after the cluster's bytes: the bytes count, and a short
+// cluster shows as a short read to the library.
+func inflateCluster(r io.Reader) (io.ReadCloser, error) {
+	bp := clusterPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for len(buf) < maxCluster {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), maxCluster)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			if len(buf) == 0 && err != io.EOF {
+				*bp = buf
+				clusterPool.Put(bp)
+				return nil, err
+			}
+			break
+		}
+	}
+	*bp = buf
+	return &cluster{Reader: bytes.NewReader(buf), buf: bp}, nil
+}
+
+type cluster struct {
+	*bytes.Reader
+	buf *[]byte
+}
+
+func (c *cluster) Close() error {
+	clusterPool.Put(c.buf)
+	return nil
+}
 
 // openQcow2 opens a qcow2 image through go-qcow2reader, after checking
 // the headers of the image and of its backing chain (see checkQcow2Chain).
@@ -26,13 +76,22 @@ func openQcow2(f *os.File, name string, fileSize int64) (Image, error) {
 	if err := checkQcow2Chain(f, name, fileSize); err != nil {
 		return nil, err
 	}
-	registerZstd.Do(func() {
+	registerDecompressors.Do(func() {
+		qcow2.SetDecompressor(qcow2.CompressionTypeZlib, func(r io.Reader) (io.ReadCloser, error) {
+			fr := flatePool.Get().(io.ReadCloser)
+			defer flatePool.Put(fr)
+			if err := fr.(flate.Resetter).Reset(r, nil); err != nil {
+				return nil, err
+			}
+			return inflateCluster(fr)
+		})
 		qcow2.SetDecompressor(qcow2.CompressionTypeZstd, func(r io.Reader) (io.ReadCloser, error) {
 			zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
 			if err != nil {
 				return nil, err
 			}
-			return zr.IOReadCloser(), nil
+			defer zr.Close()
+			return inflateCluster(zr)
 		})
 	})
 	img, err := openQcow2Lib(f)
