@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/lima-vm/go-qcow2reader"
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
+	qcow2log "github.com/lima-vm/go-qcow2reader/log"
 )
 
 var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}
@@ -77,6 +78,10 @@ func openQcow2(f *os.File, name string, fileSize int64) (Image, error) {
 		return nil, err
 	}
 	registerDecompressors.Do(func() {
+		// The library's warnings (an unreadable header extension) would
+		// go to the standard logger, through a progress bar; what matters
+		// of them surfaces as read errors.
+		qcow2log.SetWarnFunc(nil)
 		qcow2.SetDecompressor(qcow2.CompressionTypeZlib, func(r io.Reader) (io.ReadCloser, error) {
 			fr := flatePool.Get().(io.ReadCloser)
 			defer flatePool.Put(fr)
