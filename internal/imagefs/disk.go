@@ -24,7 +24,10 @@ type diskImage struct {
 func openDisk(ra io.ReaderAt, size int64, name, format string, closer io.Closer) (*diskImage, error) {
 	ra = newChunkCache(ra, size)
 	d := &diskImage{format: format, name: name, closer: closer}
-	if isExt4(ra, 0) {
+	// A GPT's first partition entry (bytes 1024-1151) holds a random
+	// GUID where an ext4 superblock would keep its magic, so the GPT
+	// signature is looked for first.
+	if !hasGPT(ra) && isExt4(ra, 0) {
 		fs, err := openExt4(ra, 0, size)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)

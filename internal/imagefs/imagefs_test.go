@@ -142,6 +142,9 @@ func TestSmallFormats(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// The suffix is deliberately wrong: formats are told by magic.
+			if c.name == "tar.bz2" {
+				testdeps.Program(t, "bzip2")
+			}
 			file := filepath.Join(dir, "archive-"+c.name+".img")
 			args := []string{"--numeric-owner", "--sparse", "-C", root, "-cf", file, "."}
 			if c.flag != "" {
@@ -276,5 +279,25 @@ func TestBadImages(t *testing.T) {
 				t.Fatalf("err = %v, want one containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestQcow2BackingChain: a backing file that is a device (the host's own
+// disk, in an attack) or a chain that loops is refused before the library
+// follows it.
+func TestQcow2BackingChain(t *testing.T) {
+	qemu := testdeps.Program(t, "qemu-img")
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "dev.qcow2")
+	run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", "/dev/zero", "-F", "raw", dev, "1M")
+	a, b := filepath.Join(dir, "a.qcow2"), filepath.Join(dir, "b.qcow2")
+	run(t, qemu, "create", "-q", "-f", "qcow2", b, "1M")
+	run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", a, "1M")
+	run(t, qemu, "rebase", "-q", "-u", "-f", "qcow2", "-b", "a.qcow2", "-F", "qcow2", b)
+	for file, want := range map[string]string{dev: "is not a regular file", a: "backing chain loops"} {
+		_, err := Open(file)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", filepath.Base(file), err, want)
+		}
 	}
 }

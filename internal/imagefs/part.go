@@ -24,6 +24,17 @@ const (
 	maxLogical    = 256  // logical partitions followed in an MBR extended chain
 )
 
+// hasGPT reports whether a GPT header signature lies at byte 512 or 4096.
+func hasGPT(ra io.ReaderAt) bool {
+	for _, sector := range []int64{512, 4096} {
+		b := make([]byte, 8)
+		if _, err := ra.ReadAt(b, sector); err == nil && string(b) == "EFI PART" {
+			return true
+		}
+	}
+	return false
+}
+
 // readPartitions reads the disk's GPT, else its MBR. scheme is "gpt",
 // "mbr", or "" when the disk has neither.
 func readPartitions(ra io.ReaderAt, size int64) (parts []partition, scheme string, err error) {

@@ -143,7 +143,7 @@ func build(img imagefs.Image, opts Options, cache *statCache) (*manifest.Manifes
 		case e.Link != "":
 			links[i] = validUTF8(e.Link)
 		case !img.RandomAccess():
-			sum, err := hashEntry(e, buf, bar)
+			sum, _, err := hashEntry(e, buf, bar, true)
 			if err != nil {
 				return err
 			}
@@ -164,7 +164,10 @@ func build(img imagefs.Image, opts Options, cache *statCache) (*manifest.Manifes
 	}
 	if len(jobs) > 0 {
 		bar.SetTotal(total, int64(len(jobs)))
-		if err := hashAll(entries, jobs, bar); err != nil {
+		// A live directory may change under the walk: a file's content
+		// is what was read. An image that disagrees with itself is
+		// corrupt.
+		if err := hashAll(entries, jobs, bar, img.Format() != "dir"); err != nil {
 			return nil, st, err
 		}
 		st.Hashed += len(jobs)
@@ -189,7 +192,7 @@ func build(img imagefs.Image, opts Options, cache *statCache) (*manifest.Manifes
 
 // hashAll hashes the jobs on every core, largest files first so that one
 // big file does not start last and run alone.
-func hashAll(entries []manifest.Entry, jobs []job, bar *progress.Bar) error {
+func hashAll(entries []manifest.Entry, jobs []job, bar *progress.Bar, strictSize bool) error {
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].e.Size > jobs[b].e.Size })
 	work := make(chan job)
 	var (
@@ -201,7 +204,7 @@ func hashAll(entries []manifest.Entry, jobs []job, bar *progress.Bar) error {
 		wg.Go(func() {
 			buf := make([]byte, 1<<20)
 			for j := range work {
-				sum, err := hashEntry(j.e, buf, bar)
+				sum, n, err := hashEntry(j.e, buf, bar, strictSize)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -210,7 +213,7 @@ func hashAll(entries []manifest.Entry, jobs []job, bar *progress.Bar) error {
 					mu.Unlock()
 					continue
 				}
-				entries[j.i].SHA256 = sum
+				entries[j.i].SHA256, entries[j.i].Size = sum, n
 			}
 		})
 	}
@@ -229,11 +232,13 @@ func hashAll(entries []manifest.Entry, jobs []job, bar *progress.Bar) error {
 }
 
 // hashEntry reads a file's content through buf (a plain read loop: no
-// io.Copy, which would pick a 32 KiB buffer for *os.File's WriteTo).
-func hashEntry(e *imagefs.Entry, buf []byte, bar *progress.Bar) (string, error) {
+// io.Copy, which would pick a 32 KiB buffer for *os.File's WriteTo) and
+// returns its hash and length. With strictSize, a length other than the
+// entry's size is an error.
+func hashEntry(e *imagefs.Entry, buf []byte, bar *progress.Bar, strictSize bool) (string, int64, error) {
 	r, err := e.Open()
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer r.Close()
 	h := sha256.New()
@@ -249,15 +254,14 @@ func hashEntry(e *imagefs.Entry, buf []byte, bar *progress.Bar) (string, error) 
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("%s: %w", e.Path, err)
+			return "", n, fmt.Errorf("%s: %w", e.Path, err)
 		}
 	}
-	if n != e.Size {
-		// A directory tree being written to, or a corrupt image.
-		return "", fmt.Errorf("%s: read %d bytes, but its size is %d (changed while reading?)", e.Path, n, e.Size)
+	if strictSize && n != e.Size {
+		return "", n, fmt.Errorf("%s: read %d bytes, but its size is %d", e.Path, n, e.Size)
 	}
 	bar.Add(0, 1)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // validUTF8 makes a name from the image fit the manifest format, which

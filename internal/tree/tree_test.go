@@ -215,3 +215,17 @@ func TestStatCacheRacy(t *testing.T) {
 		t.Fatalf("the rewrite within one timestamp tick was not seen (stats %+v)", st)
 	}
 }
+
+// TestNonUTF8Names: names that are not UTF-8 (legal on Linux) still make
+// a valid manifest, with U+FFFD for the bad bytes.
+func TestNonUTF8Names(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "caf\xe9.txt", "latin-1 name")
+	m, err := ManifestDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Lookup("/caf\uFFFD.txt") == nil {
+		t.Errorf("entries: %+v", m.Entries)
+	}
+}
