@@ -76,6 +76,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newPlaceCmd(g),
 		newImageCmd(g),
 		newDriftCmd(g),
+		newSyncCmd(g),
 	)
 	return root, g
 }
