@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/libvirt"
+	"github.com/vguard-dev/vguard/internal/vsphere"
 )
 
 type syncOptions struct {
@@ -30,7 +32,7 @@ The output is checked by loading it back before it is written, and written
 through a temporary file and a rename: a failed sync never leaves a partial
 estate behind.`,
 	}
-	cmd.AddCommand(newSyncLibvirtCmd(g))
+	cmd.AddCommand(newSyncLibvirtCmd(g), newSyncVSphereCmd(g))
 	return cmd
 }
 
@@ -111,4 +113,48 @@ func runSync(ctx context.Context, g *globalOptions, o *syncOptions, read func(co
 	fmt.Fprintf(g.stderr, "vguard: synced %d hypervisors, %d VMs, %d networks from %s\n",
 		len(st.Hypervisors), len(st.VMs), len(st.Networks), inv.Source)
 	return nil
+}
+
+func newSyncVSphereCmd(g *globalOptions) *cobra.Command {
+	o := &syncOptions{}
+	var rawURL string
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "vsphere --url https://USER:PASS@HOST/sdk [--insecure] [--overlay PATH...] [-o FILE]",
+		Short: "Read clusters, hosts, VMs, port groups and DRS rules from vCenter",
+		Long: `Read the inventory from vCenter in a few bulk requests: clusters and hosts
+(failure domain from the vguard.failureDomain tag or custom attribute), VMs
+with their host, NICs (MAC, port group), BIOS UUID, guest host name, CPU and
+memory and whether a limit is set, standard and distributed port groups with
+VLAN IDs (zone from vguard.zone), and DRS rules as Policy separate and
+placement rules. VM security attributes come from tags or custom attributes
+in the categories vguard.owner, vguard.app, vguard.environment,
+vguard.securityLevel, vguard.homeZone and vguard.gateway.
+
+The password in --url is never printed, in output, warnings or errors. The
+VGUARD_VSPHERE_URL environment variable may hold the URL instead of --url,
+which keeps it out of the process list.`,
+		Example: `  VGUARD_VSPHERE_URL='https://svc-vguard:...@vcenter.example.com/sdk' \
+    vguard sync vsphere --overlay overlay/ -o estate.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rawURL == "" {
+				rawURL = os.Getenv("VGUARD_VSPHERE_URL")
+			}
+			if rawURL == "" {
+				return usagef(cmd.CommandPath(), "give --url https://USER:PASS@HOST/sdk (or set VGUARD_VSPHERE_URL)")
+			}
+			ep, err := vsphere.ParseEndpoint(rawURL, insecure)
+			if err != nil {
+				return usagef(cmd.CommandPath(), "%v", err)
+			}
+			return runSync(cmd.Context(), g, o, func(ctx context.Context) (*connector.Inventory, error) {
+				return vsphere.Sync(ctx, ep)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rawURL, "url", "", "vCenter SDK `URL` with credentials, https://USER:PASS@HOST/sdk")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept any TLS certificate (a self-signed vCenter)")
+	addSyncFlags(cmd, o)
+	return cmd
 }
