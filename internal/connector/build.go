@@ -111,7 +111,9 @@ func fillZones(e *estate.Estate) []string {
 		var x estate.Exposure
 		if err := x.UnmarshalText([]byte(zone)); err != nil {
 			x = estate.ExposureInternal
-			warnings = append(warnings, fmt.Sprintf("zone %q (%s) has no exposure in the overlay; written as internal", zone, why))
+			if zone != UnzonedZone { // reported with its networks below
+				warnings = append(warnings, fmt.Sprintf("zone %q (%s) has no exposure in the overlay; written as internal", zone, why))
+			}
 		}
 		e.Zones = append(e.Zones, &estate.Zone{Name: zone, Exposure: x})
 	}
