@@ -37,6 +37,13 @@ func TestLibvirtScripts(t *testing.T) {
 	})
 }
 
+// TestLibvirtHookScripts runs testdata/hook: the hook exec'd through a
+// wrapper script installed as libvirt installs hooks, with the exact argv
+// and the domain XML on stdin.
+func TestLibvirtHookScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{Dir: "testdata/hook"})
+}
+
 // TestVSphereScripts runs testdata/vsphere against govmomi's simulator with
 // the scenario of vspheretest. $VC_URL holds the password $VC_PASSWORD.
 func TestVSphereScripts(t *testing.T) {

@@ -77,6 +77,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newImageCmd(g),
 		newDriftCmd(g),
 		newSyncCmd(g),
+		newLibvirtHookCmd(g),
 	)
 	return root, g
 }

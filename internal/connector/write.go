@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/syntax"
 )
 
@@ -177,4 +178,15 @@ func syntaxToYAML(n *syntax.Node) *yaml.Node {
 		tag = "!!null"
 	}
 	return scalar(tag, n.Value)
+}
+
+// EncodeVM writes one VM as a YAML mapping (the spec of a create
+// operation).
+func EncodeVM(vm *estate.VM) ([]byte, error) {
+	n, err := valueNode(reflect.ValueOf(vm).Elem(), true)
+	if err != nil {
+		return nil, err
+	}
+	n.Style = 0
+	return yaml.Marshal(n)
 }

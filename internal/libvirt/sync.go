@@ -135,6 +135,10 @@ func (c *Conn) read() (*host, error) {
 		}
 		if bridge != "" {
 			bridgeNet[bridge] = net.Name
+			if h.hv.Labels == nil {
+				h.hv.Labels = map[string]string{}
+			}
+			h.hv.Labels[BridgeLabel+bridge] = net.Name
 		}
 		h.networks = append(h.networks, net)
 	}
