@@ -1,17 +1,26 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/object"
+
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/libvirt/libvirttest"
+	"github.com/vguard-dev/vguard/internal/load"
 	"github.com/vguard-dev/vguard/internal/vsphere/vspheretest"
 )
 
@@ -90,5 +99,137 @@ func TestSyncStoppedMidwayWritesNothing(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Errorf("files left in the output directory: %v", entries)
+	}
+}
+
+// syncBuffer is a stderr that the command and the test share.
+type syncBuffer struct {
+	mu chan struct{}
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.String()
+}
+
+// TestWatchVSphereCommand runs `vguard watch vsphere` with a webhook and
+// -o, moves a NIC to the internet-facing port group, and expects the
+// VG101/VG102 lines on stdout and at the webhook within 2 s, the estate
+// file rewritten, and exit 0 on cancellation.
+func TestWatchVSphereCommand(t *testing.T) {
+	sim := vspheretest.Start(t, 10)
+	vspheretest.Scenario(t, sim)
+	posted := make(chan connector.Event, 1000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev connector.Event
+		if r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&ev) != nil {
+			http.Error(w, "bad event", http.StatusBadRequest)
+			return
+		}
+		posted <- ev
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	overlay := filepath.Join(dir, "overlay.yaml")
+	if err := os.WriteFile(overlay, []byte("apiVersion: vguard.dev/v1\nkind: Estate\nzones:\n  - {name: internet, exposure: public}\n  - {name: internal, exposure: internal}\n  - {name: restricted, exposure: restricted}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "estate.yaml")
+	pr, pw := io.Pipe()
+	stderr := &syncBuffer{mu: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"watch", "vsphere", "--url", sim.URL, "--insecure", "--overlay", overlay,
+			"--webhook", srv.URL + "/hooks/secret-token", "-o", out, "--debounce", "100ms"}, pw, stderr)
+		pw.Close()
+	}()
+	lines := make(chan connector.Event, 1000)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var ev connector.Event
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				t.Errorf("not a JSON line: %s", sc.Text())
+				continue
+			}
+			lines <- ev
+		}
+		close(lines)
+	}()
+	// Wait for the first estate, then move the NIC.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(out); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no estate written; stderr: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // let the present lines go by
+	f := sim.Finder(t)
+	vm, err := f.VirtualMachine(context.Background(), vspheretest.VMWebLow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := f.Network(context.Background(), vspheretest.PGInternet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	sim.MoveNIC(t, vm, pg.(*object.DistributedVirtualPortgroup))
+	for _, ch := range []chan connector.Event{lines, posted} {
+		want := map[string]bool{"VG101": true, "VG102": true}
+		timeout := time.After(2*time.Second - time.Since(start))
+		for len(want) > 0 {
+			select {
+			case ev, ok := <-ch:
+				if !ok {
+					t.Fatalf("watch ended; stderr: %s", stderr.String())
+				}
+				if ev.Event == connector.EventAppeared && ev.Finding.Subject == "vm/"+vspheretest.VMWebLow {
+					delete(want, ev.Finding.Check)
+				}
+			case <-timeout:
+				t.Fatalf("within 2 s of the move, missing %v; stderr: %s", want, stderr.String())
+			}
+		}
+	}
+	t.Logf("stdout and webhook had VG101 and VG102 %v after the move", time.Since(start))
+	res, err := load.Paths([]string{out}, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := false
+	for _, v := range res.Estate.VMs {
+		if v.Name == vspheretest.VMWebLow {
+			moved = len(v.NICs) == 1 && v.NICs[0].Network == vspheretest.PGInternet
+		}
+	}
+	if !moved {
+		t.Error("the estate file was not rewritten with the moved NIC")
+	}
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("exit %d after cancel; stderr: %s", c, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch did not stop")
+	}
+	if strings.Contains(stderr.String(), vspheretest.Password) || strings.Contains(stderr.String(), "secret-token") {
+		t.Errorf("a secret reached stderr: %s", stderr.String())
 	}
 }

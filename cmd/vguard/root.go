@@ -78,6 +78,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newDriftCmd(g),
 		newSyncCmd(g),
 		newLibvirtHookCmd(g),
+		newWatchCmd(g),
 	)
 	return root, g
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"sort"
 	"strings"
@@ -197,15 +198,22 @@ func Sync(ctx context.Context, targets []Target) (*connector.Inventory, error) {
 	return merge(hosts, "libvirt "+strings.Join(sources, " ")), nil
 }
 
+// merge builds the inventory of several hypervisors from copies of what
+// was read, so that the overlay (which patches objects in place) never
+// changes a host's facts that a watch reuses.
 func merge(hosts []*host, source string) *connector.Inventory {
 	inv := &connector.Inventory{Source: source}
 	e := &inv.Estate
 	nets := map[string]*estate.Network{}
 	vms := map[string]domain{}
 	for _, h := range hosts {
-		e.Hypervisors = append(e.Hypervisors, h.hv)
+		hv := *h.hv
+		hv.Labels = maps.Clone(h.hv.Labels)
+		e.Hypervisors = append(e.Hypervisors, &hv)
 		inv.Warnings = append(inv.Warnings, h.warnings...)
-		for _, n := range h.networks {
+		for _, n0 := range h.networks {
+			n := *n0
+			n0 = &n
 			if prev, ok := nets[n.Name]; ok {
 				if prev.Zone == "" {
 					prev.Zone = n.Zone
@@ -215,9 +223,10 @@ func merge(hosts []*host, source string) *connector.Inventory {
 				}
 				continue
 			}
-			nets[n.Name] = n
+			nets[n.Name] = n0
 		}
 		for _, d := range h.domains {
+			d.vm = d.vm.Clone()
 			prev, dup := vms[d.vm.Name]
 			switch {
 			case !dup:
