@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/vmware/govmomi/object"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/vguard-dev/vguard/internal/connector"
+	"github.com/vguard-dev/vguard/internal/libvirt"
 	"github.com/vguard-dev/vguard/internal/libvirt/libvirttest"
 	"github.com/vguard-dev/vguard/internal/load"
 	"github.com/vguard-dev/vguard/internal/vsphere/vspheretest"
@@ -231,5 +233,76 @@ func TestWatchVSphereCommand(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), vspheretest.Password) || strings.Contains(stderr.String(), "secret-token") {
 		t.Errorf("a secret reached stderr: %s", stderr.String())
+	}
+}
+
+// TestLibvirtHookRealQEMU installs the hook in a real libvirtd with the qemu
+// driver and starts real guests (software emulation): a domain that policy
+// denies fails to start with vguard's reasons, one it allows runs.
+func TestLibvirtHookRealQEMU(t *testing.T) {
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test binary acts as vguard when called by that name (TestMain).
+	vguard := filepath.Join(dir, "vguard")
+	if err := os.Symlink(exe, vguard); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "hook.yaml")
+	files := map[string]string{
+		cfg: "estate: [estate.yaml]\nhypervisor: hv-q\n",
+		filepath.Join(dir, "estate.yaml"): `apiVersion: vguard.dev/v1
+kind: Estate
+zones: [{name: internet, exposure: public}]
+networks: [{name: user, zone: internet}]
+hypervisors: [{name: hv-q}]
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := libvirttest.StartQEMU(t, "#!/bin/sh\nexec "+vguard+" libvirt-hook --config "+cfg+" \"$@\"\n")
+	c, err := libvirt.Dial(libvirt.Target{Name: "hv-q", URI: d.QEMUURI()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	domain := func(name, level string) string {
+		return `<domain type='qemu'><name>` + name + `</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" securityLevel="` + level + `"/></metadata>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
+<interface type='user'><model type='e1000'/></interface><memballoon model='none'/></devices></domain>`
+	}
+	bad, err := c.L.DomainDefineXML(domain("exposed-low", "low"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.L.DomainCreate(bad)
+	if err == nil {
+		c.L.DomainDestroy(bad)
+		t.Fatal("a low-security guest on the internet-facing network started; the hook should refuse it")
+	}
+	t.Logf("libvirt refused the start: %v", err)
+	if !strings.Contains(err.Error(), `refused prepare of domain "exposed-low"`) || !strings.Contains(err.Error(), "VG101") {
+		t.Errorf("libvirt's error does not carry vguard's reasons: %v", err)
+	}
+	good, err := c.L.DomainDefineXML(domain("exposed-high", "high"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.L.DomainCreate(good); err != nil {
+		t.Fatalf("a hardened guest was refused: %v (log %s)", err, d.Log)
+	}
+	state, _, err := c.L.DomainGetState(good, 0)
+	if err != nil || state != int32(golibvirt.DomainRunning) {
+		t.Errorf("state %d, %v: want running", state, err)
+	}
+	if err := c.L.DomainDestroy(good); err != nil {
+		t.Error(err)
 	}
 }
