@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
 	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -49,7 +52,16 @@ func TestSyncSimulator(t *testing.T) {
 	if hv := x.Hypervisors[low.Hypervisor]; hv == nil || hv.Cluster != "DC0_C0" || hv.Capacity == nil || hv.Capacity.CPUs == 0 {
 		t.Errorf("%s runs on %q = %+v", low.Name, low.Hypervisor, hv)
 	}
-	if high := x.VMs[vspheretest.VMWebHigh]; high.SecurityLevel != estate.LevelHigh || high.Owner != "web" {
+	if low.Identity.Hostname != "web-low.example.com" || *low.Resources.Limited {
+		t.Errorf("%s: hostname %q, limited %v; want the guest host name, no limit", low.Name, low.Identity.Hostname, *low.Resources.Limited)
+	}
+	if hr := x.VMs[vspheretest.VMHR]; hr.Environment != estate.EnvStaging || hr.Resources == nil || hr.Resources.Limited == nil || !*hr.Resources.Limited {
+		t.Errorf("%s: environment tag or CPU limit not read: %+v %+v", hr.Name, hr, hr.Resources)
+	}
+	if vn := x.Networks["VM Network"]; vn == nil || vn.VLAN == nil {
+		t.Errorf("the standard port group's VLAN comes from the hosts: %+v", vn)
+	}
+	if high := x.VMs[vspheretest.VMWebHigh]; high.SecurityLevel != estate.LevelHigh || high.Owner != "web" || !high.Gateway {
 		t.Errorf("custom attributes not honoured: %+v", high)
 	}
 	for name, want := range map[string]struct {
@@ -104,10 +116,12 @@ func TestSyncSimulator(t *testing.T) {
 	if got["VG101 vm/"+vspheretest.VMWebHigh] {
 		t.Errorf("%s is hardened: no VG101", vspheretest.VMWebHigh)
 	}
-	if x := estate.NewIndex(res.Estate); x.VMs[vspheretest.VMWebLow].Hypervisor == x.VMs[vspheretest.VMWebHigh].Hypervisor {
-		if !got["VG401 vm/"+vspheretest.VMWebLow] && !got["VG401 vm/"+vspheretest.VMWebHigh] {
-			t.Error("web VMs share a host against the DRS anti-affinity rule: want VG401")
-		}
+	// The simulator places VMs itself: the anti-affinity rule is broken
+	// exactly when the two share a host.
+	x = estate.NewIndex(res.Estate)
+	h1, h2 := x.VMs[vspheretest.VMWebLow].Hypervisor, x.VMs[vspheretest.VMWebHigh].Hypervisor
+	if got["VG401 hypervisor/"+h1] != (h1 == h2) {
+		t.Errorf("web VMs on %s and %s: VG401 on %s is %v", h1, h2, h1, got["VG401 hypervisor/"+h1])
 	}
 }
 
@@ -172,5 +186,27 @@ func TestPasswordNeverShown(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestMapRefusesUnknownWords: an attribute value outside the vocabulary
+// fails the mapping, naming the VM and the value.
+func TestMapRefusesUnknownWords(t *testing.T) {
+	host := types.ManagedObjectReference{Type: "HostSystem", Value: "host-1"}
+	vm := types.ManagedObjectReference{Type: "VirtualMachine", Value: "vm-1"}
+	r := &Raw{
+		Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: host}, Name: "h1"}}},
+		VMs: []mo.VirtualMachine{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: vm}, Name: "web-1"},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &host}}},
+		Attrs: map[string]map[string]string{"vm-1": {AttrSecurityLevel: "ultra", AttrGateway: "maybe"}},
+	}
+	_, err := r.Map("test")
+	if err == nil || !strings.Contains(err.Error(), `VM web-1: vguard.gateway "maybe"`) || !strings.Contains(err.Error(), `vguard.securityLevel "ultra"`) {
+		t.Fatalf("want both bad values named, got %v", err)
+	}
+	r.Attrs["vm-1"] = map[string]string{AttrSecurityLevel: "high", AttrGateway: "yes"}
+	inv, err := r.Map("test")
+	if err != nil || !inv.Estate.VMs[0].Gateway || inv.Estate.VMs[0].SecurityLevel != estate.LevelHigh {
+		t.Fatalf("good values: %v %+v", err, inv)
 	}
 }

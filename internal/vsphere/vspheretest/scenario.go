@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -22,9 +23,10 @@ const (
 //
 //   - the three port groups get VLANs and zones, by attribute and by tag;
 //   - VMWebLow (owner web, app shop, securityLevel low, homeZone internal,
-//     all by tags) has its NIC on PGInternal; VMWebHigh (securityLevel
-//     high by custom attribute) on PGInternet; VMHR (owner hr, homeZone
-//     restricted) on PGRestricted;
+//     all by tags; guest host name web-low.example.com) has its NIC on
+//     PGInternal; VMWebHigh (securityLevel high, gateway, by custom
+//     attributes) on PGInternet; VMHR (owner hr, homeZone restricted,
+//     environment staging, a CPU limit) on PGRestricted;
 //   - the hosts of cluster C0 are in failure domains rack-a and rack-b
 //     (tags), those of C1 in rack-c (custom attribute);
 //   - DRS: VMWebLow and VMWebHigh apart (anti-affinity); VMHR must run on
@@ -65,6 +67,20 @@ func Scenario(t testing.TB, s *Sim) (pciHostName string) {
 	s.Attr(t, "vguard.securityLevel", "high", high)
 	s.Tag(t, "vguard.owner", "hr", hr)
 	s.Tag(t, "vguard.homeZone", "restricted", hr)
+	s.Tag(t, "vguard.environment", "staging", hr)
+	s.Attr(t, "vguard.gateway", "true", high)
+	// The guest's host name comes from VMware Tools, which the simulator's
+	// VMs do not run: it is set on the simulated object.
+	s.Model.Map().Update(simulator.NewContext(), s.Model.Map().Get(low.Reference()),
+		[]types.PropertyChange{{Name: "guest.hostName", Val: "web-low.example.com"}})
+	limit := int64(1000)
+	task, err := hr.Reconfigure(ctx, types.VirtualMachineConfigSpec{CpuAllocation: &types.ResourceAllocationInfo{Limit: &limit}})
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.MoveNIC(t, low, internal)
 	s.MoveNIC(t, high, internet)
 	s.MoveNIC(t, hr, restricted)
