@@ -32,7 +32,8 @@ type Output struct {
 	Warnings []string
 }
 
-// Build lays the overlay files (or directories) over the inventory, gives
+// Build lays the overlay files (or directories) over the inventory (whose
+// objects it changes in place: give it a fresh inventory each time), gives
 // every network a zone and every named zone an exposure, writes the
 // documents and loads them back with the loader, so that an estate that
 // another command would refuse is never written. outPath is where the

@@ -173,7 +173,9 @@ func (o *overlay) object(file, list, path string, item *syntax.Node) {
 		e.Images = patchOrAdd(o, file, path, item, e.Images, func(im *estate.Image) bool {
 			return im.Name == name && version != nil && fmt.Sprint(im.Version) == version.Value
 		})
-		if im := findLast(e.Images, func(im *estate.Image) bool { return im.Name == name }); im != nil {
+		if im := findLast(e.Images, func(im *estate.Image) bool {
+			return im.Name == name && version != nil && fmt.Sprint(im.Version) == version.Value
+		}); im != nil {
 			rebase(dir, item, &im.Manifest, &im.Scan)
 		}
 	case "vms":

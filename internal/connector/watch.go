@@ -170,10 +170,15 @@ func (h *Webhook) Post(ev Event) error {
 	return nil
 }
 
-// Close sends what is queued and stops.
+// Close sends what is queued and stops, giving up after 10 s (a receiver
+// that is down must not hold up the end of a watch).
 func (h *Webhook) Close() {
 	close(h.queue)
-	<-h.done
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		h.warn("webhook: gave up sending the events still queued")
+	}
 }
 
 func (h *Webhook) run(shown string) {

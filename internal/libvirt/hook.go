@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/vguard-dev/vguard/internal/change"
@@ -55,10 +56,9 @@ func LoadHookConfig(path string) (*HookConfig, error) {
 	if len(c.Estate) == 0 {
 		return nil, fmt.Errorf("%s: estate: list at least one file or directory", path)
 	}
-	dir := dirOf(path)
 	for i, p := range c.Estate {
-		if !strings.HasPrefix(p, "/") {
-			c.Estate[i] = dir + "/" + p
+		if !filepath.IsAbs(p) {
+			c.Estate[i] = filepath.Join(filepath.Dir(path), p)
 		}
 	}
 	if c.Hypervisor == "" {
@@ -69,13 +69,6 @@ func LoadHookConfig(path string) (*HookConfig, error) {
 		c.Hypervisor = h
 	}
 	return &c, nil
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		return path[:i]
-	}
-	return "."
 }
 
 // HookEvent is one call of libvirt's qemu hook: argv[1..4] are the domain
