@@ -138,3 +138,26 @@ func TestWriteFileNeverPartial(t *testing.T) {
 		t.Fatal("existing file changed")
 	}
 }
+
+func TestParseTargetAndRedact(t *testing.T) {
+	tg, err := ParseTarget("hv-a=qemu+libssh2://root:S3cretPw@127.0.0.1:1/system?known_hosts_verify=ignore")
+	if err != nil || tg.Name != "hv-a" || !strings.HasPrefix(tg.URI, "qemu+libssh2://") {
+		t.Fatalf("got %+v, %v", tg, err)
+	}
+	if tg, _ := ParseTarget("qemu:///system?socket=/run/x"); tg.Name != "" || tg.URI != "qemu:///system?socket=/run/x" {
+		t.Errorf("a query's = is not a name: %+v", tg)
+	}
+	if r := Redact(tg.URI); strings.Contains(r, "S3cretPw") || !strings.Contains(r, "root") {
+		t.Errorf("Redact = %q", r)
+	}
+	_, err = Dial(tg)
+	if err == nil || strings.Contains(err.Error(), "S3cretPw") {
+		t.Errorf("dial error must exist and hide the password: %v", err)
+	}
+	if _, err := ParseTarget("not a uri"); err == nil {
+		t.Error("want an error")
+	}
+	if _, err := ParseTarget("qemu+ssh://u:S3cretPw@h/%zz"); err == nil || strings.Contains(err.Error(), "S3cretPw") {
+		t.Errorf("an unparsable URI: want an error without the password, got %v", err)
+	}
+}
