@@ -69,4 +69,13 @@
 // chain (group commit: a verdict is durable before it is answered) and
 // checks bearer tokens made by internal/token. api holds the embedded
 // OpenAPI document.
+//
+// internal/connector is what the platform connectors share: the Inventory a
+// connector discovers, the overlay of Estate/Policy documents laid over it,
+// writing the result (validated by the loader, written atomically), and the
+// watch loop's finding events and webhook. internal/libvirt (libvirtd's RPC
+// protocol, domain and network XML with vguard metadata, the qemu hook) and
+// internal/vsphere (govmomi's property collector, tags, DRS rules) are the
+// connectors; their libvirttest and vspheretest packages run a real
+// libvirtd and vCenter's simulator for tests.
 package vguard

@@ -79,6 +79,9 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newServeCmd(g),
 		newTokenCmd(g),
 		newAuditCmd(g),
+		newSyncCmd(g),
+		newLibvirtHookCmd(g),
+		newWatchCmd(g),
 	)
 	return root, g
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vguard-dev/vguard/internal/change"
+	"github.com/vguard-dev/vguard/internal/check"
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/libvirt"
+	"github.com/vguard-dev/vguard/internal/load"
+)
+
+func newLibvirtHookCmd(g *globalOptions) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "libvirt-hook DOMAIN OPERATION SUB-OPERATION [EXTRA]",
+		Short: "Veto bad changes in libvirt: run as the qemu hook (/etc/libvirt/hooks/qemu)",
+		Long: `Judge a domain as libvirt is about to run it on this host, and refuse it when
+the change it makes to the last synced estate is denied by policy.
+
+libvirt runs /etc/libvirt/hooks/qemu with DOMAIN OPERATION SUB-OPERATION
+EXTRA and the domain XML on stdin. On "prepare begin" (start), "migrate
+begin" (incoming migration), "restore begin" and "attach begin" the domain
+becomes a Change against the estate: create (a VM the estate does not
+know), migrate (it ran on another host), detach-nic/attach-nic (NICs added,
+removed or moved), update (security attributes in its <metadata>). A denied
+change exits non-zero with the reasons on stderr, which libvirt shows the
+operator; every other event exits 0 at once. Nothing is ever printed on
+stdout (libvirt would take it as a rewritten domain XML), and the hook never
+calls back into libvirt.
+
+Configuration (` + libvirt.DefaultHookConfig + `, or the file in
+$VGUARD_HOOK_CONFIG, or --config):
+
+  estate: [/var/lib/vguard/estate.yaml]
+  hypervisor: hv-a      # this host's name in the estate (default: host name)
+  onError: closed       # closed: refuse when the estate cannot be read; open: allow
+
+Install (docs/connectors.md):
+
+  install -m 0755 /dev/stdin /etc/libvirt/hooks/qemu <<'HOOK'
+  #!/bin/sh
+  exec /usr/local/bin/vguard libvirt-hook "$@"
+  HOOK
+  systemctl restart libvirtd   # libvirt looks for new hook files at start`,
+		Args: cobra.ArbitraryArgs, // checked against libvirt's protocol below
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runLibvirtHook(g, configPath, args)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "hook configuration `FILE` (default $VGUARD_HOOK_CONFIG or "+libvirt.DefaultHookConfig+")")
+	return cmd
+}
+
+// runLibvirtHook judges one hook event. Exit codes: 0 allowed (or not an
+// event vguard judges), 1 refused by policy, 2 could not judge and failing
+// closed.
+func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
+	ev, err := libvirt.ParseHookArgs(args)
+	if err != nil {
+		return usagef("vguard libvirt-hook", "%v", err)
+	}
+	if !ev.Judged() {
+		return nil // libvirt may send stdin; it is not read
+	}
+	if configPath == "" {
+		configPath = os.Getenv("VGUARD_HOOK_CONFIG")
+	}
+	if configPath == "" {
+		configPath = libvirt.DefaultHookConfig
+	}
+	what := fmt.Sprintf("%s of domain %q", ev.Op, ev.Domain)
+	cfg, err := libvirt.LoadHookConfig(configPath)
+	if err != nil {
+		// Without its configuration the hook cannot know whether to fail
+		// open, so it fails closed.
+		return hookCannotJudge(g, nil, what, fmt.Errorf("reading the hook configuration: %w", err))
+	}
+	domXML, err := io.ReadAll(io.LimitReader(g.stdin, 64<<20))
+	if err != nil {
+		return hookCannotJudge(g, cfg, what, fmt.Errorf("reading the domain XML on stdin: %w", err))
+	}
+	res, err := load.Paths(cfg.Estate, loadOptions())
+	if err != nil {
+		return hookCannotJudge(g, cfg, what, fmt.Errorf("reading the estate %s: %w", strings.Join(cfg.Estate, ", "), err))
+	}
+	x := estate.NewIndex(res.Estate)
+	chg, err := libvirt.HookChange(x, cfg.Hypervisor, string(domXML))
+	if err != nil {
+		return hookCannotJudge(g, cfg, what, err)
+	}
+	if len(chg.Operations) == 0 {
+		return nil
+	}
+	judge, err := change.NewJudge(x, res.Policy, check.NewDiskFiles())
+	if err != nil {
+		return hookCannotJudge(g, cfg, what, err)
+	}
+	v, err := judge.Judge(chg)
+	if err != nil {
+		var lerrs load.Errors
+		if errors.As(err, &lerrs) {
+			err = fmt.Errorf("the estate cannot take this change (sync again?): %w", err)
+		}
+		return hookCannotJudge(g, cfg, what, err)
+	}
+	blockAt := res.Policy.Change.BlockAt
+	switch v.Decision {
+	case change.Deny:
+		var b strings.Builder
+		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces findings at or above %s:", what, cfg.Hypervisor, libvirt.Describe(chg), blockAt)
+		for _, f := range v.Introduced {
+			if f.Severity >= blockAt {
+				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)
+			}
+		}
+		return &verdictError{msg: b.String()}
+	case change.Warn:
+		for _, f := range v.Introduced {
+			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s introduces %s %s %s: %s\n", what, cfg.Hypervisor, f.Check, f.Severity, f.Subject, f.Message)
+		}
+	}
+	return nil
+}
+
+// hookCannotJudge fails closed (exit 2, the reason on stderr) or, when
+// configured, open (exit 0, the reason still on stderr for the log).
+func hookCannotJudge(g *globalOptions, cfg *libvirt.HookConfig, what string, err error) error {
+	if cfg != nil && cfg.FailOpen {
+		fmt.Fprintf(g.stderr, "vguard: cannot judge %s, allowed (onError: open): %v\n", what, err)
+		return nil
+	}
+	return &inputError{errs: []error{fmt.Errorf("vguard: cannot judge %s, refused (onError: closed): %w", what, err)}}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vguard-dev/vguard/internal/connector"
+	"github.com/vguard-dev/vguard/internal/libvirt"
+	"github.com/vguard-dev/vguard/internal/vsphere"
+)
+
+type syncOptions struct {
+	overlays []string
+	output   string
+}
+
+func newSyncCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sync libvirt|vsphere ...",
+		Short: "Read an estate from libvirt or vSphere and write it as Estate and Policy documents",
+		Long: `Read the facts of an estate from the platform that runs it (hypervisors, VMs
+with their NICs, networks; for vSphere also DRS rules), lay an overlay of
+ordinary Estate and Policy documents over them for what the platform cannot
+know (zones and their exposure, datastores, services, policy), and write the
+result as documents every other command reads. See docs/connectors.md.
+
+The output is checked by loading it back before it is written, and written
+through a temporary file and a rename: a failed sync never leaves a partial
+estate behind.`,
+	}
+	cmd.AddCommand(newSyncLibvirtCmd(g), newSyncVSphereCmd(g))
+	return cmd
+}
+
+func addSyncFlags(cmd *cobra.Command, o *syncOptions) {
+	f := cmd.Flags()
+	f.StringArrayVar(&o.overlays, "overlay", nil, "Estate/Policy documents (`PATH`: file or directory) laid over what the platform reports; repeatable")
+	f.StringVarP(&o.output, "output", "o", "", "write the documents to `FILE` (default stdout)")
+}
+
+func newSyncLibvirtCmd(g *globalOptions) *cobra.Command {
+	o := &syncOptions{}
+	var uris []string
+	cmd := &cobra.Command{
+		Use:   "libvirt --uri URI [--uri URI...] [--overlay PATH...] [-o FILE]",
+		Short: "Read hypervisors through libvirtd, one per --uri",
+		Long: `Read one hypervisor per --uri through libvirtd's RPC protocol: its capacity,
+networks and domains (NICs, UUID, memory, vCPUs, cputune/memtune limits).
+Security attributes come from each domain's and network's <metadata>
+element in namespace https://vguard.dev/xmlns/libvirt/v1 (docs/connectors.md).
+
+A hypervisor is named after the URI's host, or the host name libvirtd
+reports; --uri NAME=URI names it explicitly.`,
+		Example: `  vguard sync libvirt --uri qemu+ssh://root@hv-a/system --uri qemu+ssh://root@hv-b/system \
+      --overlay overlay/ -o estate.yaml
+  vguard sync libvirt --uri hv-local=qemu:///system -o estate.yaml && vguard check estate.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var targets []libvirt.Target
+			for _, u := range uris {
+				t, err := libvirt.ParseTarget(u)
+				if err != nil {
+					return usagef(cmd.CommandPath(), "%v", err)
+				}
+				targets = append(targets, t)
+			}
+			if len(targets) == 0 {
+				return usagef(cmd.CommandPath(), "give at least one --uri")
+			}
+			return runSync(cmd.Context(), g, o, func(ctx context.Context) (*connector.Inventory, error) {
+				return libvirt.Sync(ctx, targets)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&uris, "uri", nil, "libvirt `URI` of one hypervisor, optionally NAME=URI; repeatable")
+	addSyncFlags(cmd, o)
+	return cmd
+}
+
+// runSync reads the platform, merges the overlay and writes the documents.
+func runSync(ctx context.Context, g *globalOptions, o *syncOptions, read func(context.Context) (*connector.Inventory, error)) error {
+	inv, err := read(ctx)
+	if err != nil {
+		return &inputError{errs: []error{fmt.Errorf("sync: %w", err)}}
+	}
+	out, err := connector.Build(inv, o.overlays, o.output)
+	if err != nil {
+		var invalid *connector.InvalidError
+		if errors.As(err, &invalid) {
+			errs := []error{errors.New("vguard: the merged estate would not load, so nothing was written:")}
+			for _, e := range invalid.Errs {
+				errs = append(errs, e)
+			}
+			return &inputError{errs: errs}
+		}
+		return err
+	}
+	for _, w := range out.Warnings {
+		fmt.Fprintf(g.stderr, "vguard: warning: %s\n", w)
+	}
+	st := out.Result.Estate
+	if o.output == "" || o.output == "-" {
+		if _, err := g.stdout.Write(out.Data); err != nil {
+			return fmt.Errorf("writing the output: %w", err)
+		}
+	} else if err := connector.WriteFile(o.output, out.Data); err != nil {
+		return &inputError{errs: []error{fmt.Errorf("writing %s: %w", o.output, err)}}
+	}
+	fmt.Fprintf(g.stderr, "vguard: synced %d hypervisors, %d VMs, %d networks from %s\n",
+		len(st.Hypervisors), len(st.VMs), len(st.Networks), inv.Source)
+	return nil
+}
+
+func newSyncVSphereCmd(g *globalOptions) *cobra.Command {
+	o := &syncOptions{}
+	var rawURL string
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "vsphere --url https://USER:PASS@HOST/sdk [--insecure] [--overlay PATH...] [-o FILE]",
+		Short: "Read clusters, hosts, VMs, port groups and DRS rules from vCenter",
+		Long: `Read the inventory from vCenter in a few bulk requests: clusters and hosts
+(failure domain from the vguard.failureDomain tag or custom attribute), VMs
+with their host, NICs (MAC, port group), BIOS UUID, guest host name, CPU and
+memory and whether a limit is set, standard and distributed port groups with
+VLAN IDs (zone from vguard.zone), and DRS rules as Policy separate and
+placement rules. VM security attributes come from tags or custom attributes
+in the categories vguard.owner, vguard.app, vguard.environment,
+vguard.securityLevel, vguard.homeZone and vguard.gateway.
+
+The password in --url is never printed, in output, warnings or errors. The
+VGUARD_VSPHERE_URL environment variable may hold the URL instead of --url,
+which keeps it out of the process list.`,
+		Example: `  VGUARD_VSPHERE_URL='https://svc-vguard:...@vcenter.example.com/sdk' \
+    vguard sync vsphere --overlay overlay/ -o estate.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rawURL == "" {
+				rawURL = os.Getenv("VGUARD_VSPHERE_URL")
+			}
+			if rawURL == "" {
+				return usagef(cmd.CommandPath(), "give --url https://USER:PASS@HOST/sdk (or set VGUARD_VSPHERE_URL)")
+			}
+			ep, err := vsphere.ParseEndpoint(rawURL, insecure)
+			if err != nil {
+				return usagef(cmd.CommandPath(), "%v", err)
+			}
+			return runSync(cmd.Context(), g, o, func(ctx context.Context) (*connector.Inventory, error) {
+				return vsphere.Sync(ctx, ep)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rawURL, "url", "", "vCenter SDK `URL` with credentials, https://USER:PASS@HOST/sdk")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept any TLS certificate (a self-signed vCenter)")
+	addSyncFlags(cmd, o)
+	return cmd
+}

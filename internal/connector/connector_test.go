@@ -1,0 +1,206 @@
+package connector
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/load"
+)
+
+func discovered() *Inventory {
+	f := false
+	vlan := 5
+	return &Inventory{
+		Source: "test",
+		Estate: estate.Estate{
+			Networks:    []*estate.Network{{Name: "pg-web", VLAN: &vlan}, {Name: "pg-db"}},
+			Hypervisors: []*estate.Hypervisor{{Name: "h1", Cluster: "c1"}, {Name: "h2", Cluster: "c1"}},
+			VMs: []*estate.VM{
+				{Name: "web-1", Hypervisor: "h1", Owner: "web", NICs: []estate.NIC{{Network: "pg-web", MAC: "00:50:56:00:00:01"}},
+					Labels: map[string]string{"from": "platform"}, Resources: &estate.Resources{CPUs: 2, MemoryMiB: 2048, Limited: &f}},
+				{Name: "db-1", Hypervisor: "h2", NICs: []estate.NIC{{Network: "pg-db", MAC: "00:50:56:00:00:02"}}},
+			},
+		},
+		Separate: []*estate.SeparateRule{{Name: "drs/c1/apart", Scope: estate.ScopeHypervisor,
+			Groups: []estate.Selector{{Labels: map[string]string{"k": "web-1"}}, {Labels: map[string]string{"k": "db-1"}}}}},
+	}
+}
+
+func write(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOverlayMerge(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "ov/10-zones.yaml", `apiVersion: vguard.dev/v1
+kind: Estate
+zones: [{name: dmz, exposure: public}, {name: core, exposure: internal}]
+networks:
+  - {name: pg-web, zone: dmz}
+  - {name: pg-db, zone: core}
+datastores: [{name: orders, classification: confidential, owner: db}]
+vms:
+  - name: web-1
+    securityLevel: low
+    labels: {team: a}
+    manifest: m/web-1.json
+    nics: [{network: pg-web, ports: [443]}]
+  - {name: laptop-vm, hypervisor: h1, owner: dev, nics: [{network: pg-web}]}
+services:
+  - {name: web, members: [web-1], minAvailable: 0}
+`)
+	write(t, dir, "ov/m/web-1.json", `{"format": "vguard-manifest/v1", "entries": []}`)
+	write(t, dir, "ov/20-later.yaml", `apiVersion: vguard.dev/v1
+kind: Estate
+vms:
+  - {name: web-1, securityLevel: high, owner: shop}
+---
+apiVersion: vguard.dev/v1
+kind: Policy
+change: {blockAt: medium}
+`)
+	out := filepath.Join(dir, "out", "estate.yaml")
+	if err := os.Mkdir(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Build(discovered(), []string{filepath.Join(dir, "ov")}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := estate.NewIndex(o.Result.Estate)
+	web := x.VMs["web-1"]
+	if web.SecurityLevel != estate.LevelHigh {
+		t.Errorf("a later overlay file patches an earlier one: securityLevel = %v", web.SecurityLevel)
+	}
+	if web.Labels["from"] != "platform" || web.Labels["team"] != "a" {
+		t.Errorf("labels are merged: %v", web.Labels)
+	}
+	if len(web.NICs) != 1 || web.NICs[0].MAC != "00:50:56:00:00:01" || len(web.NICs[0].Ports) != 1 {
+		t.Errorf("NIC patched by network: %+v", web.NICs)
+	}
+	if web.Resources == nil || web.Resources.CPUs != 2 || web.Hypervisor != "h1" {
+		t.Errorf("discovered facts kept: %+v", web)
+	}
+	if !strings.Contains(string(o.Data), "manifest: ../ov/m/web-1.json") {
+		t.Errorf("a manifest path is read relative to the overlay file and written relative to the output:\n%s", o.Data)
+	}
+	if x.VMs["laptop-vm"] == nil || x.Datastores["orders"] == nil {
+		t.Error("objects only in the overlay are added")
+	}
+	if x.Services["web"].MinAvailable != 0 {
+		t.Error("an explicit minAvailable: 0 survives the round trip")
+	}
+	if o.Result.Policy.Change.BlockAt != estate.SevMedium || len(o.Result.Policy.Separate) != 1 {
+		t.Errorf("policy: overlay policy and imported rules both kept: %+v", o.Result.Policy)
+	}
+	warned := false
+	for _, w := range o.Warnings {
+		warned = warned || strings.Contains(w, "vms[0].owner: the overlay replaces the value the platform reported")
+	}
+	if !warned {
+		t.Errorf("replacing a discovered owner is noted: %q", o.Warnings)
+	}
+}
+
+func TestZonesFilled(t *testing.T) {
+	inv := discovered()
+	inv.Estate.Networks[0].Zone = "public"
+	inv.Estate.VMs[1].HomeZone = "vault"
+	o, err := Build(inv, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := estate.NewIndex(o.Result.Estate)
+	if z := x.Zones["public"]; z == nil || z.Exposure != estate.ExposurePublic {
+		t.Errorf("a zone named by an exposure word gets it: %+v", z)
+	}
+	if z := x.Zones["vault"]; z == nil || z.Exposure != estate.ExposureInternal {
+		t.Errorf("another undeclared zone is internal: %+v", z)
+	}
+	if x.Networks["pg-db"].Zone != UnzonedZone {
+		t.Errorf("pg-db zone = %q", x.Networks["pg-db"].Zone)
+	}
+	if len(o.Warnings) != 2 {
+		t.Errorf("want a warning for vault and one for the unzoned network, got %q", o.Warnings)
+	}
+}
+
+func TestOverlayErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, c := range map[string]struct{ text, want string }{
+		"typo":       {"apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: web-1, ownr: x}\n", `typo.yaml:4: vms[0]: unknown field "ownr" (did you mean "owner"?)`},
+		"incomplete": {"apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: new-1}\n", `missing required field "hypervisor"`},
+		"change":     {"apiVersion: vguard.dev/v1\nkind: Change\noperations: []\n", `not "Change"`},
+		"field":      {"apiVersion: vguard.dev/v1\nkind: Estate\nvmz: []\n", `unknown field "vmz"`},
+		"nic":        {"apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - name: db-1\n    nics: [{network: nowhere}]\n", `no NIC of VM "db-1"`},
+		"version":    {"apiVersion: v2\nkind: Estate\n", "want apiVersion vguard.dev/v1"},
+		"syntax":     {"apiVersion: [\n", "syntax.yaml:"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := write(t, dir, name+".yaml", c.text)
+			_, err := Build(discovered(), []string{p}, "")
+			var lerrs load.Errors
+			if !errors.As(err, &lerrs) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want load.Errors with %q, got %v", c.want, err)
+			}
+		})
+	}
+	if _, err := Build(discovered(), []string{filepath.Join(dir, "missing.yaml")}, ""); err == nil {
+		t.Error("a missing overlay is an error")
+	}
+	p := write(t, dir, "dangling.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, homeZone: x, credentials: [{datastore: none, access: read}]}\n")
+	_, err := Build(discovered(), []string{p}, "")
+	var invalid *InvalidError
+	if !errors.As(err, &invalid) || !strings.Contains(err.Error(), `unknown datastore "none"`) {
+		t.Fatalf("a reference nobody defines: want InvalidError, got %v", err)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	a, err := Build(discovered(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Build(discovered(), nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a.Data) != string(b.Data) {
+		t.Error("the same inventory gives different bytes")
+	}
+}
+
+// FuzzOverlay lays arbitrary overlay documents over an inventory: an error,
+// or documents that load, never a panic.
+func FuzzOverlay(f *testing.F) {
+	f.Add("apiVersion: vguard.dev/v1\nkind: Estate\nzones: [{name: z, exposure: public}]\nnetworks: [{name: pg-web, zone: z}]\n")
+	f.Add("apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - name: web-1\n    nics: [{mac: '00-50-56-00-00-01', ports: [22]}]\n    labels: {a: b}\n")
+	f.Add("apiVersion: vguard.dev/v1\nkind: Policy\nseparate: [{name: s, groups: [{app: a}, {app: b}]}]\n")
+	f.Add("apiVersion: vguard.dev/v1\nkind: Estate\nimages: [{name: i, version: 1}, {name: i, version: 1, master: true}]\n")
+	f.Add("{}")
+	dir := f.TempDir()
+	p := filepath.Join(dir, "overlay.yaml")
+	f.Fuzz(func(t *testing.T, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o, err := Build(discovered(), []string{p}, "")
+		if err == nil {
+			if _, lerr := load.Bytes("again.yaml", o.Data, load.Options{}); lerr != nil {
+				t.Fatalf("Build's documents do not load: %v", lerr)
+			}
+		}
+	})
+}

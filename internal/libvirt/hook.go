@@ -1,0 +1,263 @@
+package libvirt
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vguard-dev/vguard/internal/change"
+	"github.com/vguard-dev/vguard/internal/connector"
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/load"
+	"github.com/vguard-dev/vguard/internal/syntax"
+)
+
+// DefaultHookConfig is where the hook reads its configuration. libvirtd
+// runs hooks with an almost empty environment, so a file is the reliable
+// place; VGUARD_HOOK_CONFIG overrides it (for tests and odd layouts).
+const DefaultHookConfig = "/etc/vguard/libvirt-hook.yaml"
+
+// HookConfig is the hook's configuration file:
+//
+//	estate: [/var/lib/vguard/estate.yaml]  # what `vguard sync libvirt -o` wrote, plus any policy
+//	hypervisor: hv-a                       # this host's name in the estate (default: its host name)
+//	onError: closed                        # closed (refuse) | open (allow) when it cannot judge
+type HookConfig struct {
+	Estate     []string `yaml:"estate,required"`
+	Hypervisor string   `yaml:"hypervisor"`
+	OnError    string   `yaml:"onError"`
+	// FailOpen is OnError == "open".
+	FailOpen bool `yaml:"-"`
+}
+
+// LoadHookConfig reads and validates the configuration. Relative estate
+// paths are relative to the configuration file.
+func LoadHookConfig(path string) (*HookConfig, error) {
+	docs, perr := load.ReadDocuments(path)
+	if perr != nil {
+		return nil, perr
+	}
+	if len(docs) != 1 {
+		return nil, fmt.Errorf("%s: want one YAML document, got %d", path, len(docs))
+	}
+	var c HookConfig
+	if errs := syntax.Decode(path, docs[0], "", &c); len(errs) > 0 {
+		return nil, load.Errors(errs)
+	}
+	switch c.OnError {
+	case "", "closed":
+	case "open":
+		c.FailOpen = true
+	default:
+		return nil, fmt.Errorf("%s: onError: want closed or open, got %q", path, c.OnError)
+	}
+	if len(c.Estate) == 0 {
+		return nil, fmt.Errorf("%s: estate: list at least one file or directory", path)
+	}
+	for i, p := range c.Estate {
+		if !filepath.IsAbs(p) {
+			c.Estate[i] = filepath.Join(filepath.Dir(path), p)
+		}
+	}
+	if c.Hypervisor == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("%s: hypervisor not given and the host name is unknown: %w", path, err)
+		}
+		c.Hypervisor = h
+	}
+	return &c, nil
+}
+
+// HookEvent is one call of libvirt's qemu hook: argv[1..4] are the domain
+// name, the operation, the sub-operation and an extra argument ("-").
+type HookEvent struct {
+	Domain, Op, SubOp, Extra string
+}
+
+// ParseHookArgs reads the hook's arguments as libvirt passes them.
+func ParseHookArgs(args []string) (HookEvent, error) {
+	if len(args) < 3 || len(args) > 4 {
+		return HookEvent{}, fmt.Errorf("want the arguments libvirt passes to a qemu hook (DOMAIN OPERATION SUB-OPERATION [EXTRA]), got %d", len(args))
+	}
+	ev := HookEvent{Domain: args[0], Op: args[1], SubOp: args[2], Extra: "-"}
+	if len(args) == 4 {
+		ev.Extra = args[3]
+	}
+	return ev, nil
+}
+
+// Judged reports whether vguard judges this event: the moments a domain is
+// about to run here (prepare: start; migrate: incoming migration; restore:
+// from a saved image; attach: adopting an outside QEMU process). Every
+// other event is allowed without reading anything.
+func (ev HookEvent) Judged() bool {
+	if ev.SubOp != "begin" {
+		return false
+	}
+	switch ev.Op {
+	case "prepare", "migrate", "restore", "attach":
+		return true
+	}
+	return false
+}
+
+// BridgeLabel is the hypervisor label prefix under which sync records the
+// libvirt network that owns each host bridge, so that the hook (which must
+// not call back into libvirt) maps a bridge NIC to its network the same way.
+const BridgeLabel = "libvirt.vguard.dev/bridge."
+
+// HookChange turns a domain about to run on hypervisor hv into the change
+// it makes to the estate: create when the estate does not know the VM;
+// otherwise migrate when it ran elsewhere, detach-nic and attach-nic for
+// each NIC added, removed or moved to another network (matched by MAC),
+// and update for the security attributes its <metadata> declares
+// differently. An empty change means nothing changes.
+func HookChange(x *estate.Index, hv string, domXML string) (*change.Change, error) {
+	if x.Hypervisors[hv] == nil {
+		return nil, fmt.Errorf("this host, hypervisor %q, is not in the estate (set hypervisor: in the hook configuration, or sync again)", hv)
+	}
+	bridgeNet := map[string]string{}
+	for k, v := range x.Hypervisors[hv].Labels {
+		if b, ok := strings.CutPrefix(k, BridgeLabel); ok {
+			bridgeNet[b] = v
+		}
+	}
+	vm, _, err := DomainVM(domXML, hv, bridgeNet)
+	if err != nil {
+		return nil, err
+	}
+	c := &change.Change{File: "<libvirt hook>", Meta: estate.Meta{Name: "libvirt hook: domain " + vm.Name}}
+	add := func(op *change.Operation) {
+		op.Index = len(c.Operations)
+		c.Operations = append(c.Operations, op)
+	}
+	old := x.VMs[vm.Name]
+	if old == nil {
+		spec, err := vmNode(vm)
+		if err != nil {
+			return nil, err
+		}
+		add(&change.Operation{Op: change.OpCreate, Spec: spec})
+		return c, nil
+	}
+	if old.Hypervisor != hv {
+		add(&change.Operation{Op: change.OpMigrate, VM: vm.Name, ToHypervisor: hv})
+	}
+	// NICs: matched by MAC; a NIC without a MAC (rare in a defined domain)
+	// is matched by network.
+	oldByKey := map[string]estate.NIC{}
+	for _, n := range old.NICs {
+		oldByKey[nicKey(n)] = n
+	}
+	newKeys := map[string]bool{}
+	for _, n := range vm.NICs {
+		newKeys[nicKey(n)] = true
+	}
+	var detach, attach []*change.Operation
+	for _, n := range old.NICs {
+		k := nicKey(n)
+		if nn, kept := findNIC(vm.NICs, k); kept && nn.Network == n.Network {
+			continue
+		}
+		detach = append(detach, &change.Operation{Op: change.OpDetachNIC, VM: vm.Name, Network: n.Network, MAC: n.MAC})
+	}
+	for _, n := range vm.NICs {
+		k := nicKey(n)
+		prev, had := oldByKey[k]
+		if had && prev.Network == n.Network {
+			continue
+		}
+		op := &change.Operation{Op: change.OpAttachNIC, VM: vm.Name, Network: n.Network, MAC: n.MAC}
+		if had {
+			op.Ports = prev.Ports // the NIC moved: its services go with it
+		}
+		attach = append(attach, op)
+	}
+	for _, op := range detach {
+		add(op)
+	}
+	for _, op := range attach {
+		add(op)
+	}
+	if set := attrPatch(old, vm); set != nil {
+		add(&change.Operation{Op: change.OpUpdate, VM: vm.Name, Set: set})
+	}
+	return c, nil
+}
+
+func nicKey(n estate.NIC) string {
+	if n.MAC != "" {
+		return "mac:" + estate.NormalizeMAC(n.MAC)
+	}
+	return "net:" + n.Network
+}
+
+func findNIC(nics []estate.NIC, key string) (estate.NIC, bool) {
+	for _, n := range nics {
+		if nicKey(n) == key {
+			return n, true
+		}
+	}
+	return estate.NIC{}, false
+}
+
+// attrPatch returns an update's `set` for the attributes the domain's
+// metadata gives that differ from the estate, or nil. Attributes the
+// metadata leaves out keep the estate's value (the overlay may give them).
+func attrPatch(old, vm *estate.VM) *syntax.Node {
+	set := &syntax.Node{Kind: syntax.MapNode}
+	str := func(key, was, now string) {
+		if now != "" && now != was {
+			set.Items = append(set.Items, &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: key},
+				&syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: now})
+		}
+	}
+	str("owner", old.Owner, vm.Owner)
+	str("app", old.App, vm.App)
+	str("homeZone", old.HomeZone, vm.HomeZone)
+	if vm.SecurityLevel != 0 {
+		str("securityLevel", old.SecurityLevel.String(), vm.SecurityLevel.String())
+	}
+	if vm.Environment != 0 {
+		str("environment", old.Environment.String(), vm.Environment.String())
+	}
+	if vm.Gateway && !old.Gateway {
+		set.Items = append(set.Items, &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: "gateway"},
+			&syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.BoolTag, Value: "true"})
+	}
+	if len(set.Items) == 0 {
+		return nil
+	}
+	return set
+}
+
+// vmNode writes vm as the node of a create operation's spec.
+func vmNode(vm *estate.VM) (*syntax.Node, error) {
+	data, err := connector.EncodeVM(vm)
+	if err != nil {
+		return nil, err
+	}
+	docs, perr := load.ParseDocuments("<libvirt hook>", data)
+	if perr != nil {
+		return nil, perr
+	}
+	if len(docs) != 1 {
+		return nil, errors.New("encoding the domain as a VM gave no document")
+	}
+	return docs[0], nil
+}
+
+// Describe lists a change's operations for messages.
+func Describe(c *change.Change) string {
+	ops := make([]string, len(c.Operations))
+	for i, op := range c.Operations {
+		ops[i] = op.String()
+		if n := op.Spec.Get("name"); op.Op == change.OpCreate && n != nil {
+			ops[i] = "create " + n.Value
+		}
+	}
+	return strings.Join(ops, "; ")
+}

@@ -1,0 +1,83 @@
+package libvirt
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vguard-dev/vguard/internal/change"
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/load"
+)
+
+const hookEstate = `apiVersion: vguard.dev/v1
+kind: Estate
+zones: [{name: z, exposure: internal}]
+networks: [{name: lan, zone: z}, {name: dmz, zone: z}]
+hypervisors:
+  - {name: hv-a, labels: {"libvirt.vguard.dev/bridge.br0": lan}}
+  - {name: hv-b}
+vms:
+  - {name: app-1, hypervisor: hv-a, owner: x, nics: [{network: lan, mac: "52:54:00:00:00:01", ports: [443]}]}
+`
+
+func hookIndex(t testing.TB) *estate.Index {
+	res, err := load.Bytes("estate.yaml", []byte(hookEstate), load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return estate.NewIndex(res.Estate)
+}
+
+func TestHookChange(t *testing.T) {
+	x := hookIndex(t)
+	for name, c := range map[string]struct {
+		hv, xml string
+		want    string
+	}{
+		"unchanged": {"hv-a", `<domain><name>app-1</name><devices><interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/></interface></devices></domain>`, ""},
+		"migrated":  {"hv-b", `<domain><name>app-1</name><devices><interface type='network'><mac address='52:54:00:00:00:01'/><source network='lan'/></interface></devices></domain>`, "migrate app-1 to hv-b"},
+		"moved NIC": {"hv-a", `<domain><name>app-1</name><devices><interface type='network'><mac address='52:54:00:00:00:01'/><source network='dmz'/></interface></devices></domain>`,
+			"detach app-1 from lan; attach app-1 to dmz"},
+		"removed NIC": {"hv-a", `<domain><name>app-1</name></domain>`, "detach app-1 from lan"},
+		"new VM":      {"hv-a", `<domain><name>new-1</name><devices><interface type='network'><source network='lan'/></interface></devices></domain>`, "create new-1"},
+		"owner":       {"hv-a", `<domain><name>app-1</name><metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" owner="y"/></metadata><devices><interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/></interface></devices></domain>`, "update app-1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c2, err := HookChange(x, c.hv, c.xml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := Describe(c2); !strings.HasPrefix(got, c.want) || (c.want == "") != (got == "") {
+				t.Fatalf("change = %q, want %q", got, c.want)
+			}
+			if name == "moved NIC" && len(c2.Operations[1].Ports) != 1 {
+				t.Error("a moved NIC keeps its listening ports")
+			}
+		})
+	}
+	if _, err := HookChange(x, "hv-z", `<domain><name>a</name></domain>`); err == nil || !strings.Contains(err.Error(), `"hv-z", is not in the estate`) {
+		t.Errorf("unknown host: %v", err)
+	}
+}
+
+// FuzzHookChange feeds the hook's stdin (domain XML from libvirt) through
+// the change builder and the judge: an error or a verdict, never a panic.
+func FuzzHookChange(f *testing.F) {
+	f.Add(`<domain><name>app-1</name><devices><interface type='network'><mac address='52:54:00:00:00:01'/><source network='dmz'/></interface></devices></domain>`)
+	f.Add(`<domain><name>n</name><metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" gateway="true" environment="dev"/></metadata></domain>`)
+	f.Add(`<domain><name>app-1</name><devices><interface type='user'/></devices></domain>`)
+	f.Add(`<domain><name> </name></domain>`)
+	x := hookIndex(f)
+	res, _ := load.Bytes("estate.yaml", []byte(hookEstate), load.Options{})
+	judge, err := change.NewJudge(x, res.Policy, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := HookChange(x, "hv-a", s)
+		if err != nil || len(c.Operations) == 0 {
+			return
+		}
+		_, _ = judge.Judge(c)
+	})
+}

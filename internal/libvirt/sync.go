@@ -1,0 +1,258 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"sort"
+	"strings"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/vguard-dev/vguard/internal/connector"
+	"github.com/vguard-dev/vguard/internal/estate"
+)
+
+// Target is one hypervisor to read: a libvirt URI, and the name the
+// hypervisor gets in the estate (empty: the URI's host, or else the name
+// libvirtd reports for its host).
+type Target struct {
+	Name string
+	URI  string
+}
+
+// ParseTarget reads a --uri value: a libvirt URI such as
+// qemu+ssh://root@hv-a/system, optionally preceded by NAME= to name the
+// hypervisor (hv-a=qemu:///system). The URI's password, if any, is never
+// kept in messages (see Redact).
+func ParseTarget(s string) (Target, error) {
+	var t Target
+	if name, rest, ok := strings.Cut(s, "="); ok && !strings.ContainsAny(name, ":/?") {
+		t.Name, s = name, rest
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return t, fmt.Errorf("--uri %q is not a libvirt URI such as qemu:///system or qemu+ssh://host/system", Redact(s))
+	}
+	t.URI = s
+	return t, nil
+}
+
+// Redact returns the URI without a password in its user information.
+func Redact(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		if i := strings.LastIndex(uri, "@"); i >= 0 {
+			return "<redacted>" + uri[i:]
+		}
+		return uri
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Conn is a connection to one hypervisor's libvirtd.
+type Conn struct {
+	L    *golibvirt.Libvirt
+	Name string // the hypervisor's name in the estate
+	URI  string // redacted
+}
+
+// Dial connects to the target's libvirtd and opens its URI.
+func Dial(t Target) (*Conn, error) {
+	u, err := url.Parse(t.URI)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Redact(t.URI), err)
+	}
+	l, err := golibvirt.ConnectToURI(u)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", Redact(t.URI), redactErr(err, u))
+	}
+	c := &Conn{L: l, Name: t.Name, URI: Redact(t.URI)}
+	if c.Name == "" {
+		c.Name = u.Hostname()
+	}
+	if c.Name == "" {
+		h, err := l.ConnectGetHostname()
+		if err != nil {
+			l.Disconnect()
+			return nil, fmt.Errorf("%s: asking for the host name: %w", c.URI, err)
+		}
+		c.Name = h
+	}
+	return c, nil
+}
+
+// redactErr returns err's text with the URI's password removed.
+func redactErr(err error, u *url.URL) string {
+	msg := err.Error()
+	if p, ok := u.User.Password(); ok && p != "" {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	return msg
+}
+
+// Close ends the connection.
+func (c *Conn) Close() error { return c.L.Disconnect() }
+
+// host is what one hypervisor holds.
+type host struct {
+	hv       *estate.Hypervisor
+	networks []*estate.Network
+	domains  []domain
+	warnings []string
+}
+
+type domain struct {
+	vm     *estate.VM
+	active bool
+}
+
+// read reads one hypervisor: its capacity, networks and domains.
+func (c *Conn) read() (*host, error) {
+	h := &host{hv: &estate.Hypervisor{Name: c.Name}}
+	_, memKiB, cpus, _, _, _, _, _, err := c.L.NodeGetInfo()
+	if err != nil {
+		return nil, fmt.Errorf("%s: node info: %w", c.URI, err)
+	}
+	h.hv.Capacity = &estate.Capacity{CPUs: int(cpus), MemoryMiB: int64(memKiB / 1024)}
+	nets, _, err := c.L.ConnectListAllNetworks(1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listing networks: %w", c.URI, err)
+	}
+	bridgeNet := map[string]string{}
+	for _, n := range nets {
+		x, err := c.L.NetworkGetXMLDesc(n, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: network %s: %w", c.URI, n.Name, err)
+		}
+		net, bridge, err := NetworkOf(x)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.URI, err)
+		}
+		if bridge != "" {
+			bridgeNet[bridge] = net.Name
+			if h.hv.Labels == nil {
+				h.hv.Labels = map[string]string{}
+			}
+			h.hv.Labels[BridgeLabel+bridge] = net.Name
+		}
+		h.networks = append(h.networks, net)
+	}
+	doms, _, err := c.L.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listing domains: %w", c.URI, err)
+	}
+	for _, d := range doms {
+		x, err := c.L.DomainGetXMLDesc(d, 0)
+		if err != nil {
+			return nil, fmt.Errorf("%s: domain %s: %w", c.URI, d.Name, err)
+		}
+		vm, w, err := DomainVM(x, c.Name, bridgeNet)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.URI, err)
+		}
+		h.warnings = append(h.warnings, w...)
+		h.domains = append(h.domains, domain{vm: vm, active: d.ID > 0})
+	}
+	return h, nil
+}
+
+// Sync reads every target (one hypervisor each) and returns the inventory.
+// Networks of the same name on several hypervisors are one network (as a
+// VLAN trunked to every host is); a domain defined on several hypervisors
+// (the inactive definition left behind by a migration) is the one that
+// runs, or the first one read when none does.
+func Sync(ctx context.Context, targets []Target) (*connector.Inventory, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("no --uri given")
+	}
+	var hosts []*host
+	var sources []string
+	names := map[string]string{}
+	for _, t := range targets {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		c, err := Dial(t)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := names[c.Name]; dup {
+			c.Close()
+			return nil, fmt.Errorf("%s and %s both name hypervisor %q; give one a name with --uri NAME=URI", prev, c.URI, c.Name)
+		}
+		names[c.Name] = c.URI
+		h, err := c.read()
+		c.Close()
+		if err != nil {
+			return nil, err
+		}
+		hosts = append(hosts, h)
+		sources = append(sources, c.URI)
+	}
+	return merge(hosts, "libvirt "+strings.Join(sources, " ")), nil
+}
+
+// merge builds the inventory of several hypervisors from copies of what
+// was read, so that the overlay (which patches objects in place) never
+// changes a host's facts that a watch reuses.
+func merge(hosts []*host, source string) *connector.Inventory {
+	inv := &connector.Inventory{Source: source}
+	e := &inv.Estate
+	nets := map[string]*estate.Network{}
+	vms := map[string]domain{}
+	for _, h := range hosts {
+		hv := *h.hv
+		hv.Labels = maps.Clone(h.hv.Labels)
+		e.Hypervisors = append(e.Hypervisors, &hv)
+		inv.Warnings = append(inv.Warnings, h.warnings...)
+		for _, n0 := range h.networks {
+			n := *n0
+			n0 = &n
+			if prev, ok := nets[n.Name]; ok {
+				if prev.Zone == "" {
+					prev.Zone = n.Zone
+				} else if n.Zone != "" && n.Zone != prev.Zone {
+					inv.Warnings = append(inv.Warnings, fmt.Sprintf("network %s: hypervisor %s puts it in zone %q, another in %q; kept %q",
+						n.Name, h.hv.Name, n.Zone, prev.Zone, prev.Zone))
+				}
+				continue
+			}
+			nets[n.Name] = n0
+		}
+		for _, d := range h.domains {
+			d.vm = d.vm.Clone()
+			prev, dup := vms[d.vm.Name]
+			switch {
+			case !dup:
+				vms[d.vm.Name] = d
+			case d.active && !prev.active:
+				vms[d.vm.Name] = d
+			case d.active && prev.active:
+				inv.Warnings = append(inv.Warnings, fmt.Sprintf("domain %s runs on both %s and %s; kept the one on %s",
+					d.vm.Name, prev.vm.Hypervisor, d.vm.Hypervisor, prev.vm.Hypervisor))
+			}
+		}
+	}
+	// NICs on host bridges or other devices name networks libvirt does not
+	// define; they become networks of their own.
+	for _, d := range vms {
+		e.VMs = append(e.VMs, d.vm)
+		for _, nic := range d.vm.NICs {
+			if _, ok := nets[nic.Network]; !ok {
+				nets[nic.Network] = &estate.Network{Name: nic.Network}
+			}
+		}
+	}
+	for _, n := range nets {
+		e.Networks = append(e.Networks, n)
+	}
+	sort.Strings(inv.Warnings)
+	inv.SortObjects()
+	return inv
+}

@@ -1,0 +1,163 @@
+package libvirt
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vguard-dev/vguard/internal/check"
+	"github.com/vguard-dev/vguard/internal/connector"
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/libvirt/libvirttest"
+	"github.com/vguard-dev/vguard/internal/load"
+)
+
+func abs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestSyncRealDaemon reads two hypervisors (two test-driver estates) from a
+// real libvirtd, lays the overlay over them, and checks that the written
+// documents load and that vguard finds what the facts imply.
+func TestSyncRealDaemon(t *testing.T) {
+	d := libvirttest.Start(t)
+	targets := []Target{
+		{Name: "hv-a", URI: d.URI(abs(t, "testdata/hv-a.xml"))},
+		{Name: "hv-b", URI: d.URI(abs(t, "testdata/hv-b.xml"))},
+	}
+	inv, err := Sync(context.Background(), targets)
+	if err != nil {
+		t.Fatalf("sync: %v (daemon log %s)", err, d.Log)
+	}
+	x := estate.NewIndex(&inv.Estate)
+	if len(x.Hypervisors) != 2 || len(x.VMs) != 4 {
+		t.Fatalf("got %d hypervisors and %d VMs, want 2 and 4", len(x.Hypervisors), len(x.VMs))
+	}
+	web1 := x.VMs["web-1"]
+	if web1.Hypervisor != "hv-a" || web1.Owner != "web" || web1.App != "shop" || web1.SecurityLevel != estate.LevelLow ||
+		web1.Labels["tier"] != "front" || web1.Identity.UUID != "6695eb01-f6a4-8304-79aa-97f2502e1931" {
+		t.Errorf("web-1 mapped wrong: %+v", web1)
+	}
+	if r := web1.Resources; r == nil || r.CPUs != 2 || r.MemoryMiB != 4096 || r.Limited == nil || *r.Limited {
+		t.Errorf("web-1 resources = %+v, want 2 CPUs, 4096 MiB, not limited", r)
+	}
+	if len(web1.NICs) != 1 || web1.NICs[0].Network != "dmz" || web1.NICs[0].MAC != "52:54:00:aa:00:01" {
+		t.Errorf("web-1 NICs = %+v", web1.NICs)
+	}
+	hr1 := x.VMs["hr-app-1"]
+	if got := []string{hr1.NICs[0].Network, hr1.NICs[1].Network}; !slices.Equal(got, []string{"hr-net", "br-backup"}) {
+		t.Errorf("hr-app-1 NIC networks = %v: a bridge owned by a libvirt network is that network, another bridge its own", got)
+	}
+	if r := hr1.Resources; r.Limited == nil || !*r.Limited || r.MemoryMiB != 8192 {
+		t.Errorf("hr-app-1 has a CPU quota: resources = %+v", r)
+	}
+	if r := x.VMs["web-2"].Resources; r.Limited == nil || !*r.Limited || r.MemoryMiB != 2048 {
+		t.Errorf("web-2 has a memory hard limit: resources = %+v", r)
+	}
+	if n := x.Networks["dmz"]; n.Zone != "internet" || n.VLAN == nil || *n.VLAN != 10 {
+		t.Errorf("dmz = %+v", n)
+	}
+	if c := x.Hypervisors["hv-a"].Capacity; c == nil || c.CPUs != 32 || c.MemoryMiB != 131072 {
+		t.Errorf("hv-a capacity = %+v", c)
+	}
+
+	out := filepath.Join(t.TempDir(), "estate.yaml")
+	built, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, out)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	if err := connector.WriteFile(out, built.Data); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv("VG_DUMP") != "" {
+		t.Logf("%s\nwarnings: %q", built.Data, built.Warnings)
+	}
+	res, err := load.Paths([]string{out}, load.Options{})
+	if err != nil {
+		t.Fatalf("the written estate does not load: %v\n%s", err, built.Data)
+	}
+	x = estate.NewIndex(res.Estate)
+	if hr := x.VMs["hr-app-1"]; len(hr.Credentials) != 1 || hr.Labels["pci"] != "true" || hr.Owner != "hr" {
+		t.Errorf("overlay not laid over hr-app-1: %+v", hr)
+	}
+	if w := x.VMs["web-1"]; len(w.NICs[0].Ports) != 2 || w.NICs[0].Network != "dmz" {
+		t.Errorf("overlay ports not on web-1's NIC: %+v", w.NICs)
+	}
+	if h := x.Hypervisors["hv-a"]; h.Cluster != "lab" || h.Capacity == nil || h.Capacity.CPUs != 32 {
+		t.Errorf("hv-a = %+v: overlay cluster and discovered capacity both kept", h)
+	}
+	got := map[string]bool{}
+	for _, f := range check.Evaluate(x, res.Policy, check.Options{}).Findings {
+		got[f.Check+" "+f.Subject] = true
+	}
+	for _, want := range []string{"VG101 vm/web-1", "VG106 vm/hr-app-1", "VG107 vm/hr-app-1", "VG109 vm/web-1",
+		"VG301 service/shop", "VG304 vm/web-1"} {
+		if !got[want] {
+			t.Errorf("missing finding %s; got %v", want, got)
+		}
+	}
+	if got["VG101 vm/web-2"] {
+		t.Error("web-2 is hardened (high): VG101 must not fire on it")
+	}
+	n401 := 0
+	for k := range got {
+		if strings.HasPrefix(k, "VG401 ") {
+			n401++
+		}
+	}
+	if n401 == 0 {
+		t.Errorf("the overlay's separate rule is broken on both hypervisors: want VG401, got %v", got)
+	}
+}
+
+func TestSyncUnreachable(t *testing.T) {
+	_, err := Sync(context.Background(), []Target{{URI: "test+unix:///default?socket=/nonexistent/sock"}})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/sock") {
+		t.Fatalf("want a clear error naming the socket, got %v", err)
+	}
+}
+
+func TestWriteFileNeverPartial(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "estate.yaml")
+	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := connector.WriteFile(filepath.Join(dir, "missing", "estate.yaml"), []byte("new")); err == nil {
+		t.Fatal("want an error writing into a missing directory")
+	}
+	if b, _ := os.ReadFile(out); string(b) != "old" {
+		t.Fatal("existing file changed")
+	}
+}
+
+func TestParseTargetAndRedact(t *testing.T) {
+	tg, err := ParseTarget("hv-a=qemu+libssh2://root:S3cretPw@127.0.0.1:1/system?known_hosts_verify=ignore")
+	if err != nil || tg.Name != "hv-a" || !strings.HasPrefix(tg.URI, "qemu+libssh2://") {
+		t.Fatalf("got %+v, %v", tg, err)
+	}
+	if tg, _ := ParseTarget("qemu:///system?socket=/run/x"); tg.Name != "" || tg.URI != "qemu:///system?socket=/run/x" {
+		t.Errorf("a query's = is not a name: %+v", tg)
+	}
+	if r := Redact(tg.URI); strings.Contains(r, "S3cretPw") || !strings.Contains(r, "root") {
+		t.Errorf("Redact = %q", r)
+	}
+	_, err = Dial(tg)
+	if err == nil || strings.Contains(err.Error(), "S3cretPw") {
+		t.Errorf("dial error must exist and hide the password: %v", err)
+	}
+	if _, err := ParseTarget("not a uri"); err == nil {
+		t.Error("want an error")
+	}
+	if _, err := ParseTarget("qemu+ssh://u:S3cretPw@h/%zz"); err == nil || strings.Contains(err.Error(), "S3cretPw") {
+		t.Errorf("an unparsable URI: want an error without the password, got %v", err)
+	}
+}

@@ -1,0 +1,91 @@
+package libvirt
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vguard-dev/vguard/internal/connector"
+	"github.com/vguard-dev/vguard/internal/libvirt/libvirttest"
+)
+
+// TestWatchDefinedDomain watches a real libvirtd (the shared test:///default
+// driver) while another client defines a low-security domain on an
+// internet-facing network: VG101 must appear within 2 s, and be resolved
+// when the domain is undefined.
+func TestWatchDefinedDomain(t *testing.T) {
+	d := libvirttest.Start(t)
+	other, err := Dial(Target{Name: "mutator", URI: d.URI("default")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_, err = other.L.NetworkDefineXML(`<network><name>dmz</name><bridge name='virbr9'/>
+		<metadata><vguard:network xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" zone="internet"/></metadata></network>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := filepath.Join(t.TempDir(), "overlay.yaml")
+	if err := os.WriteFile(overlay, []byte("apiVersion: vguard.dev/v1\nkind: Estate\nzones: [{name: internet, exposure: public}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan connector.Event, 1000)
+	w := &connector.Watcher{Overlays: []string{overlay}, Emit: func(ev connector.Event) error { events <- ev; return nil }}
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	first := true
+	go func() {
+		done <- Watch(ctx, []Target{{Name: "hv-1", URI: d.URI("default")}}, 50*time.Millisecond, func(inv *connector.Inventory) error {
+			err := w.Update(inv)
+			if first {
+				first = false
+				close(ready)
+			}
+			return err
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first inventory")
+	}
+	start := time.Now()
+	dom, err := other.L.DomainDefineXML(`<domain type='test'><name>intruder</name><memory>1048576</memory><os><type>hvm</type></os>
+		<metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" securityLevel="low"/></metadata>
+		<devices><interface type='network'><mac address='52:54:00:66:00:01'/><source network='dmz'/></interface></devices></domain>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, events, connector.EventAppeared, "VG101", "vm/intruder")
+	t.Logf("VG101 appeared %v after the domain was defined", time.Since(start))
+	if err := other.L.DomainUndefine(dom); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, events, connector.EventResolved, "VG101", "vm/intruder")
+}
+
+func wait(t *testing.T, ch chan connector.Event, kind, check, subject string) {
+	t.Helper()
+	timeout := time.After(2 * time.Second)
+	for {
+		select {
+		case ev := <-ch:
+			if ev.Event == kind && ev.Finding.Check == check && ev.Finding.Subject == subject {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %s %s on %s within 2 s", kind, check, subject)
+		}
+	}
+}

@@ -1,0 +1,295 @@
+// Package libvirt reads a libvirt estate: it turns domain and network XML
+// (libvirt.org/go/libvirtxml) into vguard's VMs and networks, reading the
+// security attributes people put in each object's <metadata> under the
+// namespace https://vguard.dev/xmlns/libvirt/v1, and syncs and watches
+// hypervisors through libvirtd's own RPC protocol
+// (github.com/digitalocean/go-libvirt, no cgo). One URI is one hypervisor.
+package libvirt
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/vguard-dev/vguard/internal/estate"
+)
+
+// Namespace is the XML namespace of vguard's metadata elements:
+//
+//	<metadata>
+//	  <vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1"
+//	      owner="hr" app="hr-app" environment="prod" securityLevel="low"
+//	      homeZone="restricted" gateway="false">
+//	    <vguard:label name="pci" value="true"/>
+//	  </vguard:vm>
+//	</metadata>
+//
+// and in a network's <metadata>: <vguard:network zone="dmz" purpose="guest"/>.
+const Namespace = "https://vguard.dev/xmlns/libvirt/v1"
+
+// NIC kinds that are not a libvirt network or a host bridge are named by
+// their type, e.g. "user" for user-mode (SLIRP) networking.
+
+// DomainVM turns a domain's XML into a VM on hypervisor hv. The NICs name
+// libvirt networks by their name and host bridges by the bridge's name
+// (bridgeNet maps a bridge to the libvirt network that owns it, when one
+// does). Warnings say what could not be mapped exactly.
+func DomainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, []string, error) {
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(domXML); err != nil {
+		return nil, nil, fmt.Errorf("domain XML: %w", err)
+	}
+	if strings.TrimSpace(d.Name) == "" {
+		return nil, nil, errors.New("domain XML: the domain has no name")
+	}
+	vm := &estate.VM{Name: d.Name, Hypervisor: hv}
+	var warnings []string
+	if d.Metadata != nil {
+		if err := vmMetadata(d.Metadata.XML, vm); err != nil {
+			return nil, nil, fmt.Errorf("domain %s: <metadata>: %w", d.Name, err)
+		}
+	}
+	vm.Identity.UUID = strings.ToLower(d.UUID)
+	if d.Devices != nil {
+		for i, nic := range d.Devices.Interfaces {
+			n, w := nicOf(&nic, bridgeNet)
+			if w != "" {
+				warnings = append(warnings, fmt.Sprintf("domain %s: interface %d: %s", d.Name, i, w))
+			}
+			vm.NICs = append(vm.NICs, n)
+		}
+	}
+	res := &estate.Resources{}
+	if d.VCPU != nil {
+		res.CPUs = int(d.VCPU.Value)
+	}
+	if d.Memory != nil {
+		mib, err := toMiB(d.Memory.Value, d.Memory.Unit)
+		if err != nil {
+			return nil, nil, fmt.Errorf("domain %s: <memory>: %w", d.Name, err)
+		}
+		res.MemoryMiB = mib
+	}
+	limited := false
+	if t := d.CPUTune; t != nil {
+		limited = limited || t.Quota != nil && t.Quota.Value > 0 || t.GlobalQuota != nil && t.GlobalQuota.Value > 0
+	}
+	if t := d.MemoryTune; t != nil {
+		limited = limited || t.HardLimit != nil && t.HardLimit.Value > 0
+	}
+	res.Limited = &limited
+	vm.Resources = res
+	return vm, warnings, nil
+}
+
+func nicOf(nic *libvirtxml.DomainInterface, bridgeNet map[string]string) (estate.NIC, string) {
+	var n estate.NIC
+	if nic.MAC != nil {
+		n.MAC = strings.ToLower(nic.MAC.Address)
+	}
+	src := nic.Source
+	switch {
+	case src != nil && src.Network != nil && src.Network.Network != "":
+		n.Network = src.Network.Network
+	case src != nil && src.Bridge != nil && src.Bridge.Bridge != "":
+		n.Network = src.Bridge.Bridge
+		if owner, ok := bridgeNet[src.Bridge.Bridge]; ok {
+			n.Network = owner
+		}
+	case src != nil && src.Direct != nil && src.Direct.Dev != "":
+		n.Network = src.Direct.Dev
+	default:
+		kind := interfaceKind(src)
+		n.Network = kind
+		return n, fmt.Sprintf("a %s interface has no libvirt network or bridge; it is put on network %q", kind, kind)
+	}
+	return n, ""
+}
+
+func interfaceKind(src *libvirtxml.DomainInterfaceSource) string {
+	switch {
+	case src == nil:
+		return "unknown"
+	case src.User != nil:
+		return "user"
+	case src.Ethernet != nil:
+		return "ethernet"
+	case src.VHostUser != nil:
+		return "vhostuser"
+	case src.Hostdev != nil:
+		return "hostdev"
+	case src.Internal != nil:
+		return "internal"
+	case src.Network != nil:
+		return "network"
+	case src.Bridge != nil:
+		return "bridge"
+	}
+	return "other"
+}
+
+// toMiB converts a libvirt memory size (default unit KiB) to MiB.
+func toMiB(v uint, unit string) (int64, error) {
+	mult := map[string]float64{
+		"": 1.0 / 1024, "k": 1.0 / 1024, "KiB": 1.0 / 1024, "KB": 1000.0 / 1024 / 1024,
+		"b": 1.0 / 1024 / 1024, "bytes": 1.0 / 1024 / 1024,
+		"M": 1, "MiB": 1, "MB": 1e6 / 1024 / 1024,
+		"G": 1024, "GiB": 1024, "GB": 1e9 / 1024 / 1024,
+		"T": 1024 * 1024, "TiB": 1024 * 1024, "TB": 1e12 / 1024 / 1024,
+	}
+	m, ok := mult[unit]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q", unit)
+	}
+	return int64(float64(v) * m), nil
+}
+
+// metaElements returns the vguard elements named local in a <metadata>
+// element's inner XML, with their attributes and child labels.
+type metaElement struct {
+	attrs  map[string]string
+	labels map[string]string
+}
+
+func findMeta(inner, local string) (*metaElement, error) {
+	dec := xml.NewDecoder(strings.NewReader(inner))
+	var found *metaElement
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return found, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			switch {
+			case depth == 1 && t.Name.Space == Namespace && t.Name.Local == local:
+				if found != nil {
+					return nil, fmt.Errorf("more than one <%s> element in namespace %s", local, Namespace)
+				}
+				found = &metaElement{attrs: map[string]string{}}
+				for _, a := range t.Attr {
+					if a.Name.Space == "" {
+						found.attrs[a.Name.Local] = a.Value
+					}
+				}
+			case depth == 2 && found != nil && t.Name.Space == Namespace && t.Name.Local == "label":
+				var name, value string
+				for _, a := range t.Attr {
+					switch a.Name.Local {
+					case "name":
+						name = a.Value
+					case "value":
+						value = a.Value
+					}
+				}
+				if name == "" {
+					return nil, errors.New("a <label> needs a name attribute")
+				}
+				if found.labels == nil {
+					found.labels = map[string]string{}
+				}
+				found.labels[name] = value
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+}
+
+// vmMetadata reads <vguard:vm> into vm.
+func vmMetadata(inner string, vm *estate.VM) error {
+	m, err := findMeta(inner, "vm")
+	if err != nil || m == nil {
+		return err
+	}
+	for k, v := range m.attrs {
+		var err error
+		switch k {
+		case "owner":
+			vm.Owner = v
+		case "app":
+			vm.App = v
+		case "homeZone":
+			vm.HomeZone = v
+		case "environment":
+			err = vm.Environment.UnmarshalText([]byte(v))
+		case "securityLevel":
+			err = vm.SecurityLevel.UnmarshalText([]byte(v))
+		case "gateway":
+			vm.Gateway, err = strconv.ParseBool(v)
+		default:
+			err = fmt.Errorf("unknown attribute (want owner, app, environment, securityLevel, homeZone, gateway)")
+		}
+		if err != nil {
+			return fmt.Errorf("vguard:vm %s=%q: %w", k, v, err)
+		}
+	}
+	vm.Labels = m.labels
+	return nil
+}
+
+// NetworkOf turns a libvirt network's XML into a network, with its bridge
+// name (for domains whose NICs name the bridge rather than the network).
+func NetworkOf(netXML string) (*estate.Network, string, error) {
+	var n libvirtxml.Network
+	if err := n.Unmarshal(netXML); err != nil {
+		return nil, "", fmt.Errorf("network XML: %w", err)
+	}
+	if strings.TrimSpace(n.Name) == "" {
+		return nil, "", errors.New("network XML: the network has no name")
+	}
+	net := &estate.Network{Name: n.Name}
+	if n.VLAN != nil && len(n.VLAN.Tags) == 1 {
+		id := int(n.VLAN.Tags[0].ID)
+		net.VLAN = &id
+	}
+	if n.Metadata != nil {
+		m, err := findMeta(n.Metadata.XML, "network")
+		if err != nil {
+			return nil, "", fmt.Errorf("network %s: <metadata>: %w", n.Name, err)
+		}
+		if m != nil {
+			for k, v := range m.attrs {
+				var err error
+				switch k {
+				case "zone":
+					net.Zone = v
+				case "purpose":
+					err = net.Purpose.UnmarshalText([]byte(v))
+				case "vlan":
+					var id int
+					id, err = strconv.Atoi(v)
+					if err == nil && (id < 0 || id > 4094) {
+						err = errors.New("want 0..4094")
+					}
+					net.VLAN = &id
+				default:
+					err = errors.New("unknown attribute (want zone, purpose, vlan)")
+				}
+				if err != nil {
+					return nil, "", fmt.Errorf("network %s: vguard:network %s=%q: %w", n.Name, k, v, err)
+				}
+			}
+		}
+	}
+	bridge := ""
+	if n.Bridge != nil {
+		bridge = n.Bridge.Name
+	}
+	return net, bridge, nil
+}
+
+// isXML reports whether b looks like an XML document (for the hook's
+// stdin, which libvirt fills with the domain XML).
+func isXML(b []byte) bool { return bytes.HasPrefix(bytes.TrimSpace(b), []byte("<")) }

@@ -1,0 +1,489 @@
+package vsphere
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/view"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vguard-dev/vguard/internal/connector"
+	"github.com/vguard-dev/vguard/internal/estate"
+)
+
+// The attribute categories (tag categories or custom attribute names)
+// vguard reads, by the kind of object they apply to.
+const (
+	AttrOwner         = "vguard.owner"
+	AttrApp           = "vguard.app"
+	AttrEnvironment   = "vguard.environment"
+	AttrSecurityLevel = "vguard.securityLevel"
+	AttrHomeZone      = "vguard.homeZone"
+	AttrGateway       = "vguard.gateway"
+	AttrZone          = "vguard.zone"
+	AttrFailureDomain = "vguard.failureDomain"
+)
+
+// The properties read for each kind: only what the mapping uses.
+var (
+	hostProps    = []string{"name", "parent", "summary.hardware", "config.network.portgroup", "customValue"}
+	vmProps      = []string{"name", "runtime.host", "config.uuid", "config.template", "config.hardware", "config.cpuAllocation", "config.memoryAllocation", "guest.hostName", "customValue"}
+	netProps     = []string{"name", "customValue"}
+	dvpgProps    = []string{"name", "key", "config.defaultPortConfig", "config.uplink", "customValue"}
+	clusterProps = []string{"name", "configurationEx"}
+)
+
+// Raw is what one sync reads from vCenter, before mapping.
+type Raw struct {
+	Hosts    []mo.HostSystem
+	VMs      []mo.VirtualMachine
+	Networks []mo.Network
+	DVPGs    []mo.DistributedVirtualPortgroup
+	Clusters []mo.ClusterComputeResource
+	// Attrs are the vguard.* attributes of each object (by moref value):
+	// custom attributes, then tags, which win.
+	Attrs    map[string]map[string]string
+	Warnings []string
+}
+
+// Read retrieves the inventory in one container view: a request per
+// object kind (paged by the collector), plus one for custom attribute
+// definitions and one for tags.
+func (s *Session) Read(ctx context.Context) (*Raw, error) {
+	c := s.C
+	m := view.NewManager(c)
+	v, err := m.CreateContainerView(ctx, c.ServiceContent.RootFolder,
+		[]string{"HostSystem", "VirtualMachine", "Network", "ClusterComputeResource"}, true)
+	if err != nil {
+		return nil, s.fail("creating a container view", err)
+	}
+	defer v.Destroy(context.WithoutCancel(ctx))
+	r := &Raw{Attrs: map[string]map[string]string{}}
+	for _, q := range []struct {
+		kind  string
+		props []string
+		dst   any
+	}{
+		{"HostSystem", hostProps, &r.Hosts},
+		{"VirtualMachine", vmProps, &r.VMs},
+		{"Network", netProps, &r.Networks},
+		{"DistributedVirtualPortgroup", dvpgProps, &r.DVPGs},
+		{"ClusterComputeResource", clusterProps, &r.Clusters},
+	} {
+		if err := v.Retrieve(ctx, []string{q.kind}, q.props, q.dst); err != nil {
+			return nil, s.fail("reading "+q.kind+" objects", err)
+		}
+	}
+	if err := s.customAttributes(ctx, r); err != nil {
+		return nil, err
+	}
+	s.tagAttributes(ctx, r)
+	return r, nil
+}
+
+func (s *Session) fail(what string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s from %s: %w", what, s.ep, err)
+	}
+	return fmt.Errorf("%s from %s: %w (nothing was written)", what, s.ep, s.ep.redact(err))
+}
+
+// customAttributes maps each object's custom values named vguard.* into
+// r.Attrs.
+func (s *Session) customAttributes(ctx context.Context, r *Raw) error {
+	if s.C.ServiceContent.CustomFieldsManager == nil {
+		return nil // a bare ESXi host has none
+	}
+	defs, err := object.NewCustomFieldsManager(s.C).Field(ctx)
+	if err != nil {
+		return s.fail("reading custom attribute definitions", err)
+	}
+	names := map[int32]string{}
+	for _, d := range defs {
+		if strings.HasPrefix(d.Name, "vguard.") {
+			names[d.Key] = d.Name
+		}
+	}
+	add := func(ref types.ManagedObjectReference, values []types.BaseCustomFieldValue) {
+		for _, bv := range values {
+			sv, ok := bv.(*types.CustomFieldStringValue)
+			if !ok || names[sv.Key] == "" || sv.Value == "" {
+				continue
+			}
+			if r.Attrs[ref.Value] == nil {
+				r.Attrs[ref.Value] = map[string]string{}
+			}
+			r.Attrs[ref.Value][names[sv.Key]] = sv.Value
+		}
+	}
+	for i := range r.Hosts {
+		add(r.Hosts[i].Self, r.Hosts[i].CustomValue)
+	}
+	for i := range r.VMs {
+		add(r.VMs[i].Self, r.VMs[i].CustomValue)
+	}
+	for i := range r.Networks {
+		add(r.Networks[i].Self, r.Networks[i].CustomValue)
+	}
+	return nil
+}
+
+// tagAttributes reads the tags of every host, VM and network in vguard.*
+// categories, in batches. vCenter without the tagging service (or a user
+// without the right to read it) gives a warning, not a failure: custom
+// attributes and the overlay still apply.
+func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
+	rc, err := s.restClient(ctx)
+	if err != nil {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (the vAPI endpoint refused the login: %v); custom attributes still apply", err))
+		return
+	}
+	tm := tags.NewManager(rc)
+	cats, err := tm.GetCategories(ctx)
+	if err != nil {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (listing categories: %v)", s.ep.redact(err)))
+		return
+	}
+	catName := map[string]string{}
+	for _, c := range cats {
+		if strings.HasPrefix(c.Name, "vguard.") {
+			catName[c.ID] = c.Name
+		}
+	}
+	if len(catName) == 0 {
+		return
+	}
+	var refs []mo.Reference
+	for i := range r.Hosts {
+		refs = append(refs, r.Hosts[i].Self)
+	}
+	for i := range r.VMs {
+		refs = append(refs, r.VMs[i].Self)
+	}
+	for i := range r.Networks {
+		refs = append(refs, r.Networks[i].Self)
+	}
+	const batch = 2000
+	for start := 0; start < len(refs); start += batch {
+		part := refs[start:min(start+batch, len(refs))]
+		attached, err := tm.GetAttachedTagsOnObjects(ctx, part)
+		if err != nil {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (%v)", s.ep.redact(err)))
+			return
+		}
+		for _, a := range attached {
+			id := a.ObjectID.Reference().Value
+			for _, t := range a.Tags {
+				cat := catName[t.CategoryID]
+				if cat == "" {
+					continue
+				}
+				if r.Attrs[id] == nil {
+					r.Attrs[id] = map[string]string{}
+				}
+				if prev := r.Attrs[id][cat]; prev != "" && prev != t.Name {
+					r.Warnings = append(r.Warnings, fmt.Sprintf("%s has %s %q and %q; used %q", id, cat, prev, t.Name, t.Name))
+				}
+				r.Attrs[id][cat] = t.Name
+			}
+		}
+	}
+}
+
+// Sync logs in, reads and maps the inventory.
+func Sync(ctx context.Context, ep *Endpoint) (*connector.Inventory, error) {
+	s, err := Login(ctx, ep)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Logout(context.WithoutCancel(ctx))
+	raw, err := s.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return raw.Map("vsphere " + ep.String())
+}
+
+// Map turns what was read into an inventory. An attribute value that is
+// not a word vguard knows (securityLevel: ultra) is an error: a security
+// fact silently dropped would make a check pass that should not.
+func (r *Raw) Map(source string) (*connector.Inventory, error) {
+	inv := &connector.Inventory{Source: source, Warnings: slices.Clone(r.Warnings)}
+	e := &inv.Estate
+	var errs []error
+
+	clusterOf := map[string]string{} // cluster moref -> name
+	for i := range r.Clusters {
+		clusterOf[r.Clusters[i].Self.Value] = r.Clusters[i].Name
+	}
+	hostName := map[string]string{}
+	pgVLAN := map[string]int{} // standard port group name -> VLAN
+	for i := range r.Hosts {
+		h := &r.Hosts[i]
+		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: r.Attrs[h.Self.Value][AttrFailureDomain]}
+		if h.Parent != nil {
+			hv.Cluster = clusterOf[h.Parent.Value]
+		}
+		if hw := h.Summary.Hardware; hw != nil {
+			hv.Capacity = &estate.Capacity{CPUs: int(hw.NumCpuThreads), MemoryMiB: hw.MemorySize >> 20}
+		}
+		if h.Config != nil && h.Config.Network != nil {
+			for _, pg := range h.Config.Network.Portgroup {
+				if prev, ok := pgVLAN[pg.Spec.Name]; ok && prev != int(pg.Spec.VlanId) {
+					inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s has VLAN %d on one host and %d on %s; kept %d",
+						pg.Spec.Name, prev, pg.Spec.VlanId, h.Name, prev))
+					continue
+				}
+				pgVLAN[pg.Spec.Name] = int(pg.Spec.VlanId)
+			}
+		}
+		hostName[h.Self.Value] = h.Name
+		e.Hypervisors = append(e.Hypervisors, hv)
+	}
+
+	netName := map[string]string{} // network moref -> name
+	dvpgByKey := map[string]string{}
+	nets := map[string]*estate.Network{}
+	uplink := map[string]bool{}
+	dvpgVLAN := map[string]*int{}
+	for i := range r.DVPGs {
+		pg := &r.DVPGs[i]
+		if pg.Config.Uplink != nil && *pg.Config.Uplink {
+			uplink[pg.Self.Value] = true
+			continue
+		}
+		dvpgByKey[pg.Key] = pg.Name
+		if ps, ok := pg.Config.DefaultPortConfig.(*types.VMwareDVSPortSetting); ok && ps.Vlan != nil {
+			if id, ok := ps.Vlan.(*types.VmwareDistributedVirtualSwitchVlanIdSpec); ok {
+				v := int(id.VlanId)
+				dvpgVLAN[pg.Self.Value] = &v
+			}
+		}
+	}
+	for i := range r.Networks {
+		n := &r.Networks[i]
+		if uplink[n.Self.Value] {
+			continue
+		}
+		netName[n.Self.Value] = n.Name
+		net := nets[n.Name]
+		if net == nil {
+			net = &estate.Network{Name: n.Name}
+			nets[n.Name] = net
+		}
+		if z := r.Attrs[n.Self.Value][AttrZone]; z != "" {
+			net.Zone = z
+		}
+		if v := dvpgVLAN[n.Self.Value]; v != nil {
+			net.VLAN = v
+		} else if v, ok := pgVLAN[n.Name]; ok && n.Self.Type == "Network" {
+			net.VLAN = &v
+		}
+	}
+
+	vmNames := map[string]string{} // moref -> estate name
+	seen := map[string]bool{}
+	for i := range r.VMs {
+		m := &r.VMs[i]
+		if m.Config != nil && m.Config.Template {
+			continue
+		}
+		if m.Runtime.Host == nil || hostName[m.Runtime.Host.Value] == "" {
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("VM %s (%s) has no host; left out", m.Name, m.Self.Value))
+			continue
+		}
+		name := m.Name
+		if seen[name] {
+			name = m.Name + "#" + m.Self.Value
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two VMs are named %s; the one with id %s is written as %s", m.Name, m.Self.Value, name))
+		}
+		seen[name] = true
+		vmNames[m.Self.Value] = name
+		vm := &estate.VM{Name: name, Hypervisor: hostName[m.Runtime.Host.Value]}
+		if err := setVMAttrs(vm, r.Attrs[m.Self.Value]); err != nil {
+			errs = append(errs, fmt.Errorf("VM %s: %w", m.Name, err))
+		}
+		if m.Guest != nil {
+			vm.Identity.Hostname = m.Guest.HostName
+		}
+		if cfg := m.Config; cfg != nil {
+			vm.Identity.UUID = strings.ToLower(cfg.Uuid)
+			limited := cfg.CpuAllocation != nil && cfg.CpuAllocation.Limit != nil && *cfg.CpuAllocation.Limit >= 0 ||
+				cfg.MemoryAllocation != nil && cfg.MemoryAllocation.Limit != nil && *cfg.MemoryAllocation.Limit >= 0
+			vm.Resources = &estate.Resources{CPUs: int(cfg.Hardware.NumCPU), MemoryMiB: int64(cfg.Hardware.MemoryMB), Limited: &limited}
+			for _, dev := range cfg.Hardware.Device {
+				card, ok := dev.(types.BaseVirtualEthernetCard)
+				if !ok {
+					continue
+				}
+				nic, warn := nicOf(card.GetVirtualEthernetCard(), netName, dvpgByKey)
+				if warn != "" {
+					inv.Warnings = append(inv.Warnings, fmt.Sprintf("VM %s: %s", m.Name, warn))
+				}
+				if nets[nic.Network] == nil {
+					nets[nic.Network] = &estate.Network{Name: nic.Network}
+				}
+				vm.NICs = append(vm.NICs, nic)
+			}
+		}
+		e.VMs = append(e.VMs, vm)
+	}
+	for _, n := range nets {
+		e.Networks = append(e.Networks, n)
+	}
+	r.rules(inv, vmNames, hostName)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Strings(inv.Warnings)
+	inv.SortObjects()
+	return inv, nil
+}
+
+func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey map[string]string) (estate.NIC, string) {
+	nic := estate.NIC{MAC: strings.ToLower(card.MacAddress)}
+	switch b := card.Backing.(type) {
+	case *types.VirtualEthernetCardNetworkBackingInfo:
+		if b.Network != nil && netName[b.Network.Value] != "" {
+			nic.Network = netName[b.Network.Value]
+		} else {
+			nic.Network = b.DeviceName
+		}
+	case *types.VirtualEthernetCardDistributedVirtualPortBackingInfo:
+		nic.Network = dvpgByKey[b.Port.PortgroupKey]
+	case *types.VirtualEthernetCardOpaqueNetworkBackingInfo:
+		nic.Network = b.OpaqueNetworkId
+	}
+	if nic.Network == "" {
+		nic.Network = "unknown-backing"
+		return nic, fmt.Sprintf("NIC %s has a backing vguard cannot map; put on network %q", card.MacAddress, nic.Network)
+	}
+	return nic, ""
+}
+
+// setVMAttrs applies a VM's vguard.* attributes.
+func setVMAttrs(vm *estate.VM, attrs map[string]string) error {
+	var errs []error
+	for k, v := range attrs {
+		var err error
+		switch k {
+		case AttrOwner:
+			vm.Owner = v
+		case AttrApp:
+			vm.App = v
+		case AttrHomeZone:
+			vm.HomeZone = v
+		case AttrEnvironment:
+			err = vm.Environment.UnmarshalText([]byte(v))
+		case AttrSecurityLevel:
+			err = vm.SecurityLevel.UnmarshalText([]byte(v))
+		case AttrGateway:
+			switch strings.ToLower(v) {
+			case "true", "yes":
+				vm.Gateway = true
+			case "false", "no":
+			default:
+				err = fmt.Errorf("want true or false")
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", k, v, err))
+		}
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// rules imports enabled DRS rules. A VM-VM anti-affinity rule becomes a
+// separate rule with one group per VM (each VM is picked by a label the
+// import adds); a VM-Host rule becomes a placement rule over the VM group
+// (by label) and the host group's hosts (by name). VM-VM affinity has no
+// vguard counterpart and is noted.
+func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]string) {
+	byName := map[string]*estate.VM{}
+	for _, vm := range inv.Estate.VMs {
+		byName[vm.Name] = vm
+	}
+	label := func(moref, key, value string) bool {
+		vm := byName[vmNames[moref]]
+		if vm == nil {
+			return false
+		}
+		if vm.Labels == nil {
+			vm.Labels = map[string]string{}
+		}
+		vm.Labels[key] = value
+		return true
+	}
+	for i := range r.Clusters {
+		cl := &r.Clusters[i]
+		cfg, ok := cl.ConfigurationEx.(*types.ClusterConfigInfoEx)
+		if !ok {
+			continue
+		}
+		vmGroups := map[string][]types.ManagedObjectReference{}
+		hostGroups := map[string][]types.ManagedObjectReference{}
+		for _, g := range cfg.Group {
+			switch g := g.(type) {
+			case *types.ClusterVmGroup:
+				vmGroups[g.Name] = g.Vm
+			case *types.ClusterHostGroup:
+				hostGroups[g.Name] = g.Host
+			}
+		}
+		for _, br := range cfg.Rule {
+			info := br.GetClusterRuleInfo()
+			if info.Enabled != nil && !*info.Enabled {
+				continue
+			}
+			name := "drs/" + cl.Name + "/" + info.Name
+			switch rule := br.(type) {
+			case *types.ClusterAntiAffinityRuleSpec:
+				key := "vsphere.drs.separate/" + cl.Name + "/" + info.Name
+				sr := &estate.SeparateRule{Name: name, Scope: estate.ScopeHypervisor}
+				for _, ref := range rule.Vm {
+					if label(ref.Value, key, vmNames[ref.Value]) {
+						sr.Groups = append(sr.Groups, estate.Selector{Labels: map[string]string{key: vmNames[ref.Value]}})
+					}
+				}
+				if len(sr.Groups) >= 2 {
+					inv.Separate = append(inv.Separate, sr)
+				}
+			case *types.ClusterVmHostRuleInfo:
+				key := "vsphere.drs.group/" + cl.Name + "/" + rule.VmGroupName
+				n := 0
+				for _, ref := range vmGroups[rule.VmGroupName] {
+					if label(ref.Value, key, "true") {
+						n++
+					}
+				}
+				group, kind := rule.AffineHostGroupName, estate.RuleMust
+				if group == "" {
+					group, kind = rule.AntiAffineHostGroupName, estate.RuleMustNot
+				}
+				var hosts []string
+				for _, ref := range hostGroups[group] {
+					if h := hostName[ref.Value]; h != "" {
+						hosts = append(hosts, h)
+					}
+				}
+				if n == 0 || len(hosts) == 0 {
+					inv.Warnings = append(inv.Warnings, fmt.Sprintf("DRS rule %s names an empty VM or host group; not imported", name))
+					continue
+				}
+				sort.Strings(hosts)
+				inv.Placement = append(inv.Placement, &estate.PlacementRule{Name: name, Rule: kind,
+					VMs: estate.Selector{Labels: map[string]string{key: "true"}}, Hypervisors: estate.HypervisorSelector{Names: hosts}})
+			case *types.ClusterAffinityRuleSpec:
+				inv.Warnings = append(inv.Warnings, fmt.Sprintf("DRS rule %s keeps VMs together; vguard has no such rule, not imported", name))
+			}
+		}
+	}
+}

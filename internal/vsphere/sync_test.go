@@ -1,0 +1,212 @@
+package vsphere
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vguard-dev/vguard/internal/check"
+	"github.com/vguard-dev/vguard/internal/connector"
+	"github.com/vguard-dev/vguard/internal/estate"
+	"github.com/vguard-dev/vguard/internal/load"
+	"github.com/vguard-dev/vguard/internal/vsphere/vspheretest"
+)
+
+const vmsPerCluster = 150 // 300 VMs
+
+func TestSyncSimulator(t *testing.T) {
+	sim := vspheretest.Start(t, vmsPerCluster)
+	pciHost := vspheretest.Scenario(t, sim)
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	inv, err := Sync(context.Background(), ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("synced %d VMs in %v", len(inv.Estate.VMs), time.Since(start))
+	if strings.Contains(inv.Source, vspheretest.Password) {
+		t.Fatal("the password is in the source")
+	}
+	x := estate.NewIndex(&inv.Estate)
+	if len(x.VMs) != 2*vmsPerCluster || len(x.Hypervisors) != 8 {
+		t.Fatalf("got %d VMs on %d hosts, want %d on 8", len(x.VMs), len(x.Hypervisors), 2*vmsPerCluster)
+	}
+	low := x.VMs[vspheretest.VMWebLow]
+	if low.Owner != "web" || low.App != "shop" || low.SecurityLevel != estate.LevelLow || low.HomeZone != "internal" {
+		t.Errorf("tags not honoured on %s: %+v", low.Name, low)
+	}
+	if len(low.NICs) != 1 || low.NICs[0].Network != vspheretest.PGInternal || low.NICs[0].MAC == "" {
+		t.Errorf("%s NICs = %+v", low.Name, low.NICs)
+	}
+	if low.Identity.UUID == "" || low.Resources == nil || low.Resources.CPUs == 0 || low.Resources.MemoryMiB == 0 || low.Resources.Limited == nil {
+		t.Errorf("%s identity/resources = %+v %+v", low.Name, low.Identity, low.Resources)
+	}
+	if hv := x.Hypervisors[low.Hypervisor]; hv == nil || hv.Cluster != "DC0_C0" || hv.Capacity == nil || hv.Capacity.CPUs == 0 {
+		t.Errorf("%s runs on %q = %+v", low.Name, low.Hypervisor, hv)
+	}
+	if low.Identity.Hostname != "web-low.example.com" || *low.Resources.Limited {
+		t.Errorf("%s: hostname %q, limited %v; want the guest host name, no limit", low.Name, low.Identity.Hostname, *low.Resources.Limited)
+	}
+	if hr := x.VMs[vspheretest.VMHR]; hr.Environment != estate.EnvStaging || hr.Resources == nil || hr.Resources.Limited == nil || !*hr.Resources.Limited {
+		t.Errorf("%s: environment tag or CPU limit not read: %+v %+v", hr.Name, hr, hr.Resources)
+	}
+	if vn := x.Networks["VM Network"]; vn == nil || vn.VLAN == nil {
+		t.Errorf("the standard port group's VLAN comes from the hosts: %+v", vn)
+	}
+	if high := x.VMs[vspheretest.VMWebHigh]; high.SecurityLevel != estate.LevelHigh || high.Owner != "web" || !high.Gateway {
+		t.Errorf("custom attributes not honoured: %+v", high)
+	}
+	for name, want := range map[string]struct {
+		zone string
+		vlan int
+	}{vspheretest.PGInternet: {"internet", 100}, vspheretest.PGInternal: {"internal", 200}, vspheretest.PGRestricted: {"restricted", 300}} {
+		n := x.Networks[name]
+		if n == nil || n.Zone != want.zone || n.VLAN == nil || *n.VLAN != want.vlan {
+			t.Errorf("network %s = %+v, want zone %s VLAN %d", name, n, want.zone, want.vlan)
+		}
+	}
+	domains := map[string]bool{}
+	for _, h := range x.Hypervisors {
+		domains[h.FailureDomain] = true
+	}
+	for _, d := range []string{"rack-a", "rack-b", "rack-c"} {
+		if !domains[d] {
+			t.Errorf("no host in failure domain %s: %v", d, domains)
+		}
+	}
+	if len(inv.Separate) != 1 || len(inv.Separate[0].Groups) != 2 {
+		t.Errorf("separate rules = %+v", inv.Separate)
+	}
+	if len(inv.Placement) != 1 || inv.Placement[0].Rule != estate.RuleMust || len(inv.Placement[0].Hypervisors.Names) != 1 ||
+		inv.Placement[0].Hypervisors.Names[0] != pciHost {
+		t.Errorf("placement rules = %+v", inv.Placement)
+	}
+
+	// Merged with an overlay, written, loaded back, checked.
+	out := filepath.Join(t.TempDir(), "estate.yaml")
+	built, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(built.Data), vspheretest.Password) {
+		t.Fatal("the password is in the written estate")
+	}
+	if err := connector.WriteFile(out, built.Data); err != nil {
+		t.Fatal(err)
+	}
+	res, err := load.Paths([]string{out}, load.Options{})
+	if err != nil {
+		t.Fatalf("written estate does not load: %v", err)
+	}
+	got := map[string]bool{}
+	for _, f := range check.Evaluate(estate.NewIndex(res.Estate), res.Policy, check.Options{}).Findings {
+		got[f.Check+" "+f.Subject] = true
+	}
+	if !got["VG402 vm/"+vspheretest.VMHR] {
+		t.Errorf("the imported DRS VM-Host rule is broken: want VG402 on %s; got %d findings", vspheretest.VMHR, len(got))
+	}
+	if got["VG101 vm/"+vspheretest.VMWebHigh] {
+		t.Errorf("%s is hardened: no VG101", vspheretest.VMWebHigh)
+	}
+	// The simulator places VMs itself: the anti-affinity rule is broken
+	// exactly when the two share a host.
+	x = estate.NewIndex(res.Estate)
+	h1, h2 := x.VMs[vspheretest.VMWebLow].Hypervisor, x.VMs[vspheretest.VMWebHigh].Hypervisor
+	if got["VG401 hypervisor/"+h1] != (h1 == h2) {
+		t.Errorf("web VMs on %s and %s: VG401 on %s is %v", h1, h2, h1, got["VG401 hypervisor/"+h1])
+	}
+}
+
+// TestStoppedMidSync stops the simulator while the inventory is being read:
+// the sync must fail with a clear error and return no inventory.
+func TestStoppedMidSync(t *testing.T) {
+	sim := vspheretest.Start(t, 2)
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Model.DelayConfig.MethodDelay = map[string]int{"RetrievePropertiesEx": 300}
+	go func() {
+		time.Sleep(150 * time.Millisecond) // during the first retrieval
+		sim.Server.Close()
+	}()
+	inv, err := Sync(context.Background(), ep)
+	if err == nil || inv != nil {
+		t.Fatalf("want an error and no inventory, got %v, %v", inv, err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "reading ") || !strings.Contains(msg, "nothing was written") {
+		t.Errorf("error does not say what failed: %s", msg)
+	}
+	if strings.Contains(msg, vspheretest.Password) {
+		t.Errorf("the password is in the error: %s", msg)
+	}
+}
+
+// TestPasswordNeverShown makes the URL wrong in several ways; no error may
+// hold the password.
+func TestPasswordNeverShown(t *testing.T) {
+	sim := vspheretest.Start(t, 1)
+	pw := vspheretest.Password
+	good := sim.Server.URL
+	cases := map[string]string{
+		"wrong password": "https://" + vspheretest.User + ":" + pw + "x@" + good.Host + "/sdk",
+		"wrong user":     "https://nobody:" + pw + "@" + good.Host + "/sdk",
+		"no server":      "https://u:" + pw + "@127.0.0.1:1/sdk",
+		"bad host":       "https://u:" + pw + "@no-such-host.invalid/sdk",
+		"bad port":       "https://u:" + pw + "@127.0.0.1:99999/sdk",
+		"bad escape":     "https://u:" + pw + "%zz@127.0.0.1/sdk",
+		"no scheme":      "u:" + pw + "@127.0.0.1/sdk",
+		"ftp":            "ftp://u:" + pw + "@127.0.0.1/sdk",
+		"wrong path":     "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/nope",
+		"no tls verify":  "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk#secure",
+	}
+	for name, raw := range cases {
+		t.Run(name, func(t *testing.T) {
+			insecure := name != "no tls verify"
+			ep, err := ParseEndpoint(raw, insecure)
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, err = Sync(ctx, ep)
+			}
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if strings.Contains(err.Error(), pw) {
+				t.Fatalf("the password is in the error: %v", err)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// TestMapRefusesUnknownWords: an attribute value outside the vocabulary
+// fails the mapping, naming the VM and the value.
+func TestMapRefusesUnknownWords(t *testing.T) {
+	host := types.ManagedObjectReference{Type: "HostSystem", Value: "host-1"}
+	vm := types.ManagedObjectReference{Type: "VirtualMachine", Value: "vm-1"}
+	r := &Raw{
+		Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: host}, Name: "h1"}}},
+		VMs: []mo.VirtualMachine{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: vm}, Name: "web-1"},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &host}}},
+		Attrs: map[string]map[string]string{"vm-1": {AttrSecurityLevel: "ultra", AttrGateway: "maybe"}},
+	}
+	_, err := r.Map("test")
+	if err == nil || !strings.Contains(err.Error(), `VM web-1: vguard.gateway "maybe"`) || !strings.Contains(err.Error(), `vguard.securityLevel "ultra"`) {
+		t.Fatalf("want both bad values named, got %v", err)
+	}
+	r.Attrs["vm-1"] = map[string]string{AttrSecurityLevel: "high", AttrGateway: "yes"}
+	inv, err := r.Map("test")
+	if err != nil || !inv.Estate.VMs[0].Gateway || inv.Estate.VMs[0].SecurityLevel != estate.LevelHigh {
+		t.Fatalf("good values: %v %+v", err, inv)
+	}
+}

@@ -1,0 +1,189 @@
+// Package vspheretest runs govmomi's in-process vCenter simulator (vcsim)
+// for tests, sized to hundreds of VMs, with the tagging (vAPI) endpoint, a
+// password of its own, and a scenario laid on through the real API: VLANs
+// on distributed port groups, vguard.* tags and custom attributes on VMs,
+// hosts and networks, and DRS rules.
+package vspheretest
+
+import (
+	"context"
+	"crypto/tls"
+	"net/url"
+	"testing"
+
+	"github.com/vmware/govmomi"
+	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vapi/rest"
+	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/vim25/types"
+
+	// The tagging endpoint of the simulator.
+	_ "github.com/vmware/govmomi/vapi/simulator"
+)
+
+// User and Password log in to the simulator. The password is distinctive
+// so that tests can assert it never appears in output.
+const (
+	User     = "administrator@vsphere.local"
+	Password = "Sup3r-S3cret-Pw"
+)
+
+// Sim is a running simulator.
+type Sim struct {
+	Model  *simulator.Model
+	Server *simulator.Server
+	// URL is https://USER:PASSWORD@127.0.0.1:PORT/sdk.
+	URL string
+	// Client is a logged-in client for arranging the scenario.
+	Client *govmomi.Client
+	Tags   *tags.Manager
+}
+
+// Start runs a vCenter with 2 clusters of 4 hosts, 3 distributed port
+// groups and vms VMs per cluster; it is stopped when t ends.
+func Start(t testing.TB, vms int) *Sim {
+	t.Helper()
+	m := simulator.VPX()
+	m.Cluster, m.ClusterHost, m.Host = 2, 4, 0
+	m.Portgroup = 3
+	m.Machine = vms
+	m.Autostart = false
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	m.Service.TLS = new(tls.Config)
+	m.Service.RegisterEndpoints = true
+	m.Service.Listen = &url.URL{User: url.UserPassword(User, Password)}
+	s := m.Service.NewServer()
+	sim := &Sim{Model: m, Server: s, URL: s.URL.String()}
+	t.Cleanup(func() {
+		s.Close()
+		m.Remove()
+	})
+	ctx := context.Background()
+	c, err := govmomi.NewClient(ctx, s.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Client = c
+	rc := rest.NewClient(c.Client)
+	if err := rc.Login(ctx, s.URL.User); err != nil {
+		t.Fatal(err)
+	}
+	sim.Tags = tags.NewManager(rc)
+	return sim
+}
+
+// Finder returns a finder on the simulator's datacenter.
+func (s *Sim) Finder(t testing.TB) *find.Finder {
+	t.Helper()
+	f := find.NewFinder(s.Client.Client, true)
+	dc, err := f.DefaultDatacenter(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetDatacenter(dc)
+	return f
+}
+
+// Tag attaches the tag value in category cat (both made if missing) to ref.
+func (s *Sim) Tag(t testing.TB, cat, value string, ref object.Reference) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := s.Tags.GetCategory(ctx, cat)
+	if err != nil {
+		id, err := s.Tags.CreateCategory(ctx, &tags.Category{Name: cat, Cardinality: "SINGLE"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = &tags.Category{ID: id, Name: cat}
+	}
+	tag, err := s.Tags.GetTagForCategory(ctx, value, c.ID)
+	var tagID string
+	if err != nil {
+		tagID, err = s.Tags.CreateTag(ctx, &tags.Tag{Name: value, CategoryID: c.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		tagID = tag.ID
+	}
+	if err := s.Tags.AttachTag(ctx, tagID, ref.Reference()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Attr sets the custom attribute name (made if missing) on ref.
+func (s *Sim) Attr(t testing.TB, name, value string, ref object.Reference) {
+	t.Helper()
+	ctx := context.Background()
+	cfm, err := object.GetCustomFieldsManager(s.Client.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cfm.FindKey(ctx, name)
+	if err != nil {
+		def, err := cfm.Add(ctx, name, "", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key = def.Key
+	}
+	if err := cfm.Set(ctx, ref.Reference(), key, value); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SetVLAN gives a distributed port group a VLAN ID.
+func (s *Sim) SetVLAN(t testing.TB, pg *object.DistributedVirtualPortgroup, vlan int32) {
+	t.Helper()
+	ctx := context.Background()
+	spec := types.DVPortgroupConfigSpec{
+		DefaultPortConfig: &types.VMwareDVSPortSetting{Vlan: &types.VmwareDistributedVirtualSwitchVlanIdSpec{VlanId: vlan}},
+	}
+	task, err := pg.Reconfigure(ctx, spec)
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// MoveNIC puts the first NIC of vm on the distributed port group pg.
+func (s *Sim) MoveNIC(t testing.TB, vm *object.VirtualMachine, pg *object.DistributedVirtualPortgroup) {
+	t.Helper()
+	ctx := context.Background()
+	devs, err := vm.Device(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nics := devs.SelectByType((*types.VirtualEthernetCard)(nil))
+	if len(nics) == 0 {
+		t.Fatalf("%s has no NIC", vm.Name())
+	}
+	backing, err := pg.EthernetCardBackingInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := nics[0].(types.BaseVirtualEthernetCard).GetVirtualEthernetCard()
+	card.Backing = backing
+	if err := vm.EditDevice(ctx, nics[0]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Reconfigure applies a cluster configuration (DRS rules and groups).
+func (s *Sim) Reconfigure(t testing.TB, cl *object.ClusterComputeResource, spec *types.ClusterConfigSpecEx) {
+	t.Helper()
+	ctx := context.Background()
+	task, err := cl.Reconfigure(ctx, spec, true)
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
