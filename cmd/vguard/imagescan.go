@@ -12,8 +12,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vguard-dev/vguard/internal/hygiene"
+	"github.com/vguard-dev/vguard/internal/identity"
 	"github.com/vguard-dev/vguard/internal/imagefs"
 	"github.com/vguard-dev/vguard/internal/progress"
+	"github.com/vguard-dev/vguard/internal/report"
 	"github.com/vguard-dev/vguard/internal/scanreport"
 	"github.com/vguard-dev/vguard/internal/secrets"
 )
@@ -24,10 +26,12 @@ type hygieneOptions struct {
 	output string
 	rules  []string
 	quiet  bool
+	// sarifRules describe the rules in force, for a SARIF driver.
+	sarifRules []report.ScanRule
 }
 
 func (o *hygieneOptions) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.format, "format", "table", "report format: `table` or json")
+	cmd.Flags().StringVar(&o.format, "format", "table", "report format: `table`, json (or, for scan, sarif)")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write the report to `FILE` instead of stdout")
 	cmd.Flags().StringArrayVar(&o.rules, "rules", nil, "add the secret rules of `FILE` (gitleaks TOML format; a rule with the id of a built-in one replaces it); repeatable")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "show no progress bar on stderr")
@@ -36,10 +40,15 @@ func (o *hygieneOptions) register(cmd *cobra.Command) {
 // scanner builds the hygiene scanner from the built-in secret rules and the
 // user's rule files.
 func (o *hygieneOptions) scanner(cmdPath string) (*hygiene.Scanner, error) {
-	if o.format != "table" && o.format != "json" {
-		return nil, usagef(cmdPath, "--format %q: want table or json", o.format)
+	if o.format != "table" && o.format != "json" && (o.format != "sarif" || !strings.HasSuffix(cmdPath, " scan")) {
+		want := "table or json"
+		if strings.HasSuffix(cmdPath, " scan") {
+			want = "table, json or sarif"
+		}
+		return nil, usagef(cmdPath, "--format %q: want %s", o.format, want)
 	}
 	rules := secrets.Builtin()
+	o.sarifRules = nil
 	var errs []error
 	for _, path := range o.rules {
 		data, err := os.ReadFile(path)
@@ -64,6 +73,12 @@ func (o *hygieneOptions) scanner(cmdPath string) (*hygiene.Scanner, error) {
 	s, err := hygiene.NewScanner(rules)
 	if err != nil {
 		return nil, &inputError{errs: []error{err}}
+	}
+	for _, r := range rules {
+		o.sarifRules = append(o.sarifRules, report.ScanRule{ID: r.ID, Description: r.Description, Secret: true})
+	}
+	for _, r := range identity.Rules() {
+		o.sarifRules = append(o.sarifRules, report.ScanRule{ID: r.ID, Description: r.Description})
 	}
 	return s, nil
 }
@@ -136,8 +151,11 @@ func runImageScan(g *globalOptions, cmdPath, path string, opts hygieneOptions) e
 	}
 	rep := res.Report(path)
 	err = g.writeOutput(opts.output, func(w io.Writer) error {
-		if opts.format == "json" {
+		switch opts.format {
+		case "json":
 			return writeJSON(w, rep)
+		case "sarif":
+			return report.WriteScanSARIF(w, rep, opts.sarifRules, "")
 		}
 		writeScanTable(w, rep)
 		return nil
