@@ -136,7 +136,7 @@ type scanState struct {
 	ownStart int
 	lineOwn  int // line number at ownStart
 	pf       *prefilter
-	hitFn    func(end int, kws []int32)
+	hits     []hitRec
 }
 
 type pending struct {
@@ -210,9 +210,6 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 		h.Write(st.buf[:n])
 		copy(head[:], st.buf[:n])
 	}
-	if st.hitFn == nil {
-		st.hitFn = st.onHit
-	}
 
 	var acState int32
 	for {
@@ -226,7 +223,10 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 			}
 		}
 		if st.pf != nil {
-			acState = st.pf.ac.scan(st.buf[st.ownStart:ownEnd], acState, st.hitFn)
+			st.hits, acState = st.pf.ac.scan(st.buf[st.ownStart:ownEnd], acState, st.hits[:0])
+			for _, h := range st.hits {
+				st.onHit(h.end, st.pf.ac.keywords(h.st))
+			}
 		}
 		for _, ri := range s.kwless {
 			if st.active[ri] {
