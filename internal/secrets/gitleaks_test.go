@@ -28,11 +28,11 @@ func TestLoadGitleaks(t *testing.T) {
 		path, content, want string
 	}{
 		{"/etc/acme/env", "TOKEN=" + tok + "\n", "acme-internal-token"},
-		{"/etc/acme/env", "TOKEN=acme_00000000000000000000000000000000\n", ""},               // allowlisted regex (and low entropy)
-		{"/etc/acme/env", "TOKEN=acme_docsk3j9x0v7q2m5n8b1c4z6l0p9r2t5\n", ""},               // allowlisted regex
+		{"/etc/acme/env", "TOKEN=acme_00000000000000000000000000000000\n", ""},                 // allowlisted regex (and low entropy)
+		{"/etc/acme/env", "TOKEN=acme_docsk3j9x0v7q2m5n8b1c4z6l0p9r2t5\n", ""},                 // allowlisted regex
 		{"/src/testdata/t.env", "TOKEN=acme_fixturek3j9x0v7q2m5n8b1c4z6l0p9r\n", ""},           // AND: path and stopword
 		{"/src/t.env", "TOKEN=acme_fixturek3j9x0v7q2m5n8b1c4z6l0p9r\n", "acme-internal-token"}, // AND: stopword alone is not enough
-		{"/srv/vendor/x/env", "TOKEN=" + tok + "\n", ""},                                     // global path allowlist
+		{"/srv/vendor/x/env", "TOKEN=" + tok + "\n", ""},                                       // global path allowlist
 		{"/opt/hr/hr.ini", "HR_PASS = z2oCtIsjhvNK4p\n", "acme-legacy-password"},
 		{"/opt/hr/hr.ini", "HR_PASS = z2oCtIsjhvNK4p # example\n", ""},
 		{"/opt/hr/other.ini", "HR_PASS = z2oCtIsjhvNK4p\n", ""},
