@@ -199,6 +199,7 @@ func builtinRules() []*Rule {
 			Scope:       everyText,
 			Keywords:    []string{"azure", "storage"},
 			Regex:       re(`(?i)(?:azure|storage)[a-z0-9_.-]{0,30}key["']?[ \t]*(?:=|:|=>)[ \t]*["']?([A-Za-z0-9+/]{86}==)`),
+			anchor:      anchorIdent,
 			Allowlists:  []Allowlist{secretAllow("the Azure storage emulator's published key", `^`+regexp.QuoteMeta(azuriteKey)+`$`)},
 			MustMatch: []string{
 				"AZURE_STORAGE_KEY=" + testAzure,
@@ -346,6 +347,7 @@ func builtinRules() []*Rule {
 			Scope:    everyText,
 			Keywords: []string{"password", "passwd", "passphrase", "secret", "pwd"},
 			Regex:    re(`(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|pwd)[a-z0-9_.-]*["'\]]?[ \t]*(?:=>|:=|=|:)[ \t]*` + quotedValue),
+			anchor:   anchorIdent,
 			Generic:  true,
 			verify:   verifyAssignment,
 			Allowlists: []Allowlist{{
@@ -434,6 +436,7 @@ func builtinRules() []*Rule {
 			Scope:       everyText,
 			Keywords:    []string{"pwd", "password"},
 			Regex:       re(`(?i)(?:^|[; \t"'{])(?:pwd|password)[ \t]*=[ \t]*(?:\{([^}\r\n]*)\}|"([^"\r\n]*)"|([^;"'\r\n]*[^;"'\r\n \t]))`),
+			anchor:      anchorSep,
 			verify:      verifyODBC,
 			MustMatch: []string{
 				"Driver={ODBC Driver 18 for SQL Server};Server=sql1;Database=hr;Uid=sa;Pwd=z2oCtIsjhvNK4p;",
@@ -662,6 +665,7 @@ func builtinRules() []*Rule {
 			Scope:       everyText,
 			Keywords:    []string{"mysql", "mariadb"},
 			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t][^\r\n|;&]*?)?[ \t](?:-p|--password=)` + quotedValue),
+			anchor:      anchorSep,
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
 			MustMatch: []string{
@@ -734,6 +738,7 @@ func builtinRules() []*Rule {
 			Scope:       everyText,
 			Keywords:    []string{"api_key", "apikey", "api-key", "access_token", "accesstoken", "access-token", "auth_token", "authtoken", "auth-token", "private_token", "private-token"},
 			Regex:       re(`(?i)[a-z0-9_.-]*(?:api_?key|api-key|access_?token|access-token|auth_?token|auth-token|private_?token|private-token)["']?[ \t]*(?:=>|:=|=|:)[ \t]*["']?([A-Za-z0-9_\-+/=.~]{16,})`),
+			anchor:      anchorIdent,
 			Entropy:     3.5,
 			Generic:     true,
 			verify:      realValue(16),

@@ -72,7 +72,21 @@ type Rule struct {
 	wholeFile func(head []byte) bool
 	// multiline is set by prepare when the regex can match a newline.
 	multiline bool
+	// anchor says where, relative to a keyword hit, every match of the
+	// rule starts; the regex is then run anchored there (anchored, built
+	// by prepare) instead of searching the whole line from each position,
+	// which is most of the cost of a keyword-dense text.
+	anchor   anchorKind
+	anchored *regexp.Regexp
 }
+
+type anchorKind uint8
+
+const (
+	anchorNone  anchorKind = iota // matches may start anywhere on the line
+	anchorIdent                   // at the start of the identifier ([A-Za-z0-9_.-]) holding the keyword
+	anchorSep                     // at the byte before the keyword (a separator), or at the keyword at a line start
+)
 
 // Allowlist excuses a rule's matches. With the default condition (OR) a
 // match is excused when any of the criteria given holds; with MatchAll
@@ -135,6 +149,13 @@ func (r *Rule) prepare() error {
 	}
 	if r.Regex != nil {
 		r.multiline = canMatchNewline(r.Regex.String())
+		if r.anchor != anchorNone && r.anchored == nil {
+			a, err := regexp.Compile(`^(?:` + r.Regex.String() + `)`)
+			if err != nil {
+				return fmt.Errorf("rule %q: anchoring the regex: %w", r.ID, err)
+			}
+			r.anchored = a
+		}
 	}
 	return nil
 }

@@ -309,12 +309,23 @@ func (st *scanState) onHit(end int, kws []int32) {
 // rule from the line's start to multiWindow past the keyword.
 func (st *scanState) window(ri, ks, ke int) {
 	buf := st.buf
+	rule := st.s.rules[ri]
 	ws := max(ks-lineCap, 0)
 	if nl := bytes.LastIndexByte(buf[ws:ks], '\n'); nl >= 0 {
 		ws += nl + 1
 	}
+	switch rule.anchor {
+	case anchorIdent:
+		i := ks
+		for i > ws && isIdentByte(buf[i-1]) {
+			i--
+		}
+		ws = i
+	case anchorSep:
+		ws = max(ws, ks-1)
+	}
 	var we int
-	if st.s.rules[ri].multiline {
+	if rule.multiline {
 		we = min(ke+multiWindow, st.dataEnd)
 	} else {
 		lim := min(ke+lineCap, st.dataEnd)
@@ -338,10 +349,14 @@ func (st *scanState) window(ri, ks, ke int) {
 func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 	rule := st.s.rules[ri]
 	w := st.buf[ws:we]
-	if !rule.Regex.Match(w) {
+	rx := rule.Regex
+	if rule.anchored != nil && ownEnd < 0 {
+		rx = rule.anchored
+	}
+	if !rx.Match(w) {
 		return
 	}
-	for _, m := range rule.Regex.FindAllSubmatchIndex(w, -1) {
+	for _, m := range rx.FindAllSubmatchIndex(w, -1) {
 		if ownEnd >= 0 && ws+m[0] >= ownEnd {
 			break
 		}
