@@ -206,3 +206,26 @@ func BenchmarkPrefilter(b *testing.B) {
 		hits, _ = s.text.ac.scan(text, 0, hits[:0])
 	}
 }
+
+// BenchmarkScanParallel: the text corpus as 1 MiB files scanned by
+// GOMAXPROCS goroutines sharing one Scanner.
+func BenchmarkScanParallel(b *testing.B) {
+	text, _ := benchData()
+	s, err := NewScanner(Builtin())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const fileSize = 1 << 20
+	b.SetBytes(fileSize)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		off := 0
+		for pb.Next() {
+			if err := s.Scan("/srv/f.conf", bytes.NewReader(text[off:off+fileSize]), func(Finding) {}); err != nil {
+				b.Error(err)
+				return
+			}
+			off = (off + fileSize) % (len(text) - fileSize)
+		}
+	})
+}

@@ -78,6 +78,84 @@ type Rule struct {
 	// which is most of the cost of a keyword-dense text.
 	anchor   anchorKind
 	anchored *regexp.Regexp
+	// pathNeed: literals one of which a path must contain for Path to
+	// match it (nil: no such literals known); checked before the regex,
+	// since most files are not the few that path rules are about.
+	pathNeed []string
+}
+
+// needles returns literals of which every string matching expr contains
+// at least one, or nil when it cannot tell (a case-folded literal, an
+// optional part, a character class...).
+func needles(expr string) []string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	var walk func(*syntax.Regexp) []string
+	walk = func(re *syntax.Regexp) []string {
+		switch re.Op {
+		case syntax.OpLiteral:
+			if re.Flags&syntax.FoldCase != 0 {
+				return nil
+			}
+			return []string{string(re.Rune)}
+		case syntax.OpCapture, syntax.OpPlus:
+			return walk(re.Sub[0])
+		case syntax.OpRepeat:
+			if re.Min > 0 {
+				return walk(re.Sub[0])
+			}
+		case syntax.OpConcat:
+			// Any one part's needles will do; take the part whose
+			// shortest needle is longest.
+			var best []string
+			bestLen := 0
+			for _, sub := range re.Sub {
+				n := walk(sub)
+				if len(n) == 0 {
+					continue
+				}
+				short := len(n[0])
+				for _, x := range n {
+					short = min(short, len(x))
+				}
+				if short > bestLen {
+					best, bestLen = n, short
+				}
+			}
+			return best
+		case syntax.OpAlternate:
+			var all []string
+			for _, sub := range re.Sub {
+				n := walk(sub)
+				if len(n) == 0 {
+					return nil
+				}
+				all = append(all, n...)
+			}
+			return all
+		}
+		return nil
+	}
+	return walk(re)
+}
+
+// matchPath matches a path regex, trying its needles first.
+func matchPath(re *regexp.Regexp, need []string, path string) bool {
+	if need != nil {
+		found := false
+		for _, n := range need {
+			if strings.Contains(path, n) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return re.MatchString(path)
 }
 
 type anchorKind uint8
@@ -106,6 +184,8 @@ type Allowlist struct {
 	// StopWords excuse a secret that contains one of them (ASCII case
 	// ignored).
 	StopWords []string
+
+	pathNeed [][]string // needles of each of Paths
 }
 
 // candidate is a match being judged: the secret, the regex match around
@@ -137,7 +217,15 @@ func (r *Rule) prepare() error {
 		}
 		r.Keywords[i] = strings.ToLower(k)
 	}
+	if r.Path != nil {
+		r.pathNeed = needles(r.Path.String())
+	}
 	for i := range r.Allowlists {
+		a := &r.Allowlists[i]
+		a.pathNeed = a.pathNeed[:0]
+		for _, p := range a.Paths {
+			a.pathNeed = append(a.pathNeed, needles(p.String()))
+		}
 		for j, w := range r.Allowlists[i].StopWords {
 			r.Allowlists[i].StopWords[j] = strings.ToLower(w)
 		}
@@ -239,7 +327,7 @@ func (r *Rule) accept(c *candidate, path string) bool {
 func (r *Rule) pathExcused(path string) bool {
 	for i := range r.Allowlists {
 		a := &r.Allowlists[i]
-		if len(a.Paths) == 0 || !anyMatch(a.Paths, path) {
+		if len(a.Paths) == 0 || !a.pathMatch(path) {
 			continue
 		}
 		if !a.MatchAll || (len(a.Regexes) == 0 && len(a.StopWords) == 0) {
@@ -249,9 +337,14 @@ func (r *Rule) pathExcused(path string) bool {
 	return false
 }
 
-func anyMatch(res []*regexp.Regexp, s string) bool {
-	for _, re := range res {
-		if re.MatchString(s) {
+// pathMatch reports whether one of the allowlist's Paths matches path.
+func (a *Allowlist) pathMatch(path string) bool {
+	for i, re := range a.Paths {
+		var need []string
+		if i < len(a.pathNeed) {
+			need = a.pathNeed[i]
+		}
+		if matchPath(re, need, path) {
 			return true
 		}
 	}
@@ -262,7 +355,7 @@ func anyMatch(res []*regexp.Regexp, s string) bool {
 func (a *Allowlist) excuses(c *candidate, path string) bool {
 	var results []bool
 	if len(a.Paths) > 0 {
-		results = append(results, anyMatch(a.Paths, path))
+		results = append(results, a.pathMatch(path))
 	}
 	if len(a.Regexes) > 0 {
 		target := c.secret

@@ -120,3 +120,35 @@ func TestBuiltinLineRules(t *testing.T) {
 		}
 	}
 }
+
+func TestNeedles(t *testing.T) {
+	for _, c := range []struct {
+		expr string
+		want []string
+	}{
+		{`(?:^|/)(?:\.pgpass|pgpass\.conf)$`, []string{".pgpass", "pgpass.conf"}},
+		{`(?:^|/)etc/g?shadow-?$`, []string{"shadow"}},
+		{`\.p12$`, []string{".p12"}},
+		{`(?i)\.p12$`, nil},
+		{`a*`, nil},
+		{`(?:^|/)nsswitch\.conf$`, []string{"nsswitch.conf"}},
+	} {
+		if got := needles(c.expr); strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("needles(%s) = %q, want %q", c.expr, got, c.want)
+		}
+	}
+	// Every built-in path regex has needles, and they never reject a
+	// path the regex accepts.
+	for _, r := range Builtin() {
+		if r.Path == nil {
+			continue
+		}
+		n := needles(r.Path.String())
+		if n == nil {
+			t.Errorf("%s: no needles for %s", r.ID, r.Path)
+		}
+		if !matchPath(r.Path, n, r.TestPath) {
+			t.Errorf("%s: TestPath %s rejected", r.ID, r.TestPath)
+		}
+	}
+}

@@ -177,7 +177,7 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 	anyKw, anyActive := false, false
 	for i, rule := range s.rules {
 		ok := (rule.Binary || !binary) &&
-			(rule.Path == nil || rule.Path.MatchString(path)) &&
+			(rule.Path == nil || matchPath(rule.Path, rule.pathNeed, path)) &&
 			!rule.pathExcused(path)
 		if ok && rule.Regex == nil {
 			if rule.wholeFile == nil || rule.wholeFile(st.buf[:n]) {
