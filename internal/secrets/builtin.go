@@ -86,6 +86,7 @@ func builtinRules() []*Rule {
 			Keywords:    []string{"private key-----"},
 			Regex:       re(`-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----`),
 			Binary:      true,
+			spanAfter:   multiWindow,
 			verify:      verifyPEMBody,
 			Allowlists: []Allowlist{{
 				Description: "GnuTLS compiles the keys of its FIPS self-tests into the library: published test vectors",
@@ -115,6 +116,7 @@ func builtinRules() []*Rule {
 			Keywords:    []string{"private key block-----"},
 			Regex:       re(`-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END PGP PRIVATE KEY BLOCK-----`),
 			Binary:      true,
+			spanAfter:   multiWindow,
 			verify:      verifyPEMBody,
 			MustMatch: []string{
 				"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n" + pemBody + "\n=nJ4d\n-----END PGP PRIVATE KEY BLOCK-----\n",

@@ -132,7 +132,7 @@ What each field does here, and where it differs from gitleaks:
   rules of the file still load, and the caller decides whether to go on.
 - ` + "`keywords`" + `: the regex runs only on the line around one of them (ASCII case ignored). A rule without
   keywords runs on every file it applies to, which is slow: give keywords. A regex that can match a
-  newline (` + "`\\s`, `[^x]`" + `, ` + "`(?s).`" + `) runs on a window from the keyword's line to 64 KiB past it.
+  newline (` + "`\\s`, `[^x]`" + `, ` + "`(?s).`" + `) runs on a window from the keyword's line to 4 KiB past it.
 - ` + "`secretGroup`" + `: the group holding the secret; 0 means the first group that matched something (gitleaks'
   rule), or the whole match when the regex has no groups. If every group is empty there is no finding
   (gitleaks would report the whole match).

@@ -127,3 +127,43 @@ func FuzzLoadGitleaks(f *testing.F) {
 		s.Scan("/x/y", strings.NewReader("a secret acme_token=abcdefgh\n"), func(Finding) {})
 	})
 }
+
+// TestUserRuleWindows: a user regex that spans lines sees the next lines;
+// one without keywords runs on the whole file, across chunks, once per
+// secret.
+func TestUserRuleWindows(t *testing.T) {
+	rules, err := LoadGitleaks("w.toml", []byte(`
+[[rules]]
+id = "split-key"
+regex = '''acme_key\s*=\s*\\?\s*([a-z0-9]{12})'''
+keywords = ["acme_key"]
+
+[[rules]]
+id = "no-keywords"
+regex = '''zz-([0-9]{10})-zz'''
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewScanner(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("acme_key = \\\n    k3j9x0v7q2m5\n")
+	want := 1
+	for b.Len() < 3*chunkSize {
+		b.WriteString("filler line of a long file\n")
+		if b.Len()%100000 < 30 {
+			b.WriteString("x zz-0123456789-zz y\n")
+			want++
+		}
+	}
+	got := map[string]int{}
+	if err := s.Scan("/etc/x", strings.NewReader(b.String()), func(f Finding) { got[f.RuleID]++ }); err != nil {
+		t.Fatal(err)
+	}
+	if got["split-key"] != 1 || got["no-keywords"] != want-1 || want < 3 {
+		t.Errorf("got %v, want split-key 1, no-keywords %d", got, want-1)
+	}
+}

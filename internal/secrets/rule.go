@@ -70,8 +70,11 @@ type Rule struct {
 	// wholeFile, when set, recognises a file from its first bytes (a
 	// Kerberos keytab); the whole file is then the secret.
 	wholeFile func(head []byte) bool
-	// multiline is set by prepare when the regex can match a newline.
+	// multiline is set by prepare when the regex can match a newline;
+	// such a regex runs from the keyword's line to spanAfter bytes past
+	// the keyword (64 KiB for the PEM rules, 4 KiB for user rules).
 	multiline bool
+	spanAfter int
 	// anchor says where, relative to a keyword hit, every match of the
 	// rule starts; the regex is then run anchored there (anchored, built
 	// by prepare) instead of searching the whole line from each position,
@@ -237,6 +240,10 @@ func (r *Rule) prepare() error {
 	}
 	if r.Regex != nil {
 		r.multiline = canMatchNewline(r.Regex.String())
+		if r.multiline && r.spanAfter == 0 {
+			r.spanAfter = userSpan
+		}
+		r.spanAfter = min(r.spanAfter, multiWindow)
 		if r.anchor != anchorNone && r.anchored == nil {
 			a, err := regexp.Compile(`^(?:` + r.Regex.String() + `)`)
 			if err != nil {

@@ -21,7 +21,8 @@ import (
 const (
 	chunkSize   = 256 << 10
 	lineCap     = 8 << 10  // a line window reaches at most this far either side of a keyword
-	multiWindow = 64 << 10 // a multi-line rule's window after its keyword
+	multiWindow = 64 << 10 // the widest window of a multi-line rule after its keyword
+	userSpan    = 4 << 10  // a user rule's regex that can match a newline: its window after the keyword
 	lookbehind  = lineCap + 256
 	lookahead   = multiWindow + lineCap
 	bufSize     = lookbehind + chunkSize + lookahead
@@ -74,7 +75,9 @@ func newPrefilter(rules []*Rule, want func(*Rule) bool) *prefilter {
 }
 
 // NewScanner checks the rules and compiles their keywords into one
-// automaton. Rule IDs must be unique.
+// automaton. Rule IDs must be unique. NewScanner completes each rule's
+// derived, unexported fields, so the same *Rule values must not be given
+// to two NewScanner calls running at once (Builtin returns fresh ones).
 func NewScanner(rules []*Rule) (*Scanner, error) {
 	s := &Scanner{rules: rules}
 	seen := map[string]bool{}
@@ -232,7 +235,7 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 			if st.active[ri] {
 				end := ownEnd + lineCap
 				if s.rules[ri].multiline {
-					end = ownEnd + multiWindow
+					end = ownEnd + s.rules[ri].spanAfter
 				}
 				st.matchWindow(ri, st.ownStart, min(end, st.dataEnd), ownEnd)
 			}
@@ -326,7 +329,7 @@ func (st *scanState) window(ri, ks, ke int) {
 	}
 	var we int
 	if rule.multiline {
-		we = min(ke+multiWindow, st.dataEnd)
+		we = min(ke+rule.spanAfter, st.dataEnd)
 	} else {
 		lim := min(ke+lineCap, st.dataEnd)
 		if nl := bytes.IndexByte(buf[ke:lim], '\n'); nl >= 0 {
