@@ -23,10 +23,16 @@ const (
 	lineCap     = 8 << 10  // a line window reaches at most this far either side of a keyword
 	multiWindow = 64 << 10 // the widest window of a multi-line rule after its keyword
 	userSpan    = 4 << 10  // a user rule's regex that can match a newline: its window after the keyword
-	lookbehind  = lineCap + 256
-	lookahead   = multiWindow + lineCap
-	bufSize     = lookbehind + chunkSize + lookahead
-	sniffSize   = 8 << 10 // a NUL byte in this much of the start makes a file binary
+	// anchoredSpan bounds an anchored rule's window after its keyword
+	// (the longest value it can report), reuseMargin the overlap kept when
+	// a line rule's windows on one long line follow each other: a match
+	// longer than that across a window's end could be missed.
+	anchoredSpan = 2 << 10
+	reuseMargin  = 2 << 10
+	lookbehind   = lineCap + 256
+	lookahead    = multiWindow + lineCap
+	bufSize      = lookbehind + chunkSize + lookahead
+	sniffSize    = 8 << 10 // a NUL byte in this much of the start makes a file binary
 )
 
 // Scanner finds secrets with a fixed set of rules. It is safe for
@@ -128,10 +134,13 @@ type scanState struct {
 	winStart []int64 // per rule: the last window its regex ran on
 	winEnd   []int64
 	lastEnd  []int64 // per rule: end of the last secret it reported
-	batch    []pending
-	carry    []span // specific findings of the previous chunk
-	specs    []span
-	ends     []int64
+	// lsPos is the start of the line found for the last keyword hit, and
+	// no newline lies between it and lsChecked (file offsets).
+	lsPos, lsChecked int64
+	batch            []pending
+	carry            []span // specific findings of the previous chunk
+	specs            []span
+	ends             []int64
 
 	path     string
 	base     int64 // file offset of buf[0]
@@ -162,6 +171,7 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 	st.s = s
 	st.path = path
 	st.base, st.ownStart, st.lineOwn = 0, 0, 1
+	st.lsPos, st.lsChecked = -1, -1
 	st.batch, st.carry = st.batch[:0], st.carry[:0]
 	for i := range st.winStart {
 		st.winStart[i], st.winEnd[i], st.lastEnd[i] = -1, -1, 0
@@ -307,16 +317,32 @@ func (st *scanState) onHit(end int, kws []int32) {
 	}
 }
 
+// lineStart returns the start of the line holding buf[i], looking back
+// at most lineCap bytes. Keyword hits come in order, so what was searched
+// for the last hit is not searched again: a long line full of keywords
+// costs one pass, not one per keyword.
+func (st *scanState) lineStart(i int) int {
+	ai := st.base + int64(i)
+	if ai < st.lsChecked || st.lsChecked < st.base {
+		st.lsPos, st.lsChecked = -1, st.base
+	}
+	from := max(int(st.lsChecked-st.base), i-lineCap, 0)
+	if nl := bytes.LastIndexByte(st.buf[from:i], '\n'); nl >= 0 {
+		st.lsPos = st.base + int64(from+nl+1)
+	} else if st.lsPos < 0 || int64(from) > st.lsChecked-st.base {
+		st.lsPos = st.base + int64(from) // no newline within lineCap
+	}
+	st.lsChecked = ai
+	return max(int(st.lsPos-st.base), i-lineCap, 0)
+}
+
 // window runs rule ri on the window around a keyword at buf[ks:ke]: the
 // keyword's line (capped at lineCap either side), or for a multi-line
 // rule from the line's start to multiWindow past the keyword.
 func (st *scanState) window(ri, ks, ke int) {
 	buf := st.buf
 	rule := st.s.rules[ri]
-	ws := max(ks-lineCap, 0)
-	if nl := bytes.LastIndexByte(buf[ws:ks], '\n'); nl >= 0 {
-		ws += nl + 1
-	}
+	ws := st.lineStart(ks)
 	switch rule.anchor {
 	case anchorIdent:
 		i := ks
@@ -332,6 +358,9 @@ func (st *scanState) window(ri, ks, ke int) {
 		we = min(ke+rule.spanAfter, st.dataEnd)
 	} else {
 		lim := min(ke+lineCap, st.dataEnd)
+		if rule.anchored != nil {
+			lim = min(ke+anchoredSpan, st.dataEnd)
+		}
 		if nl := bytes.IndexByte(buf[ke:lim], '\n'); nl >= 0 {
 			we = ke + nl
 		} else {
@@ -339,8 +368,30 @@ func (st *scanState) window(ri, ks, ke int) {
 		}
 	}
 	as, ae := st.base+int64(ws), st.base+int64(we)
-	if as >= st.winStart[ri] && ae <= st.winEnd[ri] {
-		return // a second keyword in a window already searched
+	prevStart, prevEnd := st.winStart[ri], st.winEnd[ri]
+	switch {
+	case rule.anchored != nil:
+		// An anchored regex only looks at its window's start: the same
+		// start is the same search (two keywords in one key).
+		if as == prevStart {
+			return
+		}
+	case rule.multiline:
+		if as >= prevStart && ae <= prevEnd {
+			return
+		}
+	default:
+		// The last window already searched around this keyword, unless
+		// the keyword is within reuseMargin of its end. Otherwise search
+		// on from reuseMargin before that end, so that a long line full
+		// of keywords is searched about once, not once per keyword.
+		if aks := st.base + int64(ks); aks >= prevStart && st.base+int64(ke)+reuseMargin <= prevEnd {
+			return
+		}
+		if as < prevEnd-reuseMargin {
+			as = prevEnd - reuseMargin
+			ws = int(as - st.base)
+		}
 	}
 	st.winStart[ri], st.winEnd[ri] = as, ae
 	st.matchWindow(ri, ws, we, -1)
