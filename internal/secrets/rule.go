@@ -165,7 +165,7 @@ type anchorKind uint8
 
 const (
 	anchorNone  anchorKind = iota // matches may start anywhere on the line
-	anchorIdent                   // at the start of the identifier ([A-Za-z0-9_.-]) holding the keyword
+	anchorIdent                   // at the start of the identifier ([A-Za-z0-9_.-]) holding the keyword, which an assignment (= or :) follows
 	anchorSep                     // at the byte before the keyword (a separator), or at the keyword at a line start
 )
 

@@ -317,6 +317,24 @@ func (st *scanState) onHit(end int, kws []int32) {
 	}
 }
 
+// assignmentAhead reports whether b, the bytes after a keyword, goes on
+// with the rest of an identifier, an optional closing quote or bracket and
+// blanks, then '=' or ':' (=, :, :=, =>): the shape every anchorIdent rule's
+// regex requires.
+func assignmentAhead(b []byte) bool {
+	i := 0
+	for i < len(b) && isIdentByte(b[i]) {
+		i++
+	}
+	if i < len(b) && (b[i] == '"' || b[i] == '\'' || b[i] == ']') {
+		i++
+	}
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	return i < len(b) && (b[i] == '=' || b[i] == ':')
+}
+
 // lineStart returns the start of the line holding buf[i], looking back
 // at most lineCap bytes. Keyword hits come in order, so what was searched
 // for the last hit is not searched again: a long line full of keywords
@@ -345,6 +363,9 @@ func (st *scanState) window(ri, ks, ke int) {
 	ws := st.lineStart(ks)
 	switch rule.anchor {
 	case anchorIdent:
+		if !assignmentAhead(buf[ke:min(ke+256, st.dataEnd)]) {
+			return // "the password is", "password string": no regex needed
+		}
 		i := ks
 		for i > ws && isIdentByte(buf[i-1]) {
 			i--
