@@ -98,6 +98,11 @@ func LoadGitleaks(name string, data []byte) ([]*Rule, error) {
 		}
 		return nil, le
 	}
+	if len(cfg.Rules) == 0 {
+		// Most likely [[rule]] for [[rules]]: say so rather than load
+		// nothing without a word.
+		return nil, &LoadError{File: name, Err: errors.New("no [[rules]] in the file")}
+	}
 	lines := tomlLines(data)
 	var errs []error
 	fail := func(field string, err error) {

@@ -77,6 +77,7 @@ regex = '''(?=.*[A-Z])secret_[a-z]+'''
 		{"cond", "[[rules]]\nid = \"a\"\nregex = 'x'\n[rules.allowlist]\ncondition = \"XOR\"\n", []string{"cond.toml:5: rules[0].allowlist.condition"}, 0},
 		{"dup", "[[rules]]\nid = \"a\"\nregex = 'x'\n[[rules]]\nid = \"a\"\nregex = 'y'\n", []string{"dup.toml:5: rules[1].id", "already used"}, 1},
 		{"empty", "[[rules]]\nid = \"a\"\n", []string{"neither a regex nor a path"}, 0},
+		{"norules", "[[rule]]\nid = \"a\"\nregex = 'x'\n", []string{"norules.toml: no [[rules]]"}, 0},
 		{"inline", "rules = [{id = \"a\", regex = '(?!x)'}]\n", []string{"inline.toml:1: rules[0].regex"}, 0},
 	} {
 		rules, err := LoadGitleaks(c.name+".toml", []byte(c.toml))
