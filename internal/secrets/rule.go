@@ -75,6 +75,9 @@ type Rule struct {
 	// the keyword (64 KiB for the PEM rules, 4 KiB for user rules).
 	multiline bool
 	spanAfter int
+	// begins is set when the regex has ^ or \A, which would also match
+	// at a window's start cut in the middle of a line.
+	begins bool
 	// anchor says where, relative to a keyword hit, every match of the
 	// rule starts; the regex is then run anchored there (anchored, built
 	// by prepare) instead of searching the whole line from each position,
@@ -240,6 +243,7 @@ func (r *Rule) prepare() error {
 	}
 	if r.Regex != nil {
 		r.multiline = canMatchNewline(r.Regex.String())
+		r.begins = hasBegin(r.Regex.String())
 		if r.multiline && r.spanAfter == 0 {
 			r.spanAfter = userSpan
 		}
@@ -279,6 +283,27 @@ func canMatchNewline(expr string) bool {
 					return true
 				}
 			}
+		}
+		for _, sub := range re.Sub {
+			if walk(sub) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(re)
+}
+
+// hasBegin reports whether the regex uses ^ or \A.
+func hasBegin(expr string) bool {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return true
+	}
+	var walk func(*syntax.Regexp) bool
+	walk = func(re *syntax.Regexp) bool {
+		if re.Op == syntax.OpBeginLine || re.Op == syntax.OpBeginText {
+			return true
 		}
 		for _, sub := range re.Sub {
 			if walk(sub) {

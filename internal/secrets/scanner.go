@@ -409,7 +409,7 @@ func (st *scanState) window(ri, ks, ke int) {
 		if aks := st.base + int64(ks); aks >= prevStart && st.base+int64(ke)+reuseMargin <= prevEnd {
 			return
 		}
-		if as < prevEnd-reuseMargin {
+		if as < prevEnd-reuseMargin && !rule.begins {
 			as = prevEnd - reuseMargin
 			ws = int(as - st.base)
 		}
