@@ -403,14 +403,17 @@ func (st *scanState) window(ri, ks, ke int) {
 		}
 	default:
 		// The last window already searched around this keyword, unless
-		// the keyword is within reuseMargin of its end. Otherwise search
-		// on from reuseMargin before that end, so that a long line full
-		// of keywords is searched about once, not once per keyword.
-		if aks := st.base + int64(ks); aks >= prevStart && st.base+int64(ke)+reuseMargin <= prevEnd {
+		// the keyword is within reuseMargin of its end. Otherwise the
+		// window starts at most reuseMargin before the keyword, so that a
+		// long line full of keywords is searched about twice, not once
+		// per keyword. (Not for a regex with ^, which would match at a
+		// window start cut in the middle of a line.)
+		aks := st.base + int64(ks)
+		if aks >= prevStart && st.base+int64(ke)+reuseMargin <= prevEnd {
 			return
 		}
-		if as < prevEnd-reuseMargin && !rule.begins {
-			as = prevEnd - reuseMargin
+		if !rule.begins && as < aks-reuseMargin {
+			as = aks - reuseMargin
 			ws = int(as - st.base)
 		}
 	}

@@ -43,3 +43,30 @@ func TestLongLineHits(t *testing.T) {
 	}
 	t.Logf("%d bytes in %v", len(line), time.Since(start))
 }
+
+// TestSecretInLongLine: a secret deep inside a long line full of the same
+// rule's keywords is found, once.
+func TestSecretInLongLine(t *testing.T) {
+	s := builtinScanner(t)
+	for _, c := range []struct{ filler, secret, rule string }{
+		{"curl x ", "curl -u admin:z2oCtIsjhvNK4p https://x/ ", "curl-user-password"},
+		{"password is ", "db_password=z2oCtIsjhvNK4p ", "password-assignment"},
+		{"postgres://h/db ", "postgres://app:z2oCtIsjhvNK4p@db1/hr ", "db-connection-uri"},
+	} {
+		for _, reps := range []int{10, 300, 3000, 12000} {
+			line := strings.Repeat(c.filler, reps) + c.secret + strings.Repeat(c.filler, reps)
+			n := 0
+			for _, f := range scanString(t, s, "/x.js", line+"\n") {
+				if f.RuleID == c.rule {
+					n++
+					if got := line[f.Offset : f.Offset+f.Length]; got != "z2oCtIsjhvNK4p" {
+						t.Errorf("%s in a %d-byte line: span %q", c.rule, len(line), got)
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("%s in a %d-byte line: found %d times", c.rule, len(line), n)
+			}
+		}
+	}
+}
