@@ -666,7 +666,7 @@ func builtinRules() []*Rule {
 			Description: "A password on a mysql/mariadb client command line (-pSECRET, --password=SECRET), as left in shell histories and scripts.",
 			Scope:       everyText,
 			Keywords:    []string{"mysql", "mariadb"},
-			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t][^\r\n|;&]{0,200}?)?[ \t](?:-p|--password=)` + quotedValue),
+			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t]+[^ \t\r\n|;&]+){0,16}?[ \t]+(?:-p|--password=)` + quotedValue),
 			anchor:      anchorSep,
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
@@ -704,7 +704,7 @@ func builtinRules() []*Rule {
 			Description: "A user:password given to curl with -u/--user, as left in shell histories and scripts.",
 			Scope:       everyText,
 			Keywords:    []string{"curl"},
-			Regex:       re(`curl(?:[ \t][^\r\n|;&]{0,200}?)?[ \t](?:-u|--user)[ \t=]?['"]?[^:\s'"]+:([^ \t\r\n'"]+)`),
+			Regex:       re(`curl(?:[ \t]+[^ \t\r\n|;&]+){0,16}?[ \t]+(?:-u|--user)[ \t=]?['"]?[^:\s'"]+:([^ \t\r\n'"]+)`),
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
 			MustMatch: []string{
