@@ -73,9 +73,11 @@ secret's value, a redacted form and a fingerprint. The value itself never leaves
 - **Fingerprint**: ` + "`sha256:`" + ` and the hex SHA-256 of the value, so the same secret is recognised across
   files and images. It is unsalted, so a weak password can be guessed from it by trying candidates:
   treat reports as confidential all the same.
-- One secret, one finding: a rule reports a span once; a generic rule (` + "`password-assignment`" + `,
-  ` + "`jwt`" + `, ` + "`generic-api-key`" + `) gives way to a specific rule that found an overlapping secret in the same
-  chunk, and of two generic rules the one listed first keeps it.
+- One secret, one finding, and a file's findings never overlap (so a sanitizer can overwrite each span
+  as it is; ` + "`secrets.Marker`" + `, written in place of every span, scans clean): a generic rule
+  (` + "`password-assignment`" + `, ` + "`jwt`" + `, ` + "`generic-api-key`" + `) gives way to a specific rule, of two specific
+  rules the one whose secret starts first (then the one listed first: a GitHub token in
+  .git-credentials is reported as ` + "`github-token`" + `), of two generic rules the one listed first.
 
 ## What is not reported, and why
 

@@ -44,7 +44,17 @@ func FuzzScan(f *testing.F) {
 	f.Add("/x", bytes.Repeat([]byte("password=aaaa\n"), 100))
 	f.Fuzz(func(t *testing.T, path string, data []byte) {
 		s := builtinScanner(t)
+		var spans [][2]int64
+		defer func() {
+			sort.Slice(spans, func(i, j int) bool { return spans[i][0] < spans[j][0] })
+			for i := 1; i < len(spans); i++ {
+				if spans[i][0] < spans[i-1][1] {
+					t.Fatalf("findings overlap: %v and %v", spans[i-1], spans[i])
+				}
+			}
+		}()
 		err := s.Scan(path, bytes.NewReader(data), func(fd Finding) {
+			spans = append(spans, [2]int64{fd.Offset, fd.Offset + fd.Length})
 			if fd.Offset < 0 || fd.Length <= 0 || fd.Offset+fd.Length > int64(len(data)) {
 				t.Fatalf("finding %v: span %d+%d outside %d bytes", fd, fd.Offset, fd.Length, len(data))
 			}

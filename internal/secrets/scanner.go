@@ -138,9 +138,9 @@ type scanState struct {
 	// no newline lies between it and lsChecked (file offsets).
 	lsPos, lsChecked int64
 	batch            []pending
-	carry            []span // specific findings of the previous chunk
+	carry            []span // findings of the previous chunk
 	specs            []span
-	ends             []int64
+	order            []int
 
 	path     string
 	base     int64 // file offset of buf[0]
@@ -160,7 +160,9 @@ type pending struct {
 type span struct{ start, end int64 }
 
 // Scan reads one file and calls fn for each secret in it, in the order of
-// their offsets (a whole-file secret comes last). path is the file's path
+// their offsets (a whole-file secret comes last). The spans of one file's
+// findings never overlap (but for a whole-file secret, which covers the
+// file), so a sanitizer can overwrite each as it comes. path is the file's path
 // in the image; it is matched by the rules' Path and allowlist regexes and
 // copied into each Finding. A binary file that no rule reads is not read
 // past its first block. fn is called from the calling goroutine only.
@@ -473,72 +475,60 @@ func (st *scanState) lineAround(s, e int) []byte {
 	return st.buf[ls:le]
 }
 
-// flush reports the chunk's findings in offset order, dropping a generic
-// rule's finding where a specific rule found an overlapping secret.
+// flush reports the chunk's findings in offset order. A file's findings
+// never overlap, so a sanitizer can overwrite each span as it is: where
+// spans overlap, a specific rule wins over a generic one (a password
+// assignment holding a PyPI token is reported as the token), of two
+// specific ones the first to start (then the first listed: a GitHub token
+// in .git-credentials is a github-token), of two generic ones the first
+// listed.
 func (st *scanState) flush(fn func(Finding)) {
 	if len(st.batch) == 0 {
 		st.carry = st.carry[:0]
 		return
 	}
 	rules := st.s.rules
-	sort.Slice(st.batch, func(i, j int) bool {
-		a, b := st.batch[i], st.batch[j]
-		if a.start != b.start {
-			return a.start < b.start
+	batch := st.batch
+	sort.Slice(batch, func(i, j int) bool {
+		if batch[i].start != batch[j].start {
+			return batch[i].start < batch[j].start
 		}
-		return a.rule < b.rule
+		return batch[i].rule < batch[j].rule
 	})
-	// Specific spans, sorted by start, with the running maximum of ends:
-	// a generic span [s,e) overlaps one iff among those starting before e
-	// the largest end is past s.
-	specs := append(st.specs[:0], st.carry...)
-	for _, p := range st.batch {
-		if !rules[p.rule].Generic {
-			specs = append(specs, span{st.base + int64(p.start), st.base + int64(p.end)})
+	// kept: the spans kept so far, sorted and disjoint, starting with those
+	// of the previous chunk.
+	kept := append(st.specs[:0], st.carry...)
+	for i := range batch {
+		p := &batch[i]
+		p.dropped = rules[p.rule].Generic || !st.keep(&kept, p)
+	}
+	order := st.order[:0]
+	for i := range batch {
+		if rules[batch[i].rule].Generic {
+			order = append(order, i)
 		}
 	}
-	sort.Slice(specs, func(i, j int) bool { return specs[i].start < specs[j].start })
-	ends := st.ends[:0]
-	for i, sp := range specs {
-		if i > 0 && ends[i-1] > sp.end {
-			sp.end = ends[i-1]
+	sort.Slice(order, func(a, b int) bool {
+		p, q := batch[order[a]], batch[order[b]]
+		if p.rule != q.rule {
+			return p.rule < q.rule
 		}
-		ends = append(ends, sp.end)
+		return p.start < q.start
+	})
+	for _, i := range order {
+		batch[i].dropped = !st.keep(&kept, &batch[i])
 	}
-	st.specs, st.ends = specs, ends
-
-	// Two generic rules on one span (a JWT assigned to access_token): the
-	// one listed first keeps it.
-	for i := range st.batch {
-		p := &st.batch[i]
-		if !rules[p.rule].Generic {
-			continue
-		}
-		for j := i + 1; j < len(st.batch) && st.batch[j].start < p.end; j++ {
-			q := &st.batch[j]
-			if rules[q.rule].Generic && q.end > p.start {
-				if q.rule > p.rule {
-					q.dropped = true
-				} else {
-					p.dropped = true
-				}
-			}
-		}
-	}
+	st.specs, st.order = kept, order
 
 	line, at := st.lineOwn, st.ownStart
 	carry := st.carry[:0]
-	for _, p := range st.batch {
+	for _, p := range batch {
+		if p.dropped {
+			continue
+		}
 		rule := rules[p.rule]
 		as, ae := st.base+int64(p.start), st.base+int64(p.end)
-		if rule.Generic {
-			k := sort.Search(len(specs), func(i int) bool { return specs[i].start >= ae })
-			if p.dropped || k > 0 && ends[k-1] > as {
-				continue
-			}
-		} else {
-			carry = append(carry, span{as, ae})
-		}
+		carry = append(carry, span{as, ae})
 		var ln int
 		if p.start < st.ownStart {
 			ln = st.lineOwn - bytes.Count(st.buf[p.start:st.ownStart], []byte{'\n'})
@@ -555,5 +545,21 @@ func (st *scanState) flush(fn func(Finding)) {
 		})
 	}
 	st.carry = carry
-	st.batch = st.batch[:0]
+	st.batch = batch[:0]
+}
+
+// keep adds p's span to kept (sorted, disjoint) unless it overlaps one
+// there, and reports whether it did.
+func (st *scanState) keep(kept *[]span, p *pending) bool {
+	as, ae := st.base+int64(p.start), st.base+int64(p.end)
+	k := *kept
+	i := sort.Search(len(k), func(i int) bool { return k[i].end > as })
+	if i < len(k) && k[i].start < ae {
+		return false
+	}
+	k = append(k, span{})
+	copy(k[i+1:], k[i:])
+	k[i] = span{as, ae}
+	*kept = k
+	return true
 }
