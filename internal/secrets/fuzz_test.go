@@ -54,7 +54,9 @@ func FuzzScan(f *testing.F) {
 			}
 		}()
 		err := s.Scan(path, bytes.NewReader(data), func(fd Finding) {
-			spans = append(spans, [2]int64{fd.Offset, fd.Offset + fd.Length})
+			if fd.RuleID != "kerberos-keytab" { // a whole-file secret covers the rest
+				spans = append(spans, [2]int64{fd.Offset, fd.Offset + fd.Length})
+			}
 			if fd.Offset < 0 || fd.Length <= 0 || fd.Offset+fd.Length > int64(len(data)) {
 				t.Fatalf("finding %v: span %d+%d outside %d bytes", fd, fd.Offset, fd.Length, len(data))
 			}
