@@ -450,3 +450,20 @@ func shannon(b []byte) float64 {
 	}
 	return h
 }
+
+// Merge returns base with extra appended, where a rule of extra replaces
+// the rule of base with the same ID (as a gitleaks config that extends the
+// defaults overrides a default rule by reusing its id).
+func Merge(base, extra []*Rule) []*Rule {
+	replaced := map[string]*Rule{}
+	for _, r := range extra {
+		replaced[r.ID] = r
+	}
+	out := make([]*Rule, 0, len(base)+len(extra))
+	for _, r := range base {
+		if _, ok := replaced[r.ID]; !ok {
+			out = append(out, r)
+		}
+	}
+	return append(out, extra...)
+}
