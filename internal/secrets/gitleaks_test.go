@@ -168,3 +168,25 @@ regex = '''zz-([0-9]{10})-zz'''
 		t.Errorf("got %v, want split-key 1, no-keywords %d", got, want-1)
 	}
 }
+
+// TestMerge: a user rule with a built-in rule's ID replaces it, in the
+// gitleaks manner of overriding a default.
+func TestMerge(t *testing.T) {
+	user, err := LoadGitleaks("u.toml", []byte("[[rules]]\nid = \"jwt\"\nregex = '''tok_([a-z]{8})'''\nkeywords = [\"tok_\"]\n[[rules]]\nid = \"extra\"\nregex = 'x(y)'\nkeywords = ['xy']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := Builtin()
+	merged := Merge(base, user)
+	if len(merged) != len(base)+1 {
+		t.Fatalf("%d rules, want %d", len(merged), len(base)+1)
+	}
+	s, err := NewScanner(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := scanString(t, s, "/x", "Authorization: Bearer "+testJWT+"\nt = tok_abcdefgh\n")
+	if len(fs) != 1 || fs[0].RuleID != "jwt" || fs[0].Line != 2 {
+		t.Errorf("got %v, want the user's jwt rule on line 2 only", fs)
+	}
+}
