@@ -156,6 +156,15 @@ rules.toml:3: rules[0].regex: rules[0] (id "pcre"): error parsing regexp: invali
 rules.toml:7: rules.regex: cannot use a TOML integer where a string is wanted
 ` + "```" + `
 
+## Limits
+
+- Compressed files (rotated ` + "`.gz`" + ` logs, ` + "`.deb`" + `s) and UTF-16 text have NUL bytes or no plain text: they are
+  binary here, read only by the binary rules (private keys, keytabs), which do not decompress.
+- A line rule's window reaches 8 KiB either side of its keyword; on one line longer than that, full of
+  a rule's keywords, a secret longer than 2 KiB across two windows could be missed.
+- A PEM key whose newlines are escaped inside a string is found only as a service-account key's
+  ` + "`\"private_key\"`" + `.
+
 ## Adding a built-in rule
 
 Add an entry to the table in internal/secrets/builtin.go with an ID, description, scope, keywords,
