@@ -14,7 +14,7 @@ import (
 // value (a quoted JSON or YAML string, a URL's password, an INI value, a
 // shell assignment), and the secret rules know it as no secret, so the
 // re-scan of the copy passes.
-const Marker = "REDACTED-BY-VGUARD"
+const Marker = secrets.Marker
 
 // span is a byte range [start, end) of a file.
 type span struct{ start, end int64 }

@@ -86,6 +86,7 @@ func builtinRules() []*Rule {
 			Keywords:    []string{"private key-----"},
 			Regex:       re(`-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----`),
 			Binary:      true,
+			spanAfter:   multiWindow,
 			verify:      verifyPEMBody,
 			Allowlists: []Allowlist{{
 				Description: "GnuTLS compiles the keys of its FIPS self-tests into the library: published test vectors",
@@ -115,6 +116,7 @@ func builtinRules() []*Rule {
 			Keywords:    []string{"private key block-----"},
 			Regex:       re(`-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END PGP PRIVATE KEY BLOCK-----`),
 			Binary:      true,
+			spanAfter:   multiWindow,
 			verify:      verifyPEMBody,
 			MustMatch: []string{
 				"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n" + pemBody + "\n=nJ4d\n-----END PGP PRIVATE KEY BLOCK-----\n",
@@ -199,6 +201,7 @@ func builtinRules() []*Rule {
 			Scope:       everyText,
 			Keywords:    []string{"azure", "storage"},
 			Regex:       re(`(?i)(?:azure|storage)[a-z0-9_.-]{0,30}key["']?[ \t]*(?:=|:|=>)[ \t]*["']?([A-Za-z0-9+/]{86}==)`),
+			anchor:      anchorIdent,
 			Allowlists:  []Allowlist{secretAllow("the Azure storage emulator's published key", `^`+regexp.QuoteMeta(azuriteKey)+`$`)},
 			MustMatch: []string{
 				"AZURE_STORAGE_KEY=" + testAzure,
@@ -346,6 +349,7 @@ func builtinRules() []*Rule {
 			Scope:    everyText,
 			Keywords: []string{"password", "passwd", "passphrase", "secret", "pwd"},
 			Regex:    re(`(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|pwd)[a-z0-9_.-]*["'\]]?[ \t]*(?:=>|:=|=|:)[ \t]*` + quotedValue),
+			anchor:   anchorIdent,
 			Generic:  true,
 			verify:   verifyAssignment,
 			Allowlists: []Allowlist{{
@@ -434,6 +438,7 @@ func builtinRules() []*Rule {
 			Scope:       everyText,
 			Keywords:    []string{"pwd", "password"},
 			Regex:       re(`(?i)(?:^|[; \t"'{])(?:pwd|password)[ \t]*=[ \t]*(?:\{([^}\r\n]*)\}|"([^"\r\n]*)"|([^;"'\r\n]*[^;"'\r\n \t]))`),
+			anchor:      anchorSep,
 			verify:      verifyODBC,
 			MustMatch: []string{
 				"Driver={ODBC Driver 18 for SQL Server};Server=sql1;Database=hr;Uid=sa;Pwd=z2oCtIsjhvNK4p;",
@@ -661,7 +666,8 @@ func builtinRules() []*Rule {
 			Description: "A password on a mysql/mariadb client command line (-pSECRET, --password=SECRET), as left in shell histories and scripts.",
 			Scope:       everyText,
 			Keywords:    []string{"mysql", "mariadb"},
-			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t][^\r\n|;&]*?)?[ \t](?:-p|--password=)` + quotedValue),
+			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t]+[^ \t\r\n|;&]+){0,16}?[ \t]+(?:-p|--password=)` + quotedValue),
+			anchor:      anchorSep,
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
 			MustMatch: []string{
@@ -698,7 +704,7 @@ func builtinRules() []*Rule {
 			Description: "A user:password given to curl with -u/--user, as left in shell histories and scripts.",
 			Scope:       everyText,
 			Keywords:    []string{"curl"},
-			Regex:       re(`curl(?:[ \t][^\r\n|;&]*?)?[ \t](?:-u|--user)[ \t=]?['"]?[^:\s'"]+:([^ \t\r\n'"]+)`),
+			Regex:       re(`curl(?:[ \t]+[^ \t\r\n|;&]+){0,16}?[ \t]+(?:-u|--user)[ \t=]?['"]?[^:\s'"]+:([^ \t\r\n'"]+)`),
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
 			MustMatch: []string{
@@ -734,6 +740,7 @@ func builtinRules() []*Rule {
 			Scope:       everyText,
 			Keywords:    []string{"api_key", "apikey", "api-key", "access_token", "accesstoken", "access-token", "auth_token", "authtoken", "auth-token", "private_token", "private-token"},
 			Regex:       re(`(?i)[a-z0-9_.-]*(?:api_?key|api-key|access_?token|access-token|auth_?token|auth-token|private_?token|private-token)["']?[ \t]*(?:=>|:=|=|:)[ \t]*["']?([A-Za-z0-9_\-+/=.~]{16,})`),
+			anchor:      anchorIdent,
 			Entropy:     3.5,
 			Generic:     true,
 			verify:      realValue(16),

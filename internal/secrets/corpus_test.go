@@ -518,3 +518,42 @@ func TestNoValueLeaks(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkerScansClean: replacing every finding's span with Marker, as a
+// sanitizer does, leaves a corpus in which nothing is found.
+func TestMarkerScansClean(t *testing.T) {
+	files, _, _ := genCorpus(4, 2)
+	for _, r := range Builtin() {
+		path := r.TestPath
+		if path == "" {
+			path = "/test.txt"
+		}
+		for _, m := range r.MustMatch {
+			files = append(files, corpusFile{path, []byte(m)})
+		}
+	}
+	s := builtinScanner(t)
+	for _, f := range files {
+		var spans []Finding
+		if err := s.Scan(f.path, bytes.NewReader(f.data), func(fd Finding) { spans = append(spans, fd) }); err != nil {
+			t.Fatal(err)
+		}
+		if len(spans) == 0 {
+			t.Fatalf("%s: nothing found to sanitize", f.path)
+		}
+		sort.Slice(spans, func(i, j int) bool { return spans[i].Offset > spans[j].Offset })
+		out := append([]byte(nil), f.data...)
+		for i, sp := range spans {
+			if i > 0 && sp.Offset+sp.Length > spans[i-1].Offset {
+				t.Errorf("%s: %v and %v overlap", f.path, sp, spans[i-1])
+				continue
+			}
+			out = append(out[:sp.Offset], append([]byte(Marker), out[sp.Offset+sp.Length:]...)...)
+		}
+		if err := s.Scan(f.path, bytes.NewReader(out), func(fd Finding) {
+			t.Errorf("after sanitizing %s: still %v", f.path, fd)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

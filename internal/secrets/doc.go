@@ -18,20 +18,3 @@
 // (LoadGitleaks). A Finding holds where a secret is, a redacted form and
 // a fingerprint, never the value itself.
 package secrets
-
-// Merge returns base with extra appended, where a rule of extra replaces
-// the rule of base with the same ID (as a gitleaks config that extends the
-// defaults overrides a default rule by reusing its id).
-func Merge(base, extra []*Rule) []*Rule {
-	replaced := map[string]*Rule{}
-	for _, r := range extra {
-		replaced[r.ID] = r
-	}
-	out := make([]*Rule, 0, len(base)+len(extra))
-	for _, r := range base {
-		if _, ok := replaced[r.ID]; !ok {
-			out = append(out, r)
-		}
-	}
-	return append(out, extra...)
-}

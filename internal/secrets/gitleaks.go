@@ -48,6 +48,8 @@ type glAllowlist struct {
 	TargetRules []string `toml:"targetRules"`
 }
 
+var goFieldRe = regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S+ of type (\S+)`)
+
 // LoadError is one problem in a gitleaks rule file, with the line it is on
 // (0 when unknown) and the field path (rules[3].regex).
 type LoadError struct {
@@ -86,9 +88,20 @@ func LoadGitleaks(name string, data []byte) ([]*Rule, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			le.Line, _ = de.Position()
-			le.Err = errors.New(strings.TrimPrefix(de.Error(), "toml: "))
+			le.Field = strings.Join(de.Key(), ".")
+			msg := strings.TrimPrefix(de.Error(), "toml: ")
+			// "cannot decode TOML integer into struct field
+			// secrets.glRule.Regex of type string" names our Go types;
+			// say it in the file's terms.
+			msg = goFieldRe.ReplaceAllString(msg, "cannot use a TOML $1 where a $2 is wanted")
+			le.Err = errors.New(msg)
 		}
 		return nil, le
+	}
+	if len(cfg.Rules) == 0 {
+		// Most likely [[rule]] for [[rules]]: say so rather than load
+		// nothing without a word.
+		return nil, &LoadError{File: name, Err: errors.New("no [[rules]] in the file")}
 	}
 	lines := tomlLines(data)
 	var errs []error

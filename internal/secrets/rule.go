@@ -70,9 +70,107 @@ type Rule struct {
 	// wholeFile, when set, recognises a file from its first bytes (a
 	// Kerberos keytab); the whole file is then the secret.
 	wholeFile func(head []byte) bool
-	// multiline is set by prepare when the regex can match a newline.
+	// multiline is set by prepare when the regex can match a newline;
+	// such a regex runs from the keyword's line to spanAfter bytes past
+	// the keyword (64 KiB for the PEM rules, 4 KiB for user rules).
 	multiline bool
+	spanAfter int
+	// begins is set when the regex has ^ or \A, which would also match
+	// at a window's start cut in the middle of a line.
+	begins bool
+	// anchor says where, relative to a keyword hit, every match of the
+	// rule starts; the regex is then run anchored there (anchored, built
+	// by prepare) instead of searching the whole line from each position,
+	// which is most of the cost of a keyword-dense text.
+	anchor   anchorKind
+	anchored *regexp.Regexp
+	// pathNeed: literals one of which a path must contain for Path to
+	// match it (nil: no such literals known); checked before the regex,
+	// since most files are not the few that path rules are about.
+	pathNeed []string
 }
+
+// needles returns literals of which every string matching expr contains
+// at least one, or nil when it cannot tell (a case-folded literal, an
+// optional part, a character class...).
+func needles(expr string) []string {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	var walk func(*syntax.Regexp) []string
+	walk = func(re *syntax.Regexp) []string {
+		switch re.Op {
+		case syntax.OpLiteral:
+			if re.Flags&syntax.FoldCase != 0 {
+				return nil
+			}
+			return []string{string(re.Rune)}
+		case syntax.OpCapture, syntax.OpPlus:
+			return walk(re.Sub[0])
+		case syntax.OpRepeat:
+			if re.Min > 0 {
+				return walk(re.Sub[0])
+			}
+		case syntax.OpConcat:
+			// Any one part's needles will do; take the part whose
+			// shortest needle is longest.
+			var best []string
+			bestLen := 0
+			for _, sub := range re.Sub {
+				n := walk(sub)
+				if len(n) == 0 {
+					continue
+				}
+				short := len(n[0])
+				for _, x := range n {
+					short = min(short, len(x))
+				}
+				if short > bestLen {
+					best, bestLen = n, short
+				}
+			}
+			return best
+		case syntax.OpAlternate:
+			var all []string
+			for _, sub := range re.Sub {
+				n := walk(sub)
+				if len(n) == 0 {
+					return nil
+				}
+				all = append(all, n...)
+			}
+			return all
+		}
+		return nil
+	}
+	return walk(re)
+}
+
+// matchPath matches a path regex, trying its needles first.
+func matchPath(re *regexp.Regexp, need []string, path string) bool {
+	if need != nil {
+		found := false
+		for _, n := range need {
+			if strings.Contains(path, n) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return re.MatchString(path)
+}
+
+type anchorKind uint8
+
+const (
+	anchorNone  anchorKind = iota // matches may start anywhere on the line
+	anchorIdent                   // at the start of the identifier ([A-Za-z0-9_.-]) holding the keyword, which an assignment (= or :) follows
+	anchorSep                     // at the byte before the keyword (a separator), or at the keyword at a line start
+)
 
 // Allowlist excuses a rule's matches. With the default condition (OR) a
 // match is excused when any of the criteria given holds; with MatchAll
@@ -92,6 +190,8 @@ type Allowlist struct {
 	// StopWords excuse a secret that contains one of them (ASCII case
 	// ignored).
 	StopWords []string
+
+	pathNeed [][]string // needles of each of Paths
 }
 
 // candidate is a match being judged: the secret, the regex match around
@@ -123,7 +223,15 @@ func (r *Rule) prepare() error {
 		}
 		r.Keywords[i] = strings.ToLower(k)
 	}
+	if r.Path != nil {
+		r.pathNeed = needles(r.Path.String())
+	}
 	for i := range r.Allowlists {
+		a := &r.Allowlists[i]
+		a.pathNeed = a.pathNeed[:0]
+		for _, p := range a.Paths {
+			a.pathNeed = append(a.pathNeed, needles(p.String()))
+		}
 		for j, w := range r.Allowlists[i].StopWords {
 			r.Allowlists[i].StopWords[j] = strings.ToLower(w)
 		}
@@ -135,6 +243,18 @@ func (r *Rule) prepare() error {
 	}
 	if r.Regex != nil {
 		r.multiline = canMatchNewline(r.Regex.String())
+		r.begins = hasBegin(r.Regex.String())
+		if r.multiline && r.spanAfter == 0 {
+			r.spanAfter = userSpan
+		}
+		r.spanAfter = min(r.spanAfter, multiWindow)
+		if r.anchor != anchorNone && r.anchored == nil {
+			a, err := regexp.Compile(`^(?:` + r.Regex.String() + `)`)
+			if err != nil {
+				return fmt.Errorf("rule %q: anchoring the regex: %w", r.ID, err)
+			}
+			r.anchored = a
+		}
 	}
 	return nil
 }
@@ -163,6 +283,27 @@ func canMatchNewline(expr string) bool {
 					return true
 				}
 			}
+		}
+		for _, sub := range re.Sub {
+			if walk(sub) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(re)
+}
+
+// hasBegin reports whether the regex uses ^ or \A.
+func hasBegin(expr string) bool {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return true
+	}
+	var walk func(*syntax.Regexp) bool
+	walk = func(re *syntax.Regexp) bool {
+		if re.Op == syntax.OpBeginLine || re.Op == syntax.OpBeginText {
+			return true
 		}
 		for _, sub := range re.Sub {
 			if walk(sub) {
@@ -218,7 +359,7 @@ func (r *Rule) accept(c *candidate, path string) bool {
 func (r *Rule) pathExcused(path string) bool {
 	for i := range r.Allowlists {
 		a := &r.Allowlists[i]
-		if len(a.Paths) == 0 || !anyMatch(a.Paths, path) {
+		if len(a.Paths) == 0 || !a.pathMatch(path) {
 			continue
 		}
 		if !a.MatchAll || (len(a.Regexes) == 0 && len(a.StopWords) == 0) {
@@ -228,9 +369,14 @@ func (r *Rule) pathExcused(path string) bool {
 	return false
 }
 
-func anyMatch(res []*regexp.Regexp, s string) bool {
-	for _, re := range res {
-		if re.MatchString(s) {
+// pathMatch reports whether one of the allowlist's Paths matches path.
+func (a *Allowlist) pathMatch(path string) bool {
+	for i, re := range a.Paths {
+		var need []string
+		if i < len(a.pathNeed) {
+			need = a.pathNeed[i]
+		}
+		if matchPath(re, need, path) {
 			return true
 		}
 	}
@@ -241,7 +387,7 @@ func anyMatch(res []*regexp.Regexp, s string) bool {
 func (a *Allowlist) excuses(c *candidate, path string) bool {
 	var results []bool
 	if len(a.Paths) > 0 {
-		results = append(results, anyMatch(a.Paths, path))
+		results = append(results, a.pathMatch(path))
 	}
 	if len(a.Regexes) > 0 {
 		target := c.secret
@@ -303,4 +449,21 @@ func shannon(b []byte) float64 {
 		}
 	}
 	return h
+}
+
+// Merge returns base with extra appended, where a rule of extra replaces
+// the rule of base with the same ID (as a gitleaks config that extends the
+// defaults overrides a default rule by reusing its id).
+func Merge(base, extra []*Rule) []*Rule {
+	replaced := map[string]*Rule{}
+	for _, r := range extra {
+		replaced[r.ID] = r
+	}
+	out := make([]*Rule, 0, len(base)+len(extra))
+	for _, r := range base {
+		if _, ok := replaced[r.ID]; !ok {
+			out = append(out, r)
+		}
+	}
+	return append(out, extra...)
 }

@@ -21,11 +21,18 @@ import (
 const (
 	chunkSize   = 256 << 10
 	lineCap     = 8 << 10  // a line window reaches at most this far either side of a keyword
-	multiWindow = 64 << 10 // a multi-line rule's window after its keyword
-	lookbehind  = lineCap + 256
-	lookahead   = multiWindow + lineCap
-	bufSize     = lookbehind + chunkSize + lookahead
-	sniffSize   = 8 << 10 // a NUL byte in this much of the start makes a file binary
+	multiWindow = 64 << 10 // the widest window of a multi-line rule after its keyword
+	userSpan    = 4 << 10  // a user rule's regex that can match a newline: its window after the keyword
+	// anchoredSpan bounds an anchored rule's window after its keyword
+	// (the longest value it can report), reuseMargin the overlap kept when
+	// a line rule's windows on one long line follow each other: a match
+	// longer than that across a window's end could be missed.
+	anchoredSpan = 2 << 10
+	reuseMargin  = 2 << 10
+	lookbehind   = lineCap + 256
+	lookahead    = multiWindow + lineCap
+	bufSize      = lookbehind + chunkSize + lookahead
+	sniffSize    = 8 << 10 // a NUL byte in this much of the start makes a file binary
 )
 
 // Scanner finds secrets with a fixed set of rules. It is safe for
@@ -74,7 +81,9 @@ func newPrefilter(rules []*Rule, want func(*Rule) bool) *prefilter {
 }
 
 // NewScanner checks the rules and compiles their keywords into one
-// automaton. Rule IDs must be unique.
+// automaton. Rule IDs must be unique. NewScanner completes each rule's
+// derived, unexported fields, so the same *Rule values must not be given
+// to two NewScanner calls running at once (Builtin returns fresh ones).
 func NewScanner(rules []*Rule) (*Scanner, error) {
 	s := &Scanner{rules: rules}
 	seen := map[string]bool{}
@@ -125,10 +134,13 @@ type scanState struct {
 	winStart []int64 // per rule: the last window its regex ran on
 	winEnd   []int64
 	lastEnd  []int64 // per rule: end of the last secret it reported
-	batch    []pending
-	carry    []span // specific findings of the previous chunk
-	specs    []span
-	ends     []int64
+	// lsPos is the start of the line found for the last keyword hit, and
+	// no newline lies between it and lsChecked (file offsets).
+	lsPos, lsChecked int64
+	batch            []pending
+	carry            []span // findings of the previous chunk
+	specs            []span
+	order            []int
 
 	path     string
 	base     int64 // file offset of buf[0]
@@ -136,7 +148,7 @@ type scanState struct {
 	ownStart int
 	lineOwn  int // line number at ownStart
 	pf       *prefilter
-	hitFn    func(end int, kws []int32)
+	hits     []hitRec
 }
 
 type pending struct {
@@ -148,7 +160,9 @@ type pending struct {
 type span struct{ start, end int64 }
 
 // Scan reads one file and calls fn for each secret in it, in the order of
-// their offsets (a whole-file secret comes last). path is the file's path
+// their offsets (a whole-file secret comes last). The spans of one file's
+// findings never overlap (but for a whole-file secret, which covers the
+// file), so a sanitizer can overwrite each as it comes. path is the file's path
 // in the image; it is matched by the rules' Path and allowlist regexes and
 // copied into each Finding. A binary file that no rule reads is not read
 // past its first block. fn is called from the calling goroutine only.
@@ -159,6 +173,7 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 	st.s = s
 	st.path = path
 	st.base, st.ownStart, st.lineOwn = 0, 0, 1
+	st.lsPos, st.lsChecked = -1, -1
 	st.batch, st.carry = st.batch[:0], st.carry[:0]
 	for i := range st.winStart {
 		st.winStart[i], st.winEnd[i], st.lastEnd[i] = -1, -1, 0
@@ -177,7 +192,7 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 	anyKw, anyActive := false, false
 	for i, rule := range s.rules {
 		ok := (rule.Binary || !binary) &&
-			(rule.Path == nil || rule.Path.MatchString(path)) &&
+			(rule.Path == nil || matchPath(rule.Path, rule.pathNeed, path)) &&
 			!rule.pathExcused(path)
 		if ok && rule.Regex == nil {
 			if rule.wholeFile == nil || rule.wholeFile(st.buf[:n]) {
@@ -210,9 +225,6 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 		h.Write(st.buf[:n])
 		copy(head[:], st.buf[:n])
 	}
-	if st.hitFn == nil {
-		st.hitFn = st.onHit
-	}
 
 	var acState int32
 	for {
@@ -226,13 +238,16 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 			}
 		}
 		if st.pf != nil {
-			acState = st.pf.ac.scan(st.buf[st.ownStart:ownEnd], acState, st.hitFn)
+			st.hits, acState = st.pf.ac.scan(st.buf[st.ownStart:ownEnd], acState, st.hits[:0])
+			for _, h := range st.hits {
+				st.onHit(h.end, st.pf.ac.keywords(h.st))
+			}
 		}
 		for _, ri := range s.kwless {
 			if st.active[ri] {
 				end := ownEnd + lineCap
 				if s.rules[ri].multiline {
-					end = ownEnd + multiWindow
+					end = ownEnd + s.rules[ri].spanAfter
 				}
 				st.matchWindow(ri, st.ownStart, min(end, st.dataEnd), ownEnd)
 			}
@@ -304,20 +319,71 @@ func (st *scanState) onHit(end int, kws []int32) {
 	}
 }
 
+// assignmentAhead reports whether b, the bytes after a keyword, goes on
+// with the rest of an identifier, an optional closing quote or bracket and
+// blanks, then '=' or ':' (=, :, :=, =>): the shape every anchorIdent rule's
+// regex requires.
+func assignmentAhead(b []byte) bool {
+	i := 0
+	for i < len(b) && isIdentByte(b[i]) {
+		i++
+	}
+	if i < len(b) && (b[i] == '"' || b[i] == '\'' || b[i] == ']') {
+		i++
+	}
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	return i < len(b) && (b[i] == '=' || b[i] == ':')
+}
+
+// lineStart returns the start of the line holding buf[i], looking back
+// at most lineCap bytes. Keyword hits come in order, so what was searched
+// for the last hit is not searched again: a long line full of keywords
+// costs one pass, not one per keyword.
+func (st *scanState) lineStart(i int) int {
+	ai := st.base + int64(i)
+	if ai < st.lsChecked || st.lsChecked < st.base {
+		st.lsPos, st.lsChecked = -1, st.base
+	}
+	from := max(int(st.lsChecked-st.base), i-lineCap, 0)
+	if nl := bytes.LastIndexByte(st.buf[from:i], '\n'); nl >= 0 {
+		st.lsPos = st.base + int64(from+nl+1)
+	} else if st.lsPos < 0 || int64(from) > st.lsChecked-st.base {
+		st.lsPos = st.base + int64(from) // no newline within lineCap
+	}
+	st.lsChecked = ai
+	return max(int(st.lsPos-st.base), i-lineCap, 0)
+}
+
 // window runs rule ri on the window around a keyword at buf[ks:ke]: the
 // keyword's line (capped at lineCap either side), or for a multi-line
 // rule from the line's start to multiWindow past the keyword.
 func (st *scanState) window(ri, ks, ke int) {
 	buf := st.buf
-	ws := max(ks-lineCap, 0)
-	if nl := bytes.LastIndexByte(buf[ws:ks], '\n'); nl >= 0 {
-		ws += nl + 1
+	rule := st.s.rules[ri]
+	ws := st.lineStart(ks)
+	switch rule.anchor {
+	case anchorIdent:
+		if !assignmentAhead(buf[ke:min(ke+256, st.dataEnd)]) {
+			return // "the password is", "password string": no regex needed
+		}
+		i := ks
+		for i > ws && isIdentByte(buf[i-1]) {
+			i--
+		}
+		ws = i
+	case anchorSep:
+		ws = max(ws, ks-1)
 	}
 	var we int
-	if st.s.rules[ri].multiline {
-		we = min(ke+multiWindow, st.dataEnd)
+	if rule.multiline {
+		we = min(ke+rule.spanAfter, st.dataEnd)
 	} else {
 		lim := min(ke+lineCap, st.dataEnd)
+		if rule.anchored != nil {
+			lim = min(ke+anchoredSpan, st.dataEnd)
+		}
 		if nl := bytes.IndexByte(buf[ke:lim], '\n'); nl >= 0 {
 			we = ke + nl
 		} else {
@@ -325,8 +391,33 @@ func (st *scanState) window(ri, ks, ke int) {
 		}
 	}
 	as, ae := st.base+int64(ws), st.base+int64(we)
-	if as >= st.winStart[ri] && ae <= st.winEnd[ri] {
-		return // a second keyword in a window already searched
+	prevStart, prevEnd := st.winStart[ri], st.winEnd[ri]
+	switch {
+	case rule.anchored != nil:
+		// An anchored regex only looks at its window's start: the same
+		// start is the same search (two keywords in one key).
+		if as == prevStart {
+			return
+		}
+	case rule.multiline:
+		if as >= prevStart && ae <= prevEnd {
+			return
+		}
+	default:
+		// The last window already searched around this keyword, unless
+		// the keyword is within reuseMargin of its end. Otherwise the
+		// window starts at most reuseMargin before the keyword, so that a
+		// long line full of keywords is searched about twice, not once
+		// per keyword. (Not for a regex with ^, which would match at a
+		// window start cut in the middle of a line.)
+		aks := st.base + int64(ks)
+		if aks >= prevStart && st.base+int64(ke)+reuseMargin <= prevEnd {
+			return
+		}
+		if !rule.begins && as < aks-reuseMargin {
+			as = aks - reuseMargin
+			ws = int(as - st.base)
+		}
 	}
 	st.winStart[ri], st.winEnd[ri] = as, ae
 	st.matchWindow(ri, ws, we, -1)
@@ -338,10 +429,14 @@ func (st *scanState) window(ri, ks, ke int) {
 func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 	rule := st.s.rules[ri]
 	w := st.buf[ws:we]
-	if !rule.Regex.Match(w) {
+	rx := rule.Regex
+	if rule.anchored != nil && ownEnd < 0 {
+		rx = rule.anchored
+	}
+	if !rx.Match(w) {
 		return
 	}
-	for _, m := range rule.Regex.FindAllSubmatchIndex(w, -1) {
+	for _, m := range rx.FindAllSubmatchIndex(w, -1) {
 		if ownEnd >= 0 && ws+m[0] >= ownEnd {
 			break
 		}
@@ -380,72 +475,60 @@ func (st *scanState) lineAround(s, e int) []byte {
 	return st.buf[ls:le]
 }
 
-// flush reports the chunk's findings in offset order, dropping a generic
-// rule's finding where a specific rule found an overlapping secret.
+// flush reports the chunk's findings in offset order. A file's findings
+// never overlap, so a sanitizer can overwrite each span as it is: where
+// spans overlap, a specific rule wins over a generic one (a password
+// assignment holding a PyPI token is reported as the token), of two
+// specific ones the first to start (then the first listed: a GitHub token
+// in .git-credentials is a github-token), of two generic ones the first
+// listed.
 func (st *scanState) flush(fn func(Finding)) {
 	if len(st.batch) == 0 {
 		st.carry = st.carry[:0]
 		return
 	}
 	rules := st.s.rules
-	sort.Slice(st.batch, func(i, j int) bool {
-		a, b := st.batch[i], st.batch[j]
-		if a.start != b.start {
-			return a.start < b.start
+	batch := st.batch
+	sort.Slice(batch, func(i, j int) bool {
+		if batch[i].start != batch[j].start {
+			return batch[i].start < batch[j].start
 		}
-		return a.rule < b.rule
+		return batch[i].rule < batch[j].rule
 	})
-	// Specific spans, sorted by start, with the running maximum of ends:
-	// a generic span [s,e) overlaps one iff among those starting before e
-	// the largest end is past s.
-	specs := append(st.specs[:0], st.carry...)
-	for _, p := range st.batch {
-		if !rules[p.rule].Generic {
-			specs = append(specs, span{st.base + int64(p.start), st.base + int64(p.end)})
+	// kept: the spans kept so far, sorted and disjoint, starting with those
+	// of the previous chunk.
+	kept := append(st.specs[:0], st.carry...)
+	for i := range batch {
+		p := &batch[i]
+		p.dropped = rules[p.rule].Generic || !st.keep(&kept, p)
+	}
+	order := st.order[:0]
+	for i := range batch {
+		if rules[batch[i].rule].Generic {
+			order = append(order, i)
 		}
 	}
-	sort.Slice(specs, func(i, j int) bool { return specs[i].start < specs[j].start })
-	ends := st.ends[:0]
-	for i, sp := range specs {
-		if i > 0 && ends[i-1] > sp.end {
-			sp.end = ends[i-1]
+	sort.Slice(order, func(a, b int) bool {
+		p, q := batch[order[a]], batch[order[b]]
+		if p.rule != q.rule {
+			return p.rule < q.rule
 		}
-		ends = append(ends, sp.end)
+		return p.start < q.start
+	})
+	for _, i := range order {
+		batch[i].dropped = !st.keep(&kept, &batch[i])
 	}
-	st.specs, st.ends = specs, ends
-
-	// Two generic rules on one span (a JWT assigned to access_token): the
-	// one listed first keeps it.
-	for i := range st.batch {
-		p := &st.batch[i]
-		if !rules[p.rule].Generic {
-			continue
-		}
-		for j := i + 1; j < len(st.batch) && st.batch[j].start < p.end; j++ {
-			q := &st.batch[j]
-			if rules[q.rule].Generic && q.end > p.start {
-				if q.rule > p.rule {
-					q.dropped = true
-				} else {
-					p.dropped = true
-				}
-			}
-		}
-	}
+	st.specs, st.order = kept, order
 
 	line, at := st.lineOwn, st.ownStart
 	carry := st.carry[:0]
-	for _, p := range st.batch {
+	for _, p := range batch {
+		if p.dropped {
+			continue
+		}
 		rule := rules[p.rule]
 		as, ae := st.base+int64(p.start), st.base+int64(p.end)
-		if rule.Generic {
-			k := sort.Search(len(specs), func(i int) bool { return specs[i].start >= ae })
-			if p.dropped || k > 0 && ends[k-1] > as {
-				continue
-			}
-		} else {
-			carry = append(carry, span{as, ae})
-		}
+		carry = append(carry, span{as, ae})
 		var ln int
 		if p.start < st.ownStart {
 			ln = st.lineOwn - bytes.Count(st.buf[p.start:st.ownStart], []byte{'\n'})
@@ -462,5 +545,21 @@ func (st *scanState) flush(fn func(Finding)) {
 		})
 	}
 	st.carry = carry
-	st.batch = st.batch[:0]
+	st.batch = batch[:0]
+}
+
+// keep adds p's span to kept (sorted, disjoint) unless it overlaps one
+// there, and reports whether it did.
+func (st *scanState) keep(kept *[]span, p *pending) bool {
+	as, ae := st.base+int64(p.start), st.base+int64(p.end)
+	k := *kept
+	i := sort.Search(len(k), func(i int) bool { return k[i].end > as })
+	if i < len(k) && k[i].start < ae {
+		return false
+	}
+	k = append(k, span{})
+	copy(k[i+1:], k[i:])
+	k[i] = span{as, ae}
+	*kept = k
+	return true
 }

@@ -214,6 +214,9 @@ func verifyODBC(c *candidate) bool {
 		return false
 	}
 	lower := bytes.ToLower(c.line)
+	if bytes.Contains(lower, []byte("jdbc:")) {
+		return false // a JDBC URL's ;password=: jdbc-password's
+	}
 	for _, k := range odbcContext {
 		if bytes.Contains(lower, []byte(k)) {
 			return true

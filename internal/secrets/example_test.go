@@ -1,0 +1,26 @@
+package secrets_test
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/vguard-dev/vguard/internal/secrets"
+)
+
+func ExampleScanner_Scan() {
+	s, err := secrets.NewScanner(secrets.Builtin())
+	if err != nil {
+		panic(err)
+	}
+	env := "APP_ENV=production\nAWS_ACCESS_KEY_ID=AKIAHBRPOIGF3CBFNOBM\nDB_PASSWORD=${DB_PASSWORD}\n"
+	err = s.Scan("/etc/app/env", strings.NewReader(env), func(f secrets.Finding) {
+		fmt.Println(f)
+		fmt.Println(f.Offset, f.Length, f.Fingerprint[:15])
+	})
+	if err != nil {
+		panic(err)
+	}
+	// Output:
+	// /etc/app/env:2: aws-access-key-id AKIA************NOBM
+	// 37 20 sha256:9fe02d70
+}
