@@ -57,6 +57,20 @@
 // internal/progress draws a rate-limited progress bar on a terminal's
 // stderr for long image reads.
 //
+// internal/secrets finds secrets in file contents: rules declared once with
+// their test strings (built in, or from a gitleaks TOML file), an
+// Aho-Corasick keyword prefilter, regexes only in windows around keyword
+// hits, files streamed in chunks with overlap, binary files skipped but for
+// the rules that read them. A Finding holds where a secret is, a redacted
+// form and a fingerprint, never the value.
+//
+// internal/identity is the catalogue of clone-identity material (machine ID,
+// SSH host keys, MAC pins, leases, ...) with the action that seals each.
+//
+// internal/hygiene is image scan and image sanitize: it walks an image with
+// imagefs on every core, asks secrets and identity of each file, and writes
+// a sanitized copy through imagefs.Copy, which it then scans again.
+//
 // internal/report writes check reports as a table for people, JSON for
 // programs and SARIF 2.1.0 for code-scanning tools.
 //
