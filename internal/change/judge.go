@@ -49,12 +49,15 @@ type ScopeSize struct {
 // while judging (and restores it before returning), so it is not safe for
 // concurrent use.
 type Judge struct {
-	x      *estate.Index
-	p      *estate.Policy
-	files  check.SideFiles
-	before []check.Finding
-	keys   map[string]struct{}
-	exists func(what, path string) error
+	// buffers recycles the arrays of findings between judgements (see
+	// Release).
+	buffers check.Buffers
+	x       *estate.Index
+	p       *estate.Policy
+	files   check.SideFiles
+	before  []check.Finding
+	keys    map[string]struct{}
+	exists  func(what, path string) error
 }
 
 // NewJudge evaluates the estate of x under policy p and prepares x for
@@ -105,7 +108,7 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 	a.undo(j.x)
 
 	scope := j.scopeOf(a)
-	opts := check.Options{Scope: scope, Files: j.files}
+	opts := check.Options{Scope: scope, Files: j.files, Buffers: &j.buffers}
 	before := check.Evaluate(j.x, j.p, opts)
 	a.redo(j.x)
 	after := check.Evaluate(j.x, j.p, opts)
@@ -126,11 +129,13 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 		}
 	}
 	introduced, resolved, changed := diff(before.Findings, after.Findings)
+	j.buffers.Put(before.Findings) // what is kept of it was copied out
 	v.Introduced, v.Resolved, v.Changed = introduced, resolved, changed
 	if len(changeOnly) > 0 {
 		v.Introduced = append(slices.Clip(introduced), changeOnly...)
-	}
-	check.SortFindings(v.Introduced)
+		j.buffers.Put(introduced)
+		check.SortFindings(v.Introduced)
+	} // else in the order of after, which Evaluate sorted
 	resolvedKnown := 0
 	for i := range v.Resolved {
 		if _, ok := j.keys[v.Resolved[i].Key()]; ok {
@@ -143,6 +148,20 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 		j.advance(introduced, v.Resolved, v.Changed)
 	}
 	return v, nil
+}
+
+// Release gives the Judge back the findings of a verdict its caller is
+// done with, for the next judgement to reuse. A change that puts a
+// master's tens of thousands of VMs behind introduces that many findings;
+// a caller judging change after change (a server, a planner) that releases
+// each verdict spares the collector those megabytes every time. Optional:
+// an unreleased verdict is simply collected. v must not be used afterwards.
+func (j *Judge) Release(v *Verdict) {
+	if v == nil {
+		return
+	}
+	j.buffers.Put(v.Introduced)
+	*v = Verdict{}
 }
 
 // advance makes the findings the Judge holds those after a committed
@@ -185,10 +204,13 @@ func decide(introduced []check.Finding, blockAt estate.Severity) Decision {
 //
 // Both inputs are in report order (check.SortFindings), so within one
 // severity and check they are sorted by subject and related, and the
-// findings of one check before, sorted the same way, are matched by
-// walking both lists together rather than by hashing every key: a change
-// that puts a master's VMs behind introduces tens of thousands of findings.
-// introduced reuses after's array (after is not read again).
+// findings of one check before, sorted the same way, are matched against
+// each such run without hashing a key: by walking both together, or, when
+// the run is far longer (a change that puts a master's tens of thousands
+// of VMs behind, against the few that were behind already), by finding
+// each finding of before in the run by binary search, so that the run's
+// subjects are not even read. introduced reuses after's array (after is
+// not read again).
 func diff(before, after []check.Finding) (introduced, resolved, changed []check.Finding) {
 	if len(before) == 0 {
 		return after, nil, nil
@@ -202,25 +224,51 @@ func diff(before, after []check.Finding) (introduced, resolved, changed []check.
 	}
 	matched := make([]bool, len(before))
 	introduced = after[:0]
-	var list []int
-	pos := 0
-	for i := range after {
-		f := &after[i]
-		if i == 0 || f.Check != after[i-1].Check || f.Severity != after[i-1].Severity {
-			list, pos = byCheck[f.Check], 0 // a new run of one severity and check
-		}
-		for pos < len(list) && compareKey(&before[list[pos]], f) < 0 {
-			pos++
-		}
-		if pos == len(list) || compareKey(&before[list[pos]], f) != 0 {
-			introduced = append(introduced, *f) // never past i
-			continue
-		}
-		j := list[pos]
+	match := func(j int, f *check.Finding) {
 		matched[j] = true
 		if before[j].Message != f.Message {
 			changed = append(changed, *f)
 		}
+	}
+	for lo := 0; lo < len(after); {
+		hi := lo + 1
+		for hi < len(after) && after[hi].Check == after[lo].Check && after[hi].Severity == after[lo].Severity {
+			hi++
+		}
+		run, list := after[lo:hi], byCheck[after[lo].Check]
+		if len(list)*16 < len(run) {
+			var hit []int // positions in run, ascending
+			for _, j := range list {
+				if k, ok := slices.BinarySearchFunc(run, &before[j], func(f check.Finding, b *check.Finding) int {
+					return compareKey(&f, b)
+				}); ok {
+					hit = append(hit, k)
+					match(j, &run[k])
+				}
+			}
+			slices.Sort(hit)
+			for k := range run {
+				if len(hit) > 0 && hit[0] == k {
+					hit = hit[1:]
+					continue
+				}
+				introduced = append(introduced, run[k]) // never past lo+k
+			}
+		} else {
+			pos := 0
+			for k := range run {
+				f := &run[k]
+				for pos < len(list) && compareKey(&before[list[pos]], f) < 0 {
+					pos++
+				}
+				if pos < len(list) && compareKey(&before[list[pos]], f) == 0 {
+					match(list[pos], f)
+					continue
+				}
+				introduced = append(introduced, *f)
+			}
+		}
+		lo = hi
 	}
 	for i := range before {
 		if !matched[i] {

@@ -239,3 +239,55 @@ func TestCommitMatchesFull(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffMatchesReference holds diff, in both of its ways of matching (a
+// walk of both lists, and binary search when one run is far longer), to
+// the plain reference: keys hashed as strings.
+func TestDiffMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	mk := func(n, subjects int) []check.Finding {
+		var fs []check.Finding
+		seen := map[string]bool{}
+		for range n {
+			f := check.Finding{
+				Check:    []string{"VG101", "VG204"}[r.IntN(2)],
+				Severity: estate.Severity(3 + r.IntN(2)),
+				Subject:  fmt.Sprintf("vm/v%05d", r.IntN(subjects)),
+				Related:  []string{fmt.Sprintf("image/m@%d", r.IntN(2))},
+				Message:  fmt.Sprint(r.IntN(3)),
+			}
+			if !seen[f.Key()] { // an evaluation never repeats a key
+				seen[f.Key()] = true
+				fs = append(fs, f)
+			}
+		}
+		check.SortFindings(fs)
+		return fs
+	}
+	for trial := range 200 {
+		nb, na := r.IntN(40), r.IntN(2000)
+		if trial%2 == 0 {
+			nb = r.IntN(4) // far fewer before: binary search
+		}
+		before, after := mk(nb, 3000), mk(na, 3000)
+		wantIntro, wantGone := keyDiff(after, before), keyDiff(before, after)
+		gotIntro, gotGone, gotChanged := diff(before, slices.Clone(after))
+		if !slices.Equal(lines(gotIntro), lines(wantIntro)) || !slices.Equal(lines(gotGone), lines(wantGone)) {
+			t.Fatalf("trial %d (%d before, %d after): introduced %d want %d, resolved %d want %d",
+				trial, nb, na, len(gotIntro), len(wantIntro), len(gotGone), len(wantGone))
+		}
+		msg := map[string]string{}
+		for _, f := range before {
+			msg[f.Key()] = f.Message
+		}
+		var wantChanged []check.Finding
+		for _, f := range after {
+			if m, ok := msg[f.Key()]; ok && m != f.Message {
+				wantChanged = append(wantChanged, f)
+			}
+		}
+		if !slices.Equal(lines(gotChanged), lines(wantChanged)) {
+			t.Fatalf("trial %d: changed %d, want %d", trial, len(gotChanged), len(wantChanged))
+		}
+	}
+}

@@ -9,6 +9,7 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -80,6 +81,21 @@ type Context struct {
 	scope    *Scope
 	findings []Finding
 	errs     []error
+	buffers  *Buffers
+}
+
+// reserve makes room for n more findings, from the evaluation's Buffers
+// when it has them: a check that knows it will emit many says so first.
+func (c *Context) reserve(n int) {
+	if cap(c.findings)-len(c.findings) >= n {
+		return
+	}
+	if len(c.findings) == 0 {
+		c.buffers.Put(c.findings)
+		c.findings = c.buffers.get(n)
+		return
+	}
+	c.findings = slices.Grow(c.findings, n)
 }
 
 // SideFiles gives checks the documents an estate refers to by path:

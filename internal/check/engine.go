@@ -48,6 +48,9 @@ type Options struct {
 	// Scope, when set, judges only the units in it, and only the checks
 	// that read a fact in Scope.Facts. The index must have updates enabled.
 	Scope *Scope
+	// Buffers, when set, supplies the arrays findings are emitted into, and
+	// takes back those an evaluation does not return.
+	Buffers *Buffers
 }
 
 // Result is the outcome of an evaluation.
@@ -79,7 +82,7 @@ func Evaluate(x *estate.Index, p *estate.Policy, opts Options) Result {
 	ctxs := make([]*Context, len(run))
 	var wg sync.WaitGroup
 	for i, c := range run {
-		ctxs[i] = &Context{Index: x, Policy: p, Files: opts.Files, check: c, scope: opts.Scope}
+		ctxs[i] = &Context{Index: x, Policy: p, Files: opts.Files, check: c, scope: opts.Scope, buffers: opts.Buffers}
 		wg.Go(func() { c.Run(ctxs[i]) })
 	}
 	wg.Wait()
@@ -95,14 +98,15 @@ func Evaluate(x *estate.Index, p *estate.Policy, opts Options) Result {
 	// With one check finding anything (a judged change often), its
 	// findings are taken as they are rather than copied.
 	if with > 1 {
-		res.Findings = make([]Finding, 0, n)
+		res.Findings = opts.Buffers.get(n)
 	}
 	for _, c := range ctxs {
 		if with == 1 && len(c.findings) > 0 {
 			res.Findings = c.findings
-			break
+			continue
 		}
 		res.Findings = append(res.Findings, c.findings...)
+		opts.Buffers.Put(c.findings)
 	}
 	SortFindings(res.Findings)
 	return res

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/bits"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -564,7 +563,7 @@ func runBehindMaster(c *Context) {
 					n++
 				}
 			}
-			c.findings = slices.Grow(c.findings, n)
+			c.reserve(n)
 			for _, m := range members {
 				if b := behind[m.Version]; b != nil {
 					emit(m.Ref, m.Pos, b)

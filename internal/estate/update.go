@@ -1,6 +1,7 @@
 package estate
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -239,13 +240,35 @@ type memberLookup struct {
 func (l *memberLookup) get(x *Index) map[string][]ImageMember {
 	l.once.Do(func() {
 		l.m = map[string][]ImageMember{}
+		size := 0
 		for _, vm := range x.VMs {
 			if vm.Image != nil {
-				l.m[vm.Image.Name] = append(l.m[vm.Image.Name], member(vm))
+				l.m[vm.Image.Name] = append(l.m[vm.Image.Name], ImageMember{VM: vm, Version: vm.Image.Version, Pos: vm.Pos})
+				size += len("vm/") + len(vm.Name)
 			}
 		}
+		// The references are cut from one string, written in the lists'
+		// order: a judgement that compares the findings of a whole master
+		// then reads them front to back instead of all over the heap.
+		var sb strings.Builder
+		sb.Grow(size)
 		for _, list := range l.m {
 			slices.SortFunc(list, byMemberName)
+		}
+		type cut struct{ list, i, end int }
+		names := slices.Sorted(maps.Keys(l.m))
+		var cuts []cut
+		for k, name := range names {
+			for i, m := range l.m[name] {
+				sb.WriteString("vm/")
+				sb.WriteString(m.VM.Name)
+				cuts = append(cuts, cut{k, i, sb.Len()})
+			}
+		}
+		all, start := sb.String(), 0
+		for _, c := range cuts {
+			l.m[names[c.list]][c.i].Ref = all[start:c.end]
+			start = c.end
 		}
 	})
 	return l.m
