@@ -72,8 +72,9 @@ func (s *Scanner) Sanitize(img imagefs.Image, image, out string, opts SanitizeOp
 	}
 	e := &editor{s: s, rep: rep, opts: opts}
 	if img.RandomAccess() {
-		// Scan on every core first; then copy, knowing each file's fate.
-		res, err := s.Scan(img, nil)
+		// Scan on every core first (the bar follows this, the long part);
+		// then copy, knowing each file's fate.
+		res, err := s.Scan(img, opts.Progress)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +156,6 @@ func (ed *editor) edit(e *imagefs.Entry) (drop bool, content io.Reader, err erro
 		}
 		return false, nil, nil
 	}
-	defer ed.opts.Progress.Add(e.Size, 1)
 	if ed.found != nil {
 		fr := ed.found[e.Path]
 		if fr == nil {
@@ -165,6 +165,7 @@ func (ed *editor) edit(e *imagefs.Entry) (drop bool, content io.Reader, err erro
 	}
 	// A tar stream: hold the content to judge it before writing it, as
 	// the entry's header carries its size.
+	defer ed.opts.Progress.Add(e.Size, 1)
 	src, err := spool(e)
 	if err != nil {
 		return false, nil, fmt.Errorf("%s: %w", e.Path, err)
