@@ -52,7 +52,7 @@ writes every record as a JSON line.`,
 }
 
 func runAuditVerify(ctx context.Context, g *globalOptions, o *auditOptions, cmdPath string) error {
-	return withStore(ctx, cmdPath, o.config, func(st store.Store, _ *audit.Log) error {
+	return withStore(ctx, cmdPath, o.config, func(st store.Store) error {
 		n, err := audit.Verify(ctx, st)
 		var p *audit.Problem
 		if errors.As(err, &p) {
@@ -67,7 +67,7 @@ func runAuditVerify(ctx context.Context, g *globalOptions, o *auditOptions, cmdP
 }
 
 func runAuditExport(ctx context.Context, g *globalOptions, o *auditOptions, cmdPath string) error {
-	return withStore(ctx, cmdPath, o.config, func(st store.Store, _ *audit.Log) error {
+	return withStore(ctx, cmdPath, o.config, func(st store.Store) error {
 		return g.writeOutput(o.output, func(w io.Writer) error {
 			bw := bufio.NewWriter(w)
 			enc := json.NewEncoder(bw)

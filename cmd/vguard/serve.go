@@ -84,7 +84,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions, cmdPath st
 		return err
 	}
 	defer st.Close()
-	srv, err := server.New(ctx, cfg, server.Options{Store: st, Logger: logger})
+	srv, err := server.New(ctx, cfg, server.Options{Store: st, Logger: logger, Connectors: server.BuiltinConnectors()})
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +59,7 @@ func newTestServer(t testing.TB, mutate func(*Config)) *testServer {
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	ts := &testServer{t: t, srv: srv, st: st, url: hs.URL, tokens: map[token.Role]string{}, dbPath: dbPath}
 	for _, r := range []token.Role{token.Viewer, token.Operator, token.Admin} {
-		_, secret, err := CreateToken(ctx, st, srv.audit, "test-"+r.String(), r.String(), "test")
+		_, secret, err := CreateToken(ctx, st, "test-"+r.String(), r.String(), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,15 +419,37 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%q: %v; want %q", text, err, want)
 		}
 	}
-	// A connector kind this build does not have is refused at start.
+	// A connector kind this build does not have is refused at start, and
+	// so are built-in connectors' bad settings, without the password.
 	st, _ := store.OpenSQLite(context.Background(), filepath.Join(dir, "x.db"), store.SQLiteOptions{})
 	defer st.Close()
-	cfg := &Config{Connectors: []ConnectorConfig{{Name: "vc", Kind: "vsphere"}}}
-	cfg.Validate()
-	if _, err := New(context.Background(), cfg, Options{Store: st}); err == nil || !strings.Contains(err.Error(), "not available") {
-		t.Fatalf("unknown connector kind: %v", err)
+	t.Setenv("VG_TEST_PW", "hunter2")
+	for _, cc := range []struct {
+		kind     string
+		settings map[string]any
+		want     string
+	}{
+		{"hyperv", nil, "not available"},
+		{"vsphere", map[string]any{"url": "https://u:hunter2@vc/sdk", "passwordEnv": "VG_TEST_PW"}, "must not hold the password"},
+		{"vsphere", map[string]any{"url": "https://vc/sdk", "user": "u", "passwordEnv": "VG_NO_SUCH_VAR"}, "not set"},
+		{"vsphere", map[string]any{"url": "https://vc/sdk", "user": "u", "passwordEnv": "VG_TEST_PW", "password": "hunter2"}, "exactly one"},
+		{"vsphere", map[string]any{"url": "https://vc/sdk", "user": "u", "passwordEnv": "VG_TEST_PW", "bogus": 1}, "bogus"},
+		{"vsphere", map[string]any{"url": "https://vc/sdk", "passwordEnv": "VG_TEST_PW"}, "user: required"},
+	} {
+		cfg := &Config{Connectors: []ConnectorConfig{{Name: "vc", Kind: cc.kind, Settings: cc.settings}}}
+		cfg.Validate()
+		_, err := New(context.Background(), cfg, Options{Store: st, Connectors: BuiltinConnectors()})
+		if err == nil || !strings.Contains(err.Error(), cc.want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s %v: %v; want %q", cc.kind, cc.settings, err, cc.want)
+		}
 	}
-	_ = fmt.Sprint()
+	// A kind that cannot watch is refused with watch: true.
+	cfg := &Config{Connectors: []ConnectorConfig{{Name: "s", Kind: "static", Watch: true}}}
+	cfg.Validate()
+	static := map[string]ConnectorFactory{"static": func(ConnectorConfig) (Connector, error) { return staticConnector{}, nil }}
+	if _, err := New(context.Background(), cfg, Options{Store: st, Connectors: static}); err == nil || !strings.Contains(err.Error(), "cannot watch") {
+		t.Errorf("watch on a kind without a watch: %v", err)
+	}
 }
 
 // TestOpenAPICoversRoutes keeps the OpenAPI document and the route table
