@@ -307,6 +307,16 @@ func RedactDSN(dsn string) string {
 	return strings.Join(out, " ")
 }
 
+// OpenStoreReadOnly opens the store c names without writing to it: no
+// migration (vguard audit verify and export read a copy, or a database a
+// newer vguard uses, as it is).
+func OpenStoreReadOnly(ctx context.Context, c StoreConfig) (store.Store, error) {
+	if c.Postgres != "" {
+		return store.OpenPostgresReadOnly(ctx, c.Postgres)
+	}
+	return store.OpenSQLite(ctx, c.SQLite, store.SQLiteOptions{ReadOnly: true})
+}
+
 // OpenStore opens the store c names, running its migrations.
 func OpenStore(ctx context.Context, c StoreConfig) (store.Store, error) {
 	if c.Postgres != "" {

@@ -107,6 +107,7 @@ func (s *Server) whileHeld(ctx context.Context) {
 			}
 		}
 	}()
+	s.dropRemovedConnectors(lctx)
 	for _, c := range s.connectors {
 		if c.cfg.Watch {
 			wg.Add(1)
@@ -135,6 +136,34 @@ func (s *Server) whileHeld(ctx context.Context) {
 	if ctx.Err() != nil {
 		// Shutting down: let another replica take over at once.
 		_ = s.st.ReleaseLease(context.WithoutCancel(ctx), leaseName, s.holder)
+	}
+}
+
+// dropRemovedConnectors removes the documents of connectors that are no
+// longer configured (validated and audited as a sync that returned
+// nothing), so that a connector taken out of the config takes its estate
+// with it.
+func (s *Server) dropRemovedConnectors(ctx context.Context) {
+	docs, err := s.st.Documents(ctx, store.KindEstate)
+	if err != nil {
+		s.logger.Error("listing connector documents", "err", err)
+		return
+	}
+	configured := map[string]bool{}
+	for _, c := range s.connectors {
+		configured[c.cfg.Name] = true
+	}
+	gone := map[string]bool{}
+	for _, d := range docs {
+		rest, ok := strings.CutPrefix(d.Name, "connectors/")
+		name, _, _ := strings.Cut(rest, "/")
+		if ok && !configured[name] && !gone[name] {
+			gone[name] = true
+			c := &connector{cfg: ConnectorConfig{Name: name}}
+			if err := s.storeSynced(ctx, c, nil, time.Now()); err != nil {
+				s.syncFailed(ctx, c, fmt.Errorf("removing the documents of a connector no longer configured: %w", err))
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -64,6 +65,18 @@ func TestConnectorLease(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // time for a second sync that must not happen
 	for _, s := range servers {
 		s.Close()
+	}
+	// The sync's age is a metric of the replica that synced only.
+	withAge := 0
+	for _, s := range servers {
+		rec := httptest.NewRecorder()
+		s.metrics.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if strings.Contains(rec.Body.String(), `vguard_sync_age_seconds{connector="inventory"}`) {
+			withAge++
+		}
+	}
+	if withAge != 1 {
+		t.Errorf("%d replicas report vguard_sync_age_seconds; want 1, the lease holder", withAge)
 	}
 	if n := syncs.Load(); n != 1 {
 		t.Fatalf("%d syncs; want exactly 1 (one replica holds the lease)", n)
@@ -218,4 +231,76 @@ func TestLeaseLostMidSync(t *testing.T) {
 			t.Fatalf("a sync without the lease is recorded as done: %s", r.Data)
 		}
 	}
+}
+
+// shrinkingConnector returns two documents on its first sync and one
+// afterwards.
+type shrinkingConnector struct {
+	syncs       *atomic.Int64
+	estate, vm2 []byte
+}
+
+func (c shrinkingConnector) Sync(context.Context) ([]load.Source, error) {
+	if c.syncs.Add(1) == 1 {
+		return []load.Source{{Name: "estate.yaml", Data: c.estate}, {Name: "more/vm.yaml", Data: c.vm2}}, nil
+	}
+	return []load.Source{{Name: "estate.yaml", Data: c.estate}}, nil
+}
+
+// A document a connector no longer returns is removed; so are the
+// documents of a connector taken out of the config, at the next start.
+func TestConnectorDocumentsReplaced(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "vguard.db"), store.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var syncs atomic.Int64
+	vm2 := []byte("apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: extra, hypervisor: esx-core-1, owner: x, app: x, securityLevel: low, homeZone: office, nics: [{network: vlan20}]}\n")
+	factories := map[string]ConnectorFactory{"shrink": func(ConnectorConfig) (Connector, error) {
+		return shrinkingConnector{syncs: &syncs, estate: read(t, filepath.Join(examples, "vlan-typo", "estate.yaml")), vm2: vm2}, nil
+	}}
+	cfg := &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "inv", Kind: "shrink", Every: time.Millisecond}}}
+	cfg.Validate()
+	srv, err := New(ctx, cfg, Options{Store: st, Connectors: factories, LeaseTTL: 60 * time.Millisecond, ReloadEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syncs.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Close()
+	docs, _ := st.Documents(ctx, store.KindEstate)
+	if len(docs) != 1 || docs[0].Name != "connectors/inv/estate.yaml" {
+		t.Fatalf("after the connector stopped returning more/vm.yaml: %v", docNames(docs))
+	}
+	// Started again without the connector: its documents go.
+	cfg = &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "other", Kind: "shrink", Every: time.Hour}}}
+	cfg.Validate()
+	syncs.Store(1)
+	srv, err = New(ctx, cfg, Options{Store: st, Connectors: factories, LeaseTTL: 60 * time.Millisecond, ReloadEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(deadline) {
+		docs, _ = st.Documents(ctx, store.KindEstate)
+		if len(docs) == 1 && docs[0].Name == "connectors/other/estate.yaml" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Close()
+	if len(docs) != 1 || docs[0].Name != "connectors/other/estate.yaml" {
+		t.Fatalf("after the connector left the config: %v", docNames(docs))
+	}
+}
+
+func docNames(docs []store.Document) []string {
+	var out []string
+	for _, d := range docs {
+		out = append(out, d.Name)
+	}
+	return out
 }

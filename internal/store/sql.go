@@ -130,6 +130,19 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	})
 }
 
+// checkSchema is migrate's check without the migrations, for a store
+// opened read-only.
+func (s *sqlStore) checkSchema(ctx context.Context) error {
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: not a vguard store, or unreadable: %w", s.d.name, err)
+	}
+	if n := len(migrations(s.d)); v > n {
+		return fmt.Errorf("%s: the database is at schema version %d, newer than this vguard knows (%d): upgrade vguard", s.d.name, v, n)
+	}
+	return nil
+}
+
 func (s *sqlStore) SchemaVersion(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM vguard_schema`).Scan(&v); err != nil {
