@@ -266,8 +266,9 @@ func RedactDSN(dsn string) string {
 	}
 	u, err := url.Parse(dsn)
 	isURL := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
-	if isURL && (err != nil || u.Opaque != "") {
-		// A URL that does not parse cannot be taken apart safely.
+	if isURL && (err != nil || u.Opaque != "" || misreadUser(dsn, u)) {
+		// A URL that does not parse, or parses other than its writer
+		// meant, cannot be taken apart safely.
 		return "REDACTED"
 	}
 	if err == nil && u.Scheme != "" && u.Opaque == "" {
@@ -305,6 +306,20 @@ func RedactDSN(dsn string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// misreadUser tells whether a URL looks as if it held USER:PASSWORD@ but
+// was parsed without a password (a '?', '#' or '/' in the password ends
+// the authority early, and the password becomes a port, a path or a
+// query).
+func misreadUser(dsn string, u *url.URL) bool {
+	_, rest, _ := strings.Cut(dsn, "://")
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 || !strings.Contains(rest[:at], ":") {
+		return false
+	}
+	_, has := u.User.Password()
+	return !has
 }
 
 // OpenStoreReadOnly opens the store c names without writing to it: no

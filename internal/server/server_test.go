@@ -455,6 +455,11 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%s: %v", dsn, err)
 		}
 	}
+	// A '?' in the password ends the authority early: the rest is not a
+	// port or a query to show.
+	if got := RedactDSN("postgres://vg:12?wxyz@db/vguard"); strings.Contains(got, "wxyz") || strings.Contains(got, "12") {
+		t.Errorf("misread URL printed as %s", got)
+	}
 	// Secrets in lists of settings, and URLs with a password, are
 	// redacted at any depth.
 	c, err = LoadConfig(write("connectors:\n  - {name: x, kind: y, settings: {hosts: [{password: p1}, [{apiKey: p2}]], uris: [\"qemu+ssh://root:p3@hv/system\"]}}\n"))
