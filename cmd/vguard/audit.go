@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vguard-dev/vguard/internal/audit"
+	"github.com/vguard-dev/vguard/internal/server"
 	"github.com/vguard-dev/vguard/internal/store"
 )
 
@@ -51,8 +52,23 @@ writes every record as a JSON line.`,
 	return cmd
 }
 
+// withStoreReadOnly opens the store of --config for fn without writing to
+// it: verifying the trail must not change the database it verifies.
+func withStoreReadOnly(ctx context.Context, cmdPath, config string, fn func(store.Store) error) error {
+	cfg, err := loadServerConfig(cmdPath, config)
+	if err != nil {
+		return err
+	}
+	st, err := server.OpenStoreReadOnly(ctx, cfg.Store)
+	if err != nil {
+		return fmt.Errorf("opening the store: %w", err)
+	}
+	defer st.Close()
+	return fn(st)
+}
+
 func runAuditVerify(ctx context.Context, g *globalOptions, o *auditOptions, cmdPath string) error {
-	return withStore(ctx, cmdPath, o.config, func(st store.Store, _ *audit.Log) error {
+	return withStoreReadOnly(ctx, cmdPath, o.config, func(st store.Store) error {
 		n, err := audit.Verify(ctx, st)
 		var p *audit.Problem
 		if errors.As(err, &p) {
@@ -67,7 +83,7 @@ func runAuditVerify(ctx context.Context, g *globalOptions, o *auditOptions, cmdP
 }
 
 func runAuditExport(ctx context.Context, g *globalOptions, o *auditOptions, cmdPath string) error {
-	return withStore(ctx, cmdPath, o.config, func(st store.Store, _ *audit.Log) error {
+	return withStoreReadOnly(ctx, cmdPath, o.config, func(st store.Store) error {
 		return g.writeOutput(o.output, func(w io.Writer) error {
 			bw := bufio.NewWriter(w)
 			enc := json.NewEncoder(bw)

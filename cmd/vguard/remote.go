@@ -99,6 +99,11 @@ func (o *remoteOptions) call(cmdPath, method, path string, body []byte) ([]byte,
 	if json.Unmarshal(out, &re) != nil || re.Error == "" {
 		re.Error = strings.TrimSpace(string(out))
 	}
+	if resp.StatusCode >= 500 {
+		// The server failed, not the input: say so, and do not dress it
+		// as input problems (cli.md has no other exit code than 2 for it).
+		return nil, nil, fmt.Errorf("--remote: the server failed: %s (HTTP %d); the input was not judged", re.Error, resp.StatusCode)
+	}
 	errs := []error{fmt.Errorf("vguard serve: %s (HTTP %d)", re.Error, resp.StatusCode)}
 	if len(re.Problems) > 0 {
 		errs = errs[:0]

@@ -67,6 +67,16 @@ func openServerStore(ctx context.Context, cfg *server.Config) (store.Store, erro
 	return st, nil
 }
 
+// isLoopback tells whether host (from listen) is reachable from this
+// machine only.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func runServe(ctx context.Context, g *globalOptions, o *serveOptions, cmdPath string) error {
 	cfg, err := loadServerConfig(cmdPath, o.config)
 	if err != nil {
@@ -84,7 +94,7 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions, cmdPath st
 		return err
 	}
 	defer st.Close()
-	srv, err := server.New(ctx, cfg, server.Options{Store: st, Logger: logger})
+	srv, err := server.New(ctx, cfg, server.Options{Store: st, Logger: logger, Connectors: server.BuiltinConnectors()})
 	if err != nil {
 		return err
 	}
@@ -103,6 +113,8 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions, cmdPath st
 	scheme := "http"
 	if cfg.TLS.Cert != "" {
 		scheme = "https"
+	} else if host, _, _ := net.SplitHostPort(cfg.Listen); !isLoopback(host) {
+		fmt.Fprintf(g.stderr, "vguard serve: warning: listening on %s without TLS: bearer tokens cross the network in clear\n", cfg.Listen)
 	}
 	fmt.Fprintf(g.stderr, "vguard serve: listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)

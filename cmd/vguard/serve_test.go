@@ -30,6 +30,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"github.com/vguard-dev/vguard/internal/vsphere/vspheretest"
 )
 
 // serveProc is a real `vguard serve` process (the test binary, run as
@@ -340,5 +342,89 @@ func TestServeSIGKILL(t *testing.T) {
 	}
 	if code, _, errs := vguardRun(t, "audit", "verify", "--config", config); code != 1 || !strings.Contains(errs, "record 42") {
 		t.Fatalf("tampered trail: exit %d, %s", code, errs)
+	}
+}
+
+// TestServeVSphereConnector runs a real `vguard serve` whose config names a
+// vsphere connector against govmomi's simulator, the password in the
+// environment: the estate arrives and the password is not printed, by
+// --print-config or in the server's log.
+func TestServeVSphereConnector(t *testing.T) {
+	sim := vspheretest.Start(t, 4)
+	vspheretest.Scenario(t, sim)
+	t.Setenv("VC_PASSWORD", vspheretest.Password)
+	host := sim.Server.URL.Host
+	overlay, _ := filepath.Abs("../../internal/vsphere/testdata/overlay.yaml")
+	dir := t.TempDir()
+	config := filepath.Join(dir, "serve.yaml")
+	os.WriteFile(config, []byte("listen: 127.0.0.1:0\nstore: {sqlite: vguard.db}\nconnectors:\n  - name: vc\n    kind: vsphere\n    every: 1h\n"+
+		"    settings: {url: \"https://"+host+"/sdk\", user: \""+vspheretest.User+"\", passwordEnv: VC_PASSWORD, insecure: true, overlays: ["+overlay+"]}\n"), 0o600)
+	code, out, errs := vguardRun(t, "serve", "--config", config, "--print-config")
+	if code != 0 || !strings.Contains(out, "kind: vsphere") || strings.Contains(out+errs, vspheretest.Password) {
+		t.Fatalf("--print-config: %d\n%s%s", code, out, errs)
+	}
+	viewer := newToken(t, config, "viewer")
+	p := startServe(t, config)
+	c := &http.Client{Timeout: 10 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", p.url+"/api/v1/findings?check=VG402", nil)
+		req.Header.Set("Authorization", "Bearer "+viewer)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), "vm/"+vspheretest.VMHR) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the synced estate never showed the DRS rule's finding: %s\n%s", body, p.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+	if strings.Contains(p.stderr.String(), vspheretest.Password) {
+		t.Fatal("the server logged the vCenter password")
+	}
+	// The trail names the sync; verify and export only read the store.
+	code, out, _ = vguardRun(t, "audit", "export", "--config", config)
+	if code != 0 || !strings.Contains(out, `"kind":"sync"`) || strings.Contains(out, vspheretest.Password) {
+		t.Fatalf("audit export: %d %s", code, out)
+	}
+}
+
+// TestAuditVerifyReadOnly: verifying the trail of a database an older
+// vguard left does not upgrade it; an unparsable PostgreSQL URL is refused
+// without being printed.
+func TestAuditVerifyReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "serve.yaml")
+	os.WriteFile(config, []byte("store: {sqlite: vguard.db}\n"), 0o600)
+	newToken(t, config, "viewer")
+	db, err := sql.Open("sqlite", filepath.Join(dir, "vguard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int
+	db.QueryRow(`SELECT MAX(version) FROM vguard_schema`).Scan(&v)
+	if _, err := db.Exec(`DELETE FROM vguard_schema WHERE version = ?`, v); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := vguardRun(t, "audit", "verify", "--config", config); code != 0 || !strings.Contains(out, "1 records") {
+		t.Fatalf("audit verify: %d %s %s", code, out, errs)
+	}
+	var after int
+	db.QueryRow(`SELECT MAX(version) FROM vguard_schema`).Scan(&after)
+	if after != v-1 {
+		t.Fatalf("audit verify changed the schema version from %d to %d", v-1, after)
+	}
+	os.WriteFile(config, []byte("store: {postgres: \"postgresql://vg:hunter2@[::1/vguard\"}\n"), 0o600)
+	code, out, errs := vguardRun(t, "serve", "--config", config, "--print-config")
+	if code != 2 || strings.Contains(out+errs, "hunter2") || !strings.Contains(errs, "store.postgres") {
+		t.Fatalf("unparsable DSN: %d %s %s", code, out, errs)
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vguard-dev/vguard/internal/audit"
 	"github.com/vguard-dev/vguard/internal/server"
 	"github.com/vguard-dev/vguard/internal/store"
 	"github.com/vguard-dev/vguard/internal/token"
@@ -63,8 +62,9 @@ reports, admin also replaces the estate and policy and manages tokens.`,
 	return cmd
 }
 
-// withStore opens the store of --config and an audit log on it for fn.
-func withStore(ctx context.Context, cmdPath, config string, fn func(store.Store, *audit.Log) error) error {
+// withStore opens the store of --config for fn, bringing its schema up to
+// date.
+func withStore(ctx context.Context, cmdPath, config string, fn func(store.Store) error) error {
 	cfg, err := loadServerConfig(cmdPath, config)
 	if err != nil {
 		return err
@@ -74,9 +74,7 @@ func withStore(ctx context.Context, cmdPath, config string, fn func(store.Store,
 		return err
 	}
 	defer st.Close()
-	log := audit.NewLog(st)
-	defer log.Close()
-	return fn(st, log)
+	return fn(st)
 }
 
 func runTokenCreate(ctx context.Context, g *globalOptions, o *tokenOptions, cmdPath string) error {
@@ -86,8 +84,8 @@ func runTokenCreate(ctx context.Context, g *globalOptions, o *tokenOptions, cmdP
 	if o.name == "" {
 		return usagef(cmdPath, "--name is required")
 	}
-	return withStore(ctx, cmdPath, o.config, func(st store.Store, log *audit.Log) error {
-		t, secret, err := server.CreateToken(ctx, st, log, o.name, o.role, "cli")
+	return withStore(ctx, cmdPath, o.config, func(st store.Store) error {
+		t, secret, err := server.CreateToken(ctx, st, o.name, o.role, "cli")
 		if err != nil {
 			return err
 		}
@@ -98,7 +96,7 @@ func runTokenCreate(ctx context.Context, g *globalOptions, o *tokenOptions, cmdP
 }
 
 func runTokenList(ctx context.Context, g *globalOptions, o *tokenOptions, cmdPath string) error {
-	return withStore(ctx, cmdPath, o.config, func(st store.Store, _ *audit.Log) error {
+	return withStore(ctx, cmdPath, o.config, func(st store.Store) error {
 		ts, err := st.Tokens(ctx)
 		if err != nil {
 			return err
@@ -117,8 +115,8 @@ func runTokenList(ctx context.Context, g *globalOptions, o *tokenOptions, cmdPat
 }
 
 func runTokenRevoke(ctx context.Context, g *globalOptions, o *tokenOptions, id, cmdPath string) error {
-	return withStore(ctx, cmdPath, o.config, func(st store.Store, log *audit.Log) error {
-		err := server.RevokeToken(ctx, st, log, id, "cli")
+	return withStore(ctx, cmdPath, o.config, func(st store.Store) error {
+		err := server.RevokeToken(ctx, st, id, "cli")
 		if errors.Is(err, store.ErrNotFound) {
 			return usagef(cmdPath, "no valid token %q", id)
 		}

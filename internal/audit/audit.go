@@ -41,15 +41,13 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 // Kinds of records.
 const (
-	KindJudge        = "change.judge"
-	KindEstate       = "estate.update"
-	KindPolicy       = "policy.update"
-	KindFile         = "file.upload" // a scan report or manifest
-	KindSync         = "sync"
-	KindTokenCreate  = "token.create"
-	KindTokenRevoke  = "token.revoke"
-	KindServerStart  = "server.start"
-	KindFindingsSync = "findings.update"
+	KindJudge       = "change.judge"
+	KindEstate      = "estate.update"
+	KindPolicy      = "policy.update"
+	KindFile        = "file.upload" // a scan report or manifest
+	KindSync        = "sync"
+	KindTokenCreate = "token.create"
+	KindTokenRevoke = "token.revoke"
 )
 
 // Record is one entry of the chain, exactly as stored and exported.

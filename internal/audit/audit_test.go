@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -87,6 +88,15 @@ func TestLogAndVerify(t *testing.T) {
 	var p *Problem
 	if _, err := Verify(ctx, m); !errors.As(err, &p) || p.Seq != 1702 {
 		t.Fatalf("rewritten record: %v", err)
+	}
+	// A record whose hash matches but whose data is not canonical (not
+	// written by Seal) is refused too: the documented check outside
+	// vguard would fail on it.
+	m.recs = m.recs[:1]
+	m.recs[0].Data = []byte(`{"i": 0}`)
+	m.recs[0].Hash = m.recs[0].ComputeHash()
+	if _, err := Verify(ctx, m); !errors.As(err, &p) || p.Seq != 1 || !strings.Contains(p.Reason, "canonical") {
+		t.Fatalf("non-canonical data: %v", err)
 	}
 }
 

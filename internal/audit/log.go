@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -151,6 +152,11 @@ func (l *Log) commit(batch []*pending) {
 	}
 }
 
+func canonical(data []byte) bool {
+	c, err := CanonicalJSON(data)
+	return err == nil && bytes.Equal(c, data)
+}
+
 // Problem describes where a chain breaks.
 type Problem struct {
 	Seq    int64  // the first broken record
@@ -182,6 +188,10 @@ func Verify(ctx context.Context, r Reader) (int64, error) {
 				return n, &Problem{Seq: rec.Seq, Reason: "its prev does not match the hash of the record before it (a record was removed, reordered or rewritten)"}
 			case rec.ComputeHash() != rec.Hash:
 				return n, &Problem{Seq: rec.Seq, Reason: "its contents do not match its hash (the record was edited)"}
+			case !canonical(rec.Data):
+				// Seal writes canonical data only, and the documented
+				// check outside vguard hashes the canonical form.
+				return n, &Problem{Seq: rec.Seq, Reason: "its data is not canonical JSON (the record was not written by vguard)"}
 			}
 			head = Head{Seq: rec.Seq, Hash: rec.Hash}
 			n++

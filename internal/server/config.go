@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vguard-dev/vguard/internal/store"
@@ -53,12 +55,19 @@ type StoreConfig struct {
 // fields; Settings belong to the connector and are validated by its
 // factory (see Connector).
 type ConnectorConfig struct {
-	Name  string        `yaml:"name"`
-	Kind  string        `yaml:"kind"`
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+	// Every is how often the connector syncs (default 5m).
 	Every time.Duration `yaml:"every"`
+	// Watch follows the platform's change feed instead of syncing every
+	// Every (for kinds that can).
+	Watch bool `yaml:"watch"`
 	// Settings are the connector's own; values under keys that name
 	// secrets (password, token, secret, key) are redacted when printed.
 	Settings map[string]any `yaml:"settings"`
+	// Dir is the config file's directory: relative paths in Settings are
+	// taken from it.
+	Dir string `yaml:"-"`
 }
 
 // Defaults.
@@ -96,6 +105,9 @@ func ParseConfig(path string, data []byte) (*Config, error) {
 		return dir + "/" + p
 	}
 	c.TLS.Cert, c.TLS.Key, c.Store.SQLite = rel(c.TLS.Cert), rel(c.TLS.Key), rel(c.Store.SQLite)
+	for i := range c.Connectors {
+		c.Connectors[i].Dir = dir
+	}
 	if c.Store.SQLite == "" && c.Store.Postgres == "" {
 		c.Store.SQLite = rel("vguard.db")
 	}
@@ -118,11 +130,11 @@ func (c *Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls: give both cert and key, or neither")
 	}
-	for _, f := range []struct{ field, path string }{{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}} {
-		if f.path != "" {
-			if _, err := os.Stat(f.path); err != nil {
-				bad("%s: %v", f.field, err)
-			}
+	if c.TLS.Cert != "" && c.TLS.Key != "" {
+		// Loaded now, so that a bad pair stops the start, not the first
+		// client.
+		if _, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
+			bad("tls: %v", err)
 		}
 	}
 	if c.Store.SQLite != "" && c.Store.Postgres != "" {
@@ -132,6 +144,13 @@ func (c *Config) Validate() error {
 	case "", "full", "normal":
 	default:
 		bad("store.sqliteSync: %q: want full or normal", c.Store.SQLiteSync)
+	}
+	if c.Store.Postgres != "" {
+		// The parser's own message may quote the string: only say that
+		// it does not parse.
+		if _, err := pgconn.ParseConfig(c.Store.Postgres); err != nil {
+			bad("store.postgres: not a PostgreSQL connection string (URL or key=value)")
+		}
 	}
 	if c.Store.Postgres != "" && c.Store.SQLiteSync != "" {
 		bad("store.sqliteSync applies to sqlite only")
@@ -200,17 +219,38 @@ func redactMap(m map[string]any) map[string]any {
 	}
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		switch {
-		case secretKey(k):
+		if secretKey(k) {
 			out[k] = "REDACTED"
-		default:
-			if sub, ok := v.(map[string]any); ok {
-				v = redactMap(sub)
-			}
-			out[k] = v
+		} else {
+			out[k] = redactValue(v)
 		}
 	}
 	return out
+}
+
+// redactValue redacts inside maps and lists at any depth, and any string
+// that holds a URL with a password.
+func redactValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return redactMap(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = redactValue(e)
+		}
+		return out
+	case string:
+		if u, err := url.Parse(x); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "REDACTED")
+				return u.String()
+			}
+		} else if err != nil && strings.Contains(x, "@") && strings.Contains(x, "://") {
+			return "REDACTED"
+		}
+	}
+	return v
 }
 
 // dsnSafe are the connection parameters shown when a DSN is printed;
@@ -224,7 +264,14 @@ func RedactDSN(dsn string) string {
 	if dsn == "" {
 		return ""
 	}
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.Opaque == "" {
+	u, err := url.Parse(dsn)
+	isURL := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+	if isURL && (err != nil || u.Opaque != "" || misreadUser(dsn, u)) {
+		// A URL that does not parse, or parses other than its writer
+		// meant, cannot be taken apart safely.
+		return "REDACTED"
+	}
+	if err == nil && u.Scheme != "" && u.Opaque == "" {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "REDACTED")
 		}
@@ -259,6 +306,30 @@ func RedactDSN(dsn string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// misreadUser tells whether a URL looks as if it held USER:PASSWORD@ but
+// was parsed without a password (a '?', '#' or '/' in the password ends
+// the authority early, and the password becomes a port, a path or a
+// query).
+func misreadUser(dsn string, u *url.URL) bool {
+	_, rest, _ := strings.Cut(dsn, "://")
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 || !strings.Contains(rest[:at], ":") {
+		return false
+	}
+	_, has := u.User.Password()
+	return !has
+}
+
+// OpenStoreReadOnly opens the store c names without writing to it: no
+// migration (vguard audit verify and export read a copy, or a database a
+// newer vguard uses, as it is).
+func OpenStoreReadOnly(ctx context.Context, c StoreConfig) (store.Store, error) {
+	if c.Postgres != "" {
+		return store.OpenPostgresReadOnly(ctx, c.Postgres)
+	}
+	return store.OpenSQLite(ctx, c.SQLite, store.SQLiteOptions{ReadOnly: true})
 }
 
 // OpenStore opens the store c names, running its migrations.

@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vguard-dev/vguard/internal/audit"
@@ -13,15 +17,26 @@ import (
 )
 
 // Connector reads an estate (or part of one) from an outside system: the
-// seam for issue 6's connectors. The server calls Sync on the replica that
-// holds the connector lease, every ConnectorConfig.Every, never twice at
-// once for one connector.
+// seam for issue 6's connectors (builtin.go adapts vSphere and libvirt).
+// The server calls Sync on the replica that holds the connector lease,
+// every ConnectorConfig.Every, never twice at once for one connector.
 type Connector interface {
 	// Sync returns the connector's Estate documents as they are now. They
 	// replace the documents its previous Sync returned, and are merged
 	// with the other estate documents as documents.md says. Names are
-	// relative paths (side files they name are relative to them).
+	// relative paths (side files they name are relative to them). ctx
+	// ends when this replica loses the lease.
 	Sync(ctx context.Context) ([]load.Source, error)
+}
+
+// WatchingConnector is a connector that can also follow its platform's
+// change feed (ConnectorConfig.Watch).
+type WatchingConnector interface {
+	Connector
+	// Watch calls update with the connector's documents after each change
+	// of the platform (and once at the start) until ctx ends (nil) or the
+	// feed fails. An error from update ends the watch with that error.
+	Watch(ctx context.Context, update func([]load.Source) error) error
 }
 
 // ConnectorFactory makes a connector from its config entry; it validates
@@ -34,93 +49,228 @@ type connector struct {
 	last time.Time
 }
 
-// Lease timing: the holder renews every leaseTTL/3 and a replica that died
-// is replaced within leaseTTL.
-const (
-	leaseName = "connectors"
-	leaseTTL  = 30 * time.Second
-)
+// DefaultLeaseTTL is how long the connector lease lasts without renewal:
+// the holder renews every TTL/3, and a replica that died is replaced
+// within TTL.
+const DefaultLeaseTTL = 30 * time.Second
 
-// runConnectors holds the lease when it can and runs the connectors that
-// are due while it does.
+const leaseName = "connectors"
+
+// runConnectors takes the lease when it can and runs the connectors while
+// it holds it.
 func (s *Server) runConnectors(ctx context.Context) {
-	tick := time.NewTicker(leaseTTL / 3)
+	tick := time.NewTicker(s.leaseTTL / 3)
 	defer tick.Stop()
 	for {
-		held, err := s.st.AcquireLease(ctx, leaseName, s.holder, time.Now(), leaseTTL)
+		held, err := s.st.AcquireLease(ctx, leaseName, s.holder, time.Now(), s.leaseTTL)
 		if err != nil && ctx.Err() == nil {
 			s.logger.Error("connector lease", "err", err)
 		}
 		if held {
-			for _, c := range s.connectors {
-				every := c.cfg.Every
-				if every == 0 {
-					every = 5 * time.Minute
-				}
-				if time.Since(c.last) >= every {
-					s.syncConnector(ctx, c)
-				}
-			}
+			s.whileHeld(ctx)
 		}
 		select {
 		case <-ctx.Done():
-			if held {
-				_ = s.st.ReleaseLease(context.Background(), leaseName, s.holder)
-			}
 			return
 		case <-tick.C:
 		}
 	}
 }
 
-// syncConnector runs one connector and loads what it returns.
+// whileHeld runs the connectors until the lease is lost or ctx ends. A
+// renewer keeps the lease and cancels the connectors' context the moment
+// a renewal fails; every write is fenced by the lease besides (Apply
+// refuses it once another replica holds the lease), so a sync that
+// ignores its context still cannot write.
+func (s *Server) whileHeld(ctx context.Context) {
+	lctx, lost := context.WithCancel(ctx)
+	defer lost()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(s.leaseTTL / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+			}
+			ok, err := s.st.AcquireLease(lctx, leaseName, s.holder, time.Now(), s.leaseTTL)
+			if !ok || err != nil {
+				if lctx.Err() == nil {
+					s.logger.Warn("connector lease lost; stopping the connectors", "err", err)
+				}
+				lost()
+				return
+			}
+		}
+	}()
+	s.dropRemovedConnectors(lctx)
+	for _, c := range s.connectors {
+		if c.cfg.Watch {
+			wg.Add(1)
+			go func() { defer wg.Done(); s.watchConnector(lctx, c) }()
+		}
+	}
+	tick := time.NewTicker(s.leaseTTL / 3)
+	defer tick.Stop()
+	for lctx.Err() == nil {
+		for _, c := range s.connectors {
+			every := c.cfg.Every
+			if every == 0 {
+				every = 5 * time.Minute
+			}
+			if !c.cfg.Watch && time.Since(c.last) >= every && lctx.Err() == nil {
+				s.syncConnector(lctx, c)
+			}
+		}
+		select {
+		case <-lctx.Done():
+		case <-tick.C:
+		}
+	}
+	lost()
+	wg.Wait()
+	if ctx.Err() != nil {
+		// Shutting down: let another replica take over at once.
+		_ = s.st.ReleaseLease(context.WithoutCancel(ctx), leaseName, s.holder)
+	}
+}
+
+// dropRemovedConnectors removes the documents of connectors that are no
+// longer configured (validated and audited as a sync that returned
+// nothing), so that a connector taken out of the config takes its estate
+// with it.
+func (s *Server) dropRemovedConnectors(ctx context.Context) {
+	docs, err := s.st.Documents(ctx, store.KindEstate)
+	if err != nil {
+		s.logger.Error("listing connector documents", "err", err)
+		return
+	}
+	configured := map[string]bool{}
+	for _, c := range s.connectors {
+		configured[c.cfg.Name] = true
+	}
+	gone := map[string]bool{}
+	for _, d := range docs {
+		rest, ok := strings.CutPrefix(d.Name, "connectors/")
+		name, _, _ := strings.Cut(rest, "/")
+		if ok && !configured[name] && !gone[name] {
+			gone[name] = true
+			c := &connector{cfg: ConnectorConfig{Name: name}}
+			if err := s.storeSynced(ctx, c, nil, time.Now()); err != nil {
+				s.syncFailed(ctx, c, fmt.Errorf("removing the documents of a connector no longer configured: %w", err))
+			}
+		}
+	}
+}
+
+// watchConnector follows a watching connector's feed, starting it again
+// (after a pause) when it fails, until ctx ends.
+func (s *Server) watchConnector(ctx context.Context, c *connector) {
+	w := c.c.(WatchingConnector)
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := w.Watch(ctx, func(srcs []load.Source) error {
+			if err := s.storeSynced(ctx, c, srcs, start); err != nil {
+				if errors.Is(err, store.ErrLeaseLost) || ctx.Err() != nil {
+					return err
+				}
+				// A platform state that does not load is reported and
+				// the watch goes on: the next change may fix it.
+				s.syncFailed(ctx, c, err)
+			}
+			start = time.Now()
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("the watch ended")
+		}
+		s.syncFailed(ctx, c, err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(s.leaseTTL / 3):
+		}
+	}
+}
+
+// syncConnector runs one connector and stores what it returns.
 func (s *Server) syncConnector(ctx context.Context, c *connector) {
 	start := time.Now()
 	c.last = start
 	srcs, err := c.c.Sync(ctx)
-	entry := audit.Entry{Kind: audit.KindSync, Actor: "connector " + c.cfg.Name, Subject: c.cfg.Name}
 	if err == nil {
-		err = s.storeSynced(ctx, c.cfg.Name, srcs)
+		err = s.storeSynced(ctx, c, srcs, start)
 	}
 	if err != nil {
-		s.logger.Error("connector sync", "connector", c.cfg.Name, "err", err)
-		entry.Data = map[string]any{"ok": false, "error": firstLine(err.Error())}
-	} else {
-		s.metrics.synced(c.cfg.Name, time.Now())
-		entry.Data = map[string]any{"ok": true, "documents": len(srcs), "seconds": time.Since(start).Seconds()}
+		s.syncFailed(ctx, c, err)
 	}
-	if _, aerr := s.audit.Append(ctx, entry); aerr != nil {
+}
+
+// syncFailed logs a failed sync and records it in the audit trail (a
+// failure changes nothing, so the record may follow it).
+func (s *Server) syncFailed(ctx context.Context, c *connector, err error) {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return // the lease was lost or the server stops
+	}
+	s.logger.Error("connector sync", "connector", c.cfg.Name, "err", err)
+	s.metrics.syncFailed(c.cfg.Name)
+	entry := audit.Entry{Kind: audit.KindSync, Actor: "connector " + c.cfg.Name, Subject: c.cfg.Name,
+		Data: map[string]any{"ok": false, "error": firstLine(err.Error())}}
+	if _, aerr := s.audit.Append(context.WithoutCancel(ctx), entry); aerr != nil {
 		s.logger.Error("audit", "err", aerr)
 	}
 }
 
-// storeSynced stores a connector's documents under connectors/NAME/ and
-// reloads the estate; the documents are kept only if the estate loads.
-func (s *Server) storeSynced(ctx context.Context, name string, srcs []load.Source) error {
-	s.updateMu.Lock()
-	defer s.updateMu.Unlock()
+// storeSynced replaces the connector's documents under connectors/NAME/
+// with srcs, once the estate with them loads: the documents, the findings
+// and the sync's audit record in one transaction, fenced by the lease and
+// by the stamp of the documents it was validated against.
+func (s *Server) storeSynced(ctx context.Context, c *connector, srcs []load.Source, start time.Time) error {
+	name := c.cfg.Name
 	prefix := "connectors/" + name + "/"
 	var docs []store.Document
+	h := sha256.New()
 	for _, src := range srcs {
 		clean := path.Clean("/" + src.Name)[1:]
 		if clean == "" || strings.Contains(src.Name, "..") {
 			return fmt.Errorf("connector %s returned a document named %q", name, src.Name)
 		}
 		docs = append(docs, store.Document{Kind: store.KindEstate, Name: prefix + clean, Data: src.Data, Updated: time.Now().UTC()})
+		fmt.Fprintf(h, "%s %d\n", clean, len(src.Data))
+		h.Write(src.Data)
 	}
-	// The documents are stored only once the estate with them loads.
-	st, err := s.loadState(ctx, docs...)
-	if err != nil {
-		return err
-	}
-	for _, d := range docs {
-		if err := s.st.PutDocument(ctx, d); err != nil {
+	s.updateMu.Lock()
+	defer s.updateMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		st, err := s.loadState(ctx, &store.Prefix{Kind: store.KindEstate, Prefix: prefix}, docs...)
+		if err != nil {
 			return err
 		}
+		entry := audit.Entry{Kind: audit.KindSync, Actor: "connector " + name, Subject: name, Data: map[string]any{
+			"ok": true, "documents": len(docs), "sha256": hex.EncodeToString(h.Sum(nil)),
+			"seconds": time.Since(start).Seconds(), "findings": len(st.findings)}}
+		_, err = s.commit(ctx, st, store.Change{Lease: &store.LeaseHold{Name: leaseName, Holder: s.holder},
+			Put: docs, Replace: &store.Prefix{Kind: store.KindEstate, Prefix: prefix}}, entry)
+		if errors.Is(err, store.ErrStale) && attempt < maxAttempts {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.metrics.synced(name, time.Now())
+		return nil
 	}
-	s.publish(st)
-	return s.recordFindings(ctx, st)
 }
+
+// maxAttempts bounds how often a change is validated again when another
+// replica changed the documents in between.
+const maxAttempts = 5
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {

@@ -3,7 +3,11 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,6 +66,18 @@ func TestConnectorLease(t *testing.T) {
 	for _, s := range servers {
 		s.Close()
 	}
+	// The sync's age is a metric of the replica that synced only.
+	withAge := 0
+	for _, s := range servers {
+		rec := httptest.NewRecorder()
+		s.metrics.handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if strings.Contains(rec.Body.String(), `vguard_sync_age_seconds{connector="inventory"}`) {
+			withAge++
+		}
+	}
+	if withAge != 1 {
+		t.Errorf("%d replicas report vguard_sync_age_seconds; want 1, the lease holder", withAge)
+	}
 	if n := syncs.Load(); n != 1 {
 		t.Fatalf("%d syncs; want exactly 1 (one replica holds the lease)", n)
 	}
@@ -89,4 +105,204 @@ func TestConnectorLease(t *testing.T) {
 	if ok, err := st.AcquireLease(ctx, leaseName, "replica-c", time.Now(), time.Minute); err != nil || !ok {
 		t.Fatalf("lease after close: %v %v", ok, err)
 	}
+}
+
+// slowConnector blocks each Sync for longer than the lease lasts and
+// records how many Syncs run at once, across replicas.
+type slowConnector struct {
+	inFlight, most, syncs *atomic.Int64
+	block                 time.Duration
+	data                  []byte
+}
+
+func (c slowConnector) Sync(context.Context) ([]load.Source, error) {
+	n := c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+	for {
+		m := c.most.Load()
+		if n <= m || c.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(c.block) // ignores ctx on purpose: the worst case
+	c.syncs.Add(1)
+	return []load.Source{{Name: "estate.yaml", Data: c.data}}, nil
+}
+
+// Two replicas, a connector whose sync takes two lease lifetimes: the
+// holder renews the lease while it syncs, so the other replica never
+// syncs at the same time.
+func TestLeaseRenewedWhileSyncing(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "vguard.db")
+	var inFlight, most, syncs atomic.Int64
+	data := read(t, filepath.Join(examples, "vlan-typo", "estate.yaml"))
+	// Renewal every 100 ms leaves room for a slow write on a loaded
+	// machine; each sync outlives the lease twice.
+	ttl := 300 * time.Millisecond
+	factories := map[string]ConnectorFactory{"slow": func(ConnectorConfig) (Connector, error) {
+		return slowConnector{inFlight: &inFlight, most: &most, syncs: &syncs, block: 2 * ttl, data: data}, nil
+	}}
+	for _, holder := range []string{"replica-a", "replica-b"} {
+		st, err := store.OpenSQLite(ctx, path, store.SQLiteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		cfg := &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "inv", Kind: "slow", Every: time.Millisecond}}}
+		cfg.Validate()
+		srv, err := New(ctx, cfg, Options{Store: st, Connectors: factories, Holder: holder, LeaseTTL: ttl, ReloadEvery: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syncs.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if syncs.Load() < 3 {
+		t.Fatalf("only %d syncs", syncs.Load())
+	}
+	if most.Load() != 1 {
+		t.Fatalf("%d syncs ran at once on two replicas", most.Load())
+	}
+}
+
+// stealingConnector loses the lease in the middle of its sync (another
+// holder takes it), then returns documents anyway, ignoring its context.
+type stealingConnector struct {
+	st       store.Store
+	canceled chan time.Duration
+	data     []byte
+}
+
+func (c stealingConnector) Sync(ctx context.Context) ([]load.Source, error) {
+	_ = c.st.ReleaseLease(context.Background(), leaseName, "replica-a")
+	if ok, err := c.st.AcquireLease(context.Background(), leaseName, "intruder", time.Now(), time.Hour); !ok || err != nil {
+		panic(fmt.Sprint("could not steal the lease: ", ok, err))
+	}
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		c.canceled <- time.Since(start)
+	case <-time.After(5 * time.Second):
+		c.canceled <- -1
+	}
+	return []load.Source{{Name: "estate.yaml", Data: c.data}}, nil
+}
+
+// A replica that loses the lease mid-sync has its sync's context canceled
+// within the renewal period, and what the sync returns anyway is refused
+// at the store (fencing): no document, no sync record.
+func TestLeaseLostMidSync(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "vguard.db"), store.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ttl := 150 * time.Millisecond
+	canceled := make(chan time.Duration, 10)
+	data := read(t, filepath.Join(examples, "vlan-typo", "estate.yaml"))
+	factories := map[string]ConnectorFactory{"steal": func(ConnectorConfig) (Connector, error) {
+		return stealingConnector{st: st, canceled: canceled, data: data}, nil
+	}}
+	cfg := &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "inv", Kind: "steal", Every: time.Hour}}}
+	cfg.Validate()
+	srv, err := New(ctx, cfg, Options{Store: st, Connectors: factories, Holder: "replica-a", LeaseTTL: ttl, ReloadEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-canceled:
+		if d < 0 || d > 2*ttl { // renewal every ttl/3; slack for a loaded machine
+			t.Fatalf("the sync's context ended %v after the lease was lost; want within %v", d, ttl)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connector never ran")
+	}
+	time.Sleep(100 * time.Millisecond) // time for a write that must not happen
+	srv.Close()
+	if _, err := st.Document(ctx, store.KindEstate, "connectors/inv/estate.yaml"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a replica without the lease stored its sync: %v", err)
+	}
+	recs, _ := st.AuditRecords(ctx, 0, 100)
+	for _, r := range recs {
+		if r.Kind == audit.KindSync && strings.Contains(string(r.Data), `"ok":true`) {
+			t.Fatalf("a sync without the lease is recorded as done: %s", r.Data)
+		}
+	}
+}
+
+// shrinkingConnector returns two documents on its first sync and one
+// afterwards.
+type shrinkingConnector struct {
+	syncs       *atomic.Int64
+	estate, vm2 []byte
+}
+
+func (c shrinkingConnector) Sync(context.Context) ([]load.Source, error) {
+	if c.syncs.Add(1) == 1 {
+		return []load.Source{{Name: "estate.yaml", Data: c.estate}, {Name: "more/vm.yaml", Data: c.vm2}}, nil
+	}
+	return []load.Source{{Name: "estate.yaml", Data: c.estate}}, nil
+}
+
+// A document a connector no longer returns is removed; so are the
+// documents of a connector taken out of the config, at the next start.
+func TestConnectorDocumentsReplaced(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "vguard.db"), store.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var syncs atomic.Int64
+	vm2 := []byte("apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: extra, hypervisor: esx-core-1, owner: x, app: x, securityLevel: low, homeZone: office, nics: [{network: vlan20}]}\n")
+	factories := map[string]ConnectorFactory{"shrink": func(ConnectorConfig) (Connector, error) {
+		return shrinkingConnector{syncs: &syncs, estate: read(t, filepath.Join(examples, "vlan-typo", "estate.yaml")), vm2: vm2}, nil
+	}}
+	cfg := &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "inv", Kind: "shrink", Every: time.Millisecond}}}
+	cfg.Validate()
+	srv, err := New(ctx, cfg, Options{Store: st, Connectors: factories, LeaseTTL: 60 * time.Millisecond, ReloadEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syncs.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Close()
+	docs, _ := st.Documents(ctx, store.KindEstate)
+	if len(docs) != 1 || docs[0].Name != "connectors/inv/estate.yaml" {
+		t.Fatalf("after the connector stopped returning more/vm.yaml: %v", docNames(docs))
+	}
+	// Started again without the connector: its documents go.
+	cfg = &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "other", Kind: "shrink", Every: time.Hour}}}
+	cfg.Validate()
+	syncs.Store(1)
+	srv, err = New(ctx, cfg, Options{Store: st, Connectors: factories, LeaseTTL: 60 * time.Millisecond, ReloadEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(deadline) {
+		docs, _ = st.Documents(ctx, store.KindEstate)
+		if len(docs) == 1 && docs[0].Name == "connectors/other/estate.yaml" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.Close()
+	if len(docs) != 1 || docs[0].Name != "connectors/other/estate.yaml" {
+		t.Fatalf("after the connector left the config: %v", docNames(docs))
+	}
+}
+
+func docNames(docs []store.Document) []string {
+	var out []string
+	for _, d := range docs {
+		out = append(out, d.Name)
+	}
+	return out
 }

@@ -151,6 +151,9 @@ func (s *Server) putSideFile(kind string) handler {
 		if err != nil {
 			return err
 		}
+		if name == "" {
+			return userError(http.StatusBadRequest, "give the %s's name in the path, e.g. /api/v1/%ss/scans/web-1.json", kind, kind)
+		}
 		data, err := readBody(r)
 		if err != nil {
 			return err
@@ -169,40 +172,40 @@ func (s *Server) putSideFile(kind string) handler {
 	}
 }
 
-// update validates doc against the rest of the stored documents, stores
-// it, records it in the audit trail and the findings' history, and makes
-// it current.
+// update validates doc against the rest of the stored documents and
+// stores it with its audit record and the findings' history in one
+// transaction, which holds only if no other process or replica changed the
+// documents since they were read (else it is validated again); then it is
+// current.
 func (s *Server) update(w http.ResponseWriter, r *http.Request, c *caller, doc store.Document, kind string) error {
 	ctx := r.Context()
 	s.updateMu.Lock()
 	defer s.updateMu.Unlock()
-	st, err := s.loadState(ctx, doc)
-	if err != nil {
-		return inputError(fmt.Sprintf("the %s does not load; nothing was changed", doc.Kind), err)
+	for attempt := 0; ; attempt++ {
+		st, err := s.loadState(ctx, nil, doc)
+		if err != nil {
+			return inputError(fmt.Sprintf("the %s does not load; nothing was changed", doc.Kind), err)
+		}
+		sum := sha256.Sum256(doc.Data)
+		data := map[string]any{"documentKind": doc.Kind, "bytes": len(doc.Data), "sha256": hex.EncodeToString(sum[:]),
+			"findings": len(st.findings), "tokenId": c.tok.ID}
+		if st.res != nil {
+			data["vms"] = len(st.res.Estate.VMs)
+		}
+		// Once validated, a client that goes away does not undo the
+		// change halfway.
+		recs, err := s.commit(context.WithoutCancel(ctx), st, store.Change{Put: []store.Document{doc}},
+			audit.Entry{Kind: kind, Actor: c.actor(), Subject: doc.Name, Data: data})
+		if errors.Is(err, store.ErrStale) && attempt < maxAttempts {
+			continue
+		}
+		if err != nil {
+			return internalError("the update could not be stored with its audit record; nothing was changed", err)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"kind": doc.Kind, "name": doc.Name, "version": st.version,
+			"findings": report.Summarize(st.findings), "audit": recs[0].Seq})
+		return nil
 	}
-	sum := sha256.Sum256(doc.Data)
-	data := map[string]any{"documentKind": doc.Kind, "bytes": len(doc.Data), "sha256": hex.EncodeToString(sum[:]),
-		"findings": len(st.findings), "tokenId": c.tok.ID}
-	if st.res != nil {
-		data["vms"] = len(st.res.Estate.VMs)
-	}
-	// The record goes first: a crash between the two leaves a record of
-	// an update that did not happen (its sha256 shows which document it
-	// was), never an update without a record.
-	rec, err := s.audit.Append(ctx, audit.Entry{Kind: kind, Actor: c.actor(), Subject: doc.Name, Data: data})
-	if err != nil {
-		return internalError("the update could not be recorded in the audit trail; nothing was changed", err)
-	}
-	if err := s.st.PutDocument(ctx, doc); err != nil {
-		return internalError("could not store the document", err)
-	}
-	s.publish(st)
-	if err := s.recordFindings(ctx, st); err != nil {
-		return internalError("the document is in use but the findings' history could not be recorded", err)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"kind": doc.Kind, "name": doc.Name, "version": st.version,
-		"findings": report.Summarize(st.findings), "audit": rec.Seq})
-	return nil
 }
 
 // findingJSON is a finding as the reports write it (cli.md).
@@ -284,11 +287,10 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if st.empty {
 		return noEstate
 	}
-	j := <-st.judges
-	start := time.Now()
-	v, err := j.Judge(chg)
-	s.metrics.judging.Observe(time.Since(start).Seconds())
-	st.judges <- j
+	v, err := s.judgeWith(r.Context(), st, chg)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return userError(http.StatusServiceUnavailable, "the request ended while waiting for a judge")
+	}
 	if err != nil {
 		return inputError("the change cannot be judged against this estate; nothing was judged", err)
 	}
@@ -312,7 +314,7 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if subject == "" {
 		subject = name
 	}
-	rec, err := s.audit.Append(r.Context(), audit.Entry{Kind: audit.KindJudge, Actor: c.actor(), Subject: subject, Data: map[string]any{
+	rec, err := s.audit.Append(context.WithoutCancel(r.Context()), audit.Entry{Kind: audit.KindJudge, Actor: c.actor(), Subject: subject, Data: map[string]any{
 		"decision": string(v.Decision), "introduced": len(v.Introduced), "blocking": blocking, "resolved": len(v.Resolved),
 		"operations": ops, "changeSha256": hex.EncodeToString(sum[:]), "estateVersion": st.version, "tokenId": c.tok.ID,
 	}})
@@ -325,6 +327,22 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 	w.Header().Set("Vguard-Block-At", st.res.Policy.Change.BlockAt.String())
 	_, _ = w.Write(buf.Bytes())
 	return nil
+}
+
+// judgeWith judges chg with a judge of st's pool, waiting for one no
+// longer than ctx lasts; the judge goes back to the pool even if judging
+// panics.
+func (s *Server) judgeWith(ctx context.Context, st *state, chg *change.Change) (*change.Verdict, error) {
+	var j *change.Judge
+	select {
+	case j = <-st.judges:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { st.judges <- j }()
+	start := time.Now()
+	defer func() { s.metrics.judging.Observe(time.Since(start).Seconds()) }()
+	return j.Judge(chg)
 }
 
 func (s *Server) blastRadius(w http.ResponseWriter, r *http.Request, _ *caller) error {
@@ -498,7 +516,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 {
 		return userError(http.StatusBadRequest, "name: required, at most 200 bytes")
 	}
-	t, secret, err := CreateToken(r.Context(), s.st, s.audit, req.Name, req.Role, c.actor())
+	t, secret, err := CreateToken(context.WithoutCancel(r.Context()), s.st, req.Name, req.Role, c.actor())
 	if err != nil {
 		return internalError("could not create the token", err)
 	}
@@ -506,19 +524,21 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	return nil
 }
 
-// CreateToken makes a token, stores its hash and records it in the audit
-// trail; it returns the secret, which is never stored.
-func CreateToken(ctx context.Context, st store.Store, log *audit.Log, name, role, actor string) (store.Token, string, error) {
+// CreateToken makes a token and stores its hash with its audit record, in
+// one transaction: a token never works without its record. It returns the
+// secret, which is never stored.
+func CreateToken(ctx context.Context, st store.Store, name, role, actor string) (store.Token, string, error) {
 	secret, id, hash, err := token.New()
 	if err != nil {
 		return store.Token{}, "", err
 	}
 	t := store.Token{ID: id, Name: name, Role: role, Hash: hash, Created: time.Now().UTC()}
-	if err := st.CreateToken(ctx, t); err != nil {
+	rec, err := audit.NewRecord(audit.Entry{Kind: audit.KindTokenCreate, Actor: actor, Subject: id,
+		Data: map[string]any{"name": name, "role": role}}, t.Created)
+	if err != nil {
 		return store.Token{}, "", err
 	}
-	if _, err := log.Append(ctx, audit.Entry{Kind: audit.KindTokenCreate, Actor: actor, Subject: id,
-		Data: map[string]any{"name": name, "role": role}}); err != nil {
+	if _, err := st.Apply(ctx, store.Change{CreateToken: &t, Audit: []audit.Record{rec}}); err != nil {
 		return store.Token{}, "", err
 	}
 	return t, secret, nil
@@ -526,7 +546,7 @@ func CreateToken(ctx context.Context, st store.Store, log *audit.Log, name, role
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *caller) error {
 	id := r.PathValue("id")
-	err := RevokeToken(r.Context(), s.st, s.audit, id, c.actor())
+	err := RevokeToken(context.WithoutCancel(r.Context()), s.st, id, c.actor())
 	if errors.Is(err, store.ErrNotFound) {
 		return userError(http.StatusNotFound, "no valid token %q", id)
 	}
@@ -538,11 +558,14 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	return nil
 }
 
-// RevokeToken revokes the token id and records it in the audit trail.
-func RevokeToken(ctx context.Context, st store.Store, log *audit.Log, id, actor string) error {
-	if err := st.RevokeToken(ctx, id, time.Now().UTC()); err != nil {
+// RevokeToken revokes the token id with its audit record, in one
+// transaction; store.ErrNotFound when there is no valid token id.
+func RevokeToken(ctx context.Context, st store.Store, id, actor string) error {
+	now := time.Now().UTC()
+	rec, err := audit.NewRecord(audit.Entry{Kind: audit.KindTokenRevoke, Actor: actor, Subject: id}, now)
+	if err != nil {
 		return err
 	}
-	_, err := log.Append(ctx, audit.Entry{Kind: audit.KindTokenRevoke, Actor: actor, Subject: id})
+	_, err = st.Apply(ctx, store.Change{RevokeToken: id, RevokedAt: now, Audit: []audit.Record{rec}})
 	return err
 }

@@ -21,6 +21,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	judging  prometheus.Histogram
 	findings *prometheus.GaugeVec
+	syncFail *prometheus.CounterVec
 	handler  http.Handler
 
 	mu       sync.Mutex
@@ -44,6 +45,9 @@ func newMetrics(s *Server) *metrics {
 	m.findings = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "vguard_findings", Help: "Open findings of the current estate by severity.",
 	}, []string{"severity"})
+	m.syncFail = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vguard_sync_failures_total", Help: "Connector syncs that failed on this replica, by connector.",
+	}, []string{"connector"})
 	syncAge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vguard_estate_age_seconds", Help: "Seconds since the estate was last loaded (upload or sync).",
 	}, func() float64 {
@@ -54,7 +58,7 @@ func newMetrics(s *Server) *metrics {
 		}
 		return time.Since(m.estateAt).Seconds()
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.judging, m.findings, syncAge, &syncAgeCollector{m},
+	m.reg.MustRegister(m.requests, m.latency, m.judging, m.findings, m.syncFail, syncAge, &syncAgeCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
@@ -99,4 +103,8 @@ func (m *metrics) synced(connector string, at time.Time) {
 	m.mu.Lock()
 	m.lastSync[connector] = at
 	m.mu.Unlock()
+}
+
+func (m *metrics) syncFailed(connector string) {
+	m.syncFail.WithLabelValues(connector).Inc()
 }

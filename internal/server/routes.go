@@ -115,8 +115,9 @@ func (s *Server) buildRoutes() error {
 		}
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}
-	// Anything else: a JSON 404 (and 405 from the mux's own matching is
-	// kept for known paths with another method).
+	// Anything else: a JSON 404. This catch-all matches every method, so
+	// a known path asked with another method gets this 404 too, not a
+	// 405.
 	s.mux.Handle("/", s.wrap(route{method: "", path: "/", role: token.None, h: func(http.ResponseWriter, *http.Request, *caller) error {
 		return userError(http.StatusNotFound, "no such endpoint")
 	}}))
@@ -208,6 +209,9 @@ type tokenCache struct {
 	st store.Store
 	mu sync.Mutex
 	m  map[string]cachedToken
+	// gen is bumped by forget: a lookup that read the store before a
+	// revocation must not put the revoked token back afterwards.
+	gen uint64
 }
 
 type cachedToken struct {
@@ -222,16 +226,23 @@ func (tc *tokenCache) lookup(r *http.Request, hash string) (store.Token, error) 
 		tc.mu.Unlock()
 		return e.tok, nil
 	}
+	gen := tc.gen
 	tc.mu.Unlock()
+	// The token is found by the SHA-256 of the secret, in the database's
+	// index and in this map: the comparison is on a hash the caller
+	// cannot steer byte by byte, so it leaks nothing of a secret through
+	// timing. Do not replace it with a comparison of secrets.
 	tok, err := tc.st.TokenByHash(r.Context(), hash)
 	if err != nil {
 		return store.Token{}, err
 	}
 	tc.mu.Lock()
-	if tc.m == nil || len(tc.m) > 10000 {
-		tc.m = map[string]cachedToken{}
+	if tc.gen == gen {
+		if tc.m == nil || len(tc.m) > 10000 {
+			tc.m = map[string]cachedToken{}
+		}
+		tc.m[hash] = cachedToken{tok: tok, expires: now.Add(tokenTTL)}
 	}
-	tc.m[hash] = cachedToken{tok: tok, expires: now.Add(tokenTTL)}
 	tc.mu.Unlock()
 	return tok, nil
 }
@@ -239,6 +250,7 @@ func (tc *tokenCache) lookup(r *http.Request, hash string) (store.Token, error) 
 func (tc *tokenCache) forget(id string) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
+	tc.gen++
 	for h, e := range tc.m {
 		if e.tok.ID == id {
 			delete(tc.m, h)

@@ -10,6 +10,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +41,12 @@ type Options struct {
 	// kind not here is refused.
 	Connectors map[string]ConnectorFactory
 	// Holder names this replica in the connector lease (default
-	// hostname:pid).
+	// hostname:pid:random, unique even for containers that all run as
+	// pid 1 under one host name).
 	Holder string
+	// LeaseTTL is how long the connector lease lasts unrenewed (default
+	// DefaultLeaseTTL).
+	LeaseTTL time.Duration
 	// ReloadEvery is how often the store is polled for documents another
 	// process or replica put (default 2 s; negative: never).
 	ReloadEvery time.Duration
@@ -63,6 +69,7 @@ type Server struct {
 
 	connectors []*connector
 	holder     string
+	leaseTTL   time.Duration
 	stop       context.CancelFunc
 	done       sync.WaitGroup
 }
@@ -72,8 +79,13 @@ type Server struct {
 // one; the pool hands a judge to one request at a time) and the read index
 // (behind readMu: its lookups are built on first use).
 type state struct {
-	version  int64
-	stamp    string // store.DocumentsStamp when the documents were read
+	version int64
+	// base is store.DocumentsStamp when the documents were read: a change
+	// validated on this state is applied only if it is still current.
+	base string
+	// stamp is the stamp of the documents this state is made of ("" when
+	// they were never all stored: an upload being validated).
+	stamp    string
 	loaded   time.Time
 	docs     []docInfo
 	empty    bool // no estate uploaded yet
@@ -104,13 +116,16 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	if cfg.Judges == 0 {
 		cfg.Judges = runtime.GOMAXPROCS(0)
 	}
-	s := &Server{cfg: cfg, st: o.Store, logger: o.Logger, holder: o.Holder}
+	s := &Server{cfg: cfg, st: o.Store, logger: o.Logger, holder: o.Holder, leaseTTL: o.LeaseTTL}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
+	if s.leaseTTL <= 0 {
+		s.leaseTTL = DefaultLeaseTTL
+	}
 	if s.holder == "" {
 		host, _ := os.Hostname()
-		s.holder = fmt.Sprintf("%s:%d", host, os.Getpid())
+		s.holder = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), rand.Text()[:8])
 	}
 	for _, cc := range cfg.Connectors {
 		f := o.Connectors[cc.Kind]
@@ -121,6 +136,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", cc.Name, err)
 		}
+		if _, ok := c.(WatchingConnector); cc.Watch && !ok {
+			return nil, fmt.Errorf("connector %s: kind %q cannot watch; use every", cc.Name, cc.Kind)
+		}
 		s.connectors = append(s.connectors, &connector{cfg: cc, c: c})
 	}
 	s.metrics = newMetrics(s)
@@ -128,7 +146,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	if err := s.buildRoutes(); err != nil {
 		return nil, err
 	}
-	st, err := s.loadState(ctx)
+	st, err := s.loadState(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("the stored estate: %w", err)
 	}
@@ -162,10 +180,12 @@ func (s *Server) Close() {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // loadState reads the stored documents, with overrides in place of the
-// stored ones of their kind and name (an upload being validated), and builds
-// the state: loads and judges the estate. Load problems come back as
-// load.Errors; problems evaluating it (a missing side file) as errors.
-func (s *Server) loadState(ctx context.Context, overrides ...store.Document) (*state, error) {
+// stored ones of their kind and name (an upload being validated) and,
+// when replace is set, without the stored documents it names that are not
+// in overrides (a connector's sync), and builds the state: loads and
+// judges the estate. Load problems come back as load.Errors; problems
+// evaluating it (a missing side file) as errors.
+func (s *Server) loadState(ctx context.Context, replace *store.Prefix, overrides ...store.Document) (*state, error) {
 	var srcs []load.Source
 	st := &state{loaded: time.Now().UTC(), files: newSideFiles()}
 	// Read before the documents: a put that lands in between makes the
@@ -174,7 +194,8 @@ func (s *Server) loadState(ctx context.Context, overrides ...store.Document) (*s
 	if err != nil {
 		return nil, err
 	}
-	if len(overrides) == 0 {
+	st.base = stamp
+	if len(overrides) == 0 && replace == nil {
 		st.stamp = stamp
 	}
 	hasEstate := false
@@ -182,6 +203,9 @@ func (s *Server) loadState(ctx context.Context, overrides ...store.Document) (*s
 		docs, err := s.st.Documents(ctx, kind)
 		if err != nil {
 			return nil, err
+		}
+		if replace != nil && replace.Kind == kind {
+			docs = slices.DeleteFunc(docs, func(d store.Document) bool { return strings.HasPrefix(d.Name, replace.Prefix) })
 		}
 		for _, o := range overrides {
 			if o.Kind != kind {
@@ -254,6 +278,7 @@ func (s *Server) loadState(ctx context.Context, overrides ...store.Document) (*s
 func (s *Server) reloadLoop(ctx context.Context, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	failed := "" // the stamp of documents that did not load: retried only once they change
 	for {
 		select {
 		case <-ctx.Done():
@@ -261,18 +286,20 @@ func (s *Server) reloadLoop(ctx context.Context, every time.Duration) {
 		case <-tick.C:
 		}
 		stamp, err := s.st.DocumentsStamp(ctx)
-		if err != nil || stamp == s.state.Load().stamp {
+		if err != nil || stamp == s.state.Load().stamp || stamp == failed {
 			if err != nil && ctx.Err() == nil {
 				s.logger.Error("polling the store for new documents", "err", err)
 			}
 			continue
 		}
 		s.updateMu.Lock()
-		st, err := s.loadState(ctx)
+		st, err := s.loadState(ctx, nil)
 		if err == nil {
 			s.publish(st)
+			failed = ""
 		} else if ctx.Err() == nil {
 			s.logger.Error("loading documents put elsewhere", "err", err)
+			failed = stamp
 		}
 		s.updateMu.Unlock()
 	}
@@ -296,8 +323,38 @@ func (s *Server) publish(st *state) {
 	s.metrics.setFindings(st)
 }
 
-// recordFindings stores the findings' history as of the new state.
-func (s *Server) recordFindings(ctx context.Context, st *state) error {
+// commit applies c (validated as st) together with the findings of st and
+// the audit records of entries, in one transaction that holds only if the
+// documents are still those st was built on; then st becomes current. It
+// returns the sealed records; store.ErrStale means: validate again.
+func (s *Server) commit(ctx context.Context, st *state, c store.Change, entries ...audit.Entry) ([]audit.Record, error) {
+	fs, err := findingsOf(st)
+	if err != nil {
+		return nil, err
+	}
+	c.Findings = &store.FindingsAt{At: st.loaded, Current: fs}
+	now := time.Now()
+	for _, e := range entries {
+		r, err := audit.NewRecord(e, now)
+		if err != nil {
+			return nil, err
+		}
+		c.Audit = append(c.Audit, r)
+	}
+	c.IfStamp = st.base
+	done, err := s.st.Apply(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	// The state is now the stored documents: the next poll need not
+	// load them again.
+	st.stamp = done.Stamp
+	s.publish(st)
+	return done.Audit, nil
+}
+
+// findingsOf is the findings' history entries of st.
+func findingsOf(st *state) ([]store.Finding, error) {
 	fs := make([]store.Finding, 0, len(st.findings))
 	seen := map[string]bool{}
 	for i := range st.findings {
@@ -309,9 +366,9 @@ func (s *Server) recordFindings(ctx context.Context, st *state) error {
 		seen[k] = true
 		data, err := findingJSON(f)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		fs = append(fs, store.Finding{Key: k, Check: f.Check, Severity: f.Severity.String(), Pillar: string(f.Pillar), Subject: f.Subject, JSON: data})
 	}
-	return s.st.RecordFindings(ctx, st.loaded, fs)
+	return fs, nil
 }

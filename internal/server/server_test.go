@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +60,7 @@ func newTestServer(t testing.TB, mutate func(*Config)) *testServer {
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	ts := &testServer{t: t, srv: srv, st: st, url: hs.URL, tokens: map[token.Role]string{}, dbPath: dbPath}
 	for _, r := range []token.Role{token.Viewer, token.Operator, token.Admin} {
-		_, secret, err := CreateToken(ctx, st, srv.audit, "test-"+r.String(), r.String(), "test")
+		_, secret, err := CreateToken(ctx, st, "test-"+r.String(), r.String(), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,6 +161,13 @@ func TestAccess(t *testing.T) {
 		t.Fatalf("only %d routes", len(routes))
 	}
 	param := regexp.MustCompile(`\{[a-z]+(\.\.\.)?\}`)
+	_, revoked, err := CreateToken(context.Background(), ts.st, "gone", "admin", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RevokeToken(context.Background(), ts.st, tokenID(revoked), "test"); err != nil {
+		t.Fatal(err)
+	}
 	for _, rt := range routes {
 		path := param.ReplaceAllString(rt.Path, "x")
 		t.Run(rt.Method+" "+rt.Path, func(t *testing.T) {
@@ -176,15 +183,17 @@ func TestAccess(t *testing.T) {
 				t.Errorf("no token: %d %s", code, body)
 			}
 			// A wrong token, and a revoked one, are refused alike.
-			req, _ := http.NewRequest(rt.Method, ts.url+path, nil)
-			req.Header.Set("Authorization", "Bearer vgt_00000000_forged")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
-				t.Errorf("forged token: %d", resp.StatusCode)
+			for _, bad := range []string{"vgt_00000000_forged", revoked} {
+				req, _ := http.NewRequest(rt.Method, ts.url+path, nil)
+				req.Header.Set("Authorization", "Bearer "+bad)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+					t.Errorf("token %s: %d", token.Redact(bad), resp.StatusCode)
+				}
 			}
 			for r := token.Viewer; r < rt.Role; r++ {
 				if code, body := ts.do(r, rt.Method, path, nil); code != http.StatusForbidden {
@@ -197,6 +206,26 @@ func TestAccess(t *testing.T) {
 				t.Errorf("%s: %d %s", rt.Role, code, body)
 			}
 		})
+	}
+}
+
+// TestOnlyBuildRoutesTouchesTheMux: TestAccess walks the route table, so
+// nothing but buildRoutes may put a handler on the mux.
+func TestOnlyBuildRoutesTouchesTheMux(t *testing.T) {
+	files, _ := filepath.Glob("*.go")
+	n := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		text := string(read(t, f))
+		n += strings.Count(text, "mux.Handle")
+		if f != "routes.go" && strings.Contains(text, "mux.Handle") {
+			t.Errorf("%s puts a handler on the mux outside buildRoutes", f)
+		}
+	}
+	if n != 2 { // the table's routes and the catch-all 404
+		t.Errorf("%d mux.Handle calls; want 2, both in buildRoutes", n)
 	}
 }
 
@@ -253,6 +282,11 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("name %q: %d %s", name, code, body)
 		}
 	}
+	for _, path := range []string{"/api/v1/scans/", "/api/v1/manifests/"} {
+		if code, body := ts.do(token.Operator, "PUT", path, read(t, filepath.Join(examples, "vlan-typo", "estate.yaml"))); code != 400 {
+			t.Errorf("PUT %s (no name): %d %s", path, code, body)
+		}
+	}
 	code, body = ts.do(token.Operator, "PUT", "/api/v1/scans/scans/x.json", []byte(`{"image": 3}`))
 	if code != 400 || !strings.Contains(string(body), "scans/x.json") {
 		t.Fatalf("bad scan report: %d %s", code, body)
@@ -279,9 +313,14 @@ func TestFindingsHistory(t *testing.T) {
 	after := read(t, filepath.Join(dir, "estate.yaml"))
 	after = bytes.Replace(after, []byte("network: vlan4"), []byte("network: vlan5"), 1)
 	if bytes.Equal(after, read(t, filepath.Join(dir, "estate.yaml"))) {
-		t.Skip("the example changed: no vlan4 NIC to move")
+		t.Fatal("the example changed: no vlan4 NIC to move; update this test")
 	}
 	ts.must(token.Admin, "PUT", "/api/v1/estate", after, 200)
+	// The state published by the upload is known to be the stored
+	// documents: the next poll does not load them again.
+	if stamp, _ := ts.st.DocumentsStamp(context.Background()); ts.srv.state.Load().stamp != stamp {
+		t.Fatalf("state stamp %q, store %q", ts.srv.state.Load().stamp, stamp)
+	}
 	json.Unmarshal(ts.must(token.Viewer, "GET", "/api/v1/findings?pillar=confidentiality", nil, 200), &open)
 	if open.Count == 0 {
 		t.Fatal("no confidentiality finding after the typo")
@@ -372,7 +411,7 @@ func TestTokensAuditAndReports(t *testing.T) {
 		t.Fatalf("rollout: %s", body)
 	}
 	metrics := string(ts.must(token.Viewer, "GET", "/metrics", nil, 200))
-	for _, m := range []string{"vguard_http_requests_total", "vguard_judge_duration_seconds_count 1", "vguard_findings{severity=\"high\"}", "vguard_estate_age_seconds"} {
+	for _, m := range []string{"vguard_http_requests_total", "vguard_judge_duration_seconds_count 1", "vguard_http_request_duration_seconds_bucket", "vguard_findings{severity=\"high\"}", "vguard_estate_age_seconds"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("metrics lack %s", m)
 		}
@@ -406,6 +445,38 @@ func TestConfig(t *testing.T) {
 	if got := RedactDSN("host=db user=vg password='a b c' dbname=x"); strings.Contains(got, "b c") || !strings.Contains(got, "dbname=x") {
 		t.Errorf("key=value DSN: %s", got)
 	}
+	// URLs that do not parse are redacted whole, and refused before start.
+	for _, dsn := range []string{"postgres://vg:pa%zzword@db/vguard?sslmode=require", "postgresql://vg:hunter2@[::1/vguard?sslmode=disable"} {
+		if got := RedactDSN(dsn); strings.Contains(got, "zzword") || strings.Contains(got, "hunter2") {
+			t.Errorf("%s printed as %s", dsn, got)
+		}
+		_, err := LoadConfig(write("store: {postgres: \"" + dsn + "\"}\n"))
+		if err == nil || !strings.Contains(err.Error(), "store.postgres") || strings.Contains(err.Error(), "zzword") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: %v", dsn, err)
+		}
+	}
+	// A '?' in the password ends the authority early: the rest is not a
+	// port or a query to show.
+	if got := RedactDSN("postgres://vg:12?wxyz@db/vguard"); strings.Contains(got, "wxyz") || strings.Contains(got, "12") {
+		t.Errorf("misread URL printed as %s", got)
+	}
+	// Secrets in lists of settings, and URLs with a password, are
+	// redacted at any depth.
+	c, err = LoadConfig(write("connectors:\n  - {name: x, kind: y, settings: {hosts: [{password: p1}, [{apiKey: p2}]], uris: [\"qemu+ssh://root:p3@hv/system\"]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = c.Redacted()
+	for _, secret := range []string{"p1", "p2", "p3"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("printed config shows %q:\n%s", secret, out)
+		}
+	}
+	// A TLS pair that does not load stops the start.
+	os.WriteFile(filepath.Join(dir, "bad.pem"), []byte("not a certificate"), 0o600)
+	if _, err := LoadConfig(write("tls: {cert: bad.pem, key: bad.pem}\n")); err == nil || !strings.Contains(err.Error(), "tls:") {
+		t.Errorf("a bad TLS pair: %v", err)
+	}
 	for text, want := range map[string]string{
 		"listen: nope\n":                                         "listen",
 		"tls: {cert: a.pem}\n":                                   "both cert and key",
@@ -420,15 +491,37 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%q: %v; want %q", text, err, want)
 		}
 	}
-	// A connector kind this build does not have is refused at start.
+	// A connector kind this build does not have is refused at start, and
+	// so are built-in connectors' bad settings, without the password.
 	st, _ := store.OpenSQLite(context.Background(), filepath.Join(dir, "x.db"), store.SQLiteOptions{})
 	defer st.Close()
-	cfg := &Config{Connectors: []ConnectorConfig{{Name: "vc", Kind: "vsphere"}}}
-	cfg.Validate()
-	if _, err := New(context.Background(), cfg, Options{Store: st}); err == nil || !strings.Contains(err.Error(), "not available") {
-		t.Fatalf("unknown connector kind: %v", err)
+	t.Setenv("VG_TEST_PW", "hunter2")
+	for _, cc := range []struct {
+		kind     string
+		settings map[string]any
+		want     string
+	}{
+		{"hyperv", nil, "not available"},
+		{"vsphere", map[string]any{"url": "https://u:hunter2@vc/sdk", "passwordEnv": "VG_TEST_PW"}, "must not hold the password"},
+		{"vsphere", map[string]any{"url": "https://vc/sdk", "user": "u", "passwordEnv": "VG_NO_SUCH_VAR"}, "not set"},
+		{"vsphere", map[string]any{"url": "https://vc/sdk", "user": "u", "passwordEnv": "VG_TEST_PW", "password": "hunter2"}, "exactly one"},
+		{"vsphere", map[string]any{"url": "https://vc/sdk", "user": "u", "passwordEnv": "VG_TEST_PW", "bogus": 1}, "bogus"},
+		{"vsphere", map[string]any{"url": "https://vc/sdk", "passwordEnv": "VG_TEST_PW"}, "user: required"},
+	} {
+		cfg := &Config{Connectors: []ConnectorConfig{{Name: "vc", Kind: cc.kind, Settings: cc.settings}}}
+		cfg.Validate()
+		_, err := New(context.Background(), cfg, Options{Store: st, Connectors: BuiltinConnectors()})
+		if err == nil || !strings.Contains(err.Error(), cc.want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s %v: %v; want %q", cc.kind, cc.settings, err, cc.want)
+		}
 	}
-	_ = fmt.Sprint()
+	// A kind that cannot watch is refused with watch: true.
+	cfg := &Config{Connectors: []ConnectorConfig{{Name: "s", Kind: "static", Watch: true}}}
+	cfg.Validate()
+	static := map[string]ConnectorFactory{"static": func(ConnectorConfig) (Connector, error) { return staticConnector{}, nil }}
+	if _, err := New(context.Background(), cfg, Options{Store: st, Connectors: static}); err == nil || !strings.Contains(err.Error(), "cannot watch") {
+		t.Errorf("watch on a kind without a watch: %v", err)
+	}
 }
 
 // TestOpenAPICoversRoutes keeps the OpenAPI document and the route table
@@ -503,5 +596,69 @@ func TestReplicasCatchUp(t *testing.T) {
 			t.Fatalf("replica b never saw the upload: %d %s", code, body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A judge that panics goes back to the pool, and a request that ends
+// while waiting for a judge stops waiting.
+func TestJudgePool(t *testing.T) {
+	s := &Server{metrics: newMetrics(&Server{})}
+	st := &state{judges: make(chan *change.Judge, 1)}
+	st.judges <- nil // a nil judge panics when used
+	func() {
+		defer func() { recover() }()
+		s.judgeWith(context.Background(), st, &change.Change{})
+		t.Fatal("no panic")
+	}()
+	if len(st.judges) != 1 {
+		t.Fatal("the judge that panicked was lost")
+	}
+	<-st.judges
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := s.judgeWith(ctx, st, &change.Change{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting for a judge: %v", err)
+	}
+}
+
+// slowLookup is a real store whose token lookups wait for a signal.
+type slowLookup struct {
+	store.Store
+	started, release chan struct{}
+}
+
+func (s slowLookup) TokenByHash(ctx context.Context, hash string) (store.Token, error) {
+	tok, err := s.Store.TokenByHash(ctx, hash)
+	s.started <- struct{}{}
+	<-s.release
+	return tok, err
+}
+
+// A lookup that read the token before it was revoked through the API
+// does not put it back into the cache afterwards.
+func TestRevokeRacesLookup(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctx := context.Background()
+	_, secret, err := CreateToken(ctx, ts.st, "racer", "viewer", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := slowLookup{Store: ts.st, started: make(chan struct{}), release: make(chan struct{})}
+	tc := &tokenCache{st: sl}
+	req := httptest.NewRequest("GET", "/", nil)
+	done := make(chan error)
+	go func() { _, err := tc.lookup(req, token.Hash(secret)); done <- err }()
+	<-sl.started // the lookup has read the valid token
+	if err := RevokeToken(ctx, ts.st, tokenID(secret), "test"); err != nil {
+		t.Fatal(err)
+	}
+	tc.forget(tokenID(secret))
+	close(sl.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	tc.st = ts.st
+	if _, err := tc.lookup(req, token.Hash(secret)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the revoked token is still accepted: %v", err)
 	}
 }

@@ -2,156 +2,24 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
-	"sync"
-	"sync/atomic"
-	"syscall"
+	"strings"
 	"testing"
-	"time"
 
-	"github.com/vguard-dev/vguard/internal/testdeps"
+	"github.com/vguard-dev/vguard/internal/audit"
+	"github.com/vguard-dev/vguard/internal/store/pgtest"
 )
-
-// A PostgreSQL server of the test binary's own, started on first use on a
-// private unix socket (no TCP port) and stopped by TestMain.
-var pg struct {
-	once    sync.Once
-	dir     string
-	cmd     *exec.Cmd
-	dsnBase string
-	err     string
-	n       atomic.Int64
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	stopPostgres()
+	pgtest.Stop()
 	os.Exit(code)
-}
-
-func stopPostgres() {
-	if pg.cmd != nil && pg.cmd.Process != nil {
-		_ = pg.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-		done := make(chan struct{})
-		go func() { _ = pg.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = pg.cmd.Process.Kill()
-		}
-	}
-	if pg.dir != "" {
-		os.RemoveAll(pg.dir)
-	}
-}
-
-func pgBin(name string) (string, bool) {
-	if p, ok := testdeps.Look(name); ok {
-		return p, true
-	}
-	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
-	if len(m) == 0 {
-		return "", false
-	}
-	return m[len(m)-1], true
-}
-
-// startPostgres runs initdb and postgres, as the postgres user when the
-// tests run as root (PostgreSQL refuses to run as root).
-func startPostgres() string {
-	initdb, ok1 := pgBin("initdb")
-	postgres, ok2 := pgBin("postgres")
-	if !ok1 || !ok2 {
-		return "PostgreSQL (initdb, postgres) is not installed (./scripts/deps installs it)"
-	}
-	var cred *syscall.Credential
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return "running as root and there is no postgres user to run PostgreSQL as"
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
-	dir, err := os.MkdirTemp("", "vguard-pg-")
-	if err != nil {
-		return err.Error()
-	}
-	pg.dir = dir
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err.Error()
-	}
-	if err := os.Chown(dir, uid, gid); err != nil {
-		return err.Error()
-	}
-	data := filepath.Join(dir, "data")
-	cmd := exec.Command(initdb, "-D", data, "-U", "vguard", "--auth=trust", "-E", "UTF8", "--no-sync")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Sprintf("initdb: %v\n%s", err, out)
-	}
-	// No TCP listener: the socket in dir is private to this test run.
-	pg.cmd = exec.Command(postgres, "-D", data, "-k", dir, "-p", "5432", "-c", "listen_addresses=",
-		"-c", "fsync=off", "-c", "max_connections=100")
-	pg.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true}
-	logf, _ := os.Create(filepath.Join(dir, "log"))
-	pg.cmd.Stdout, pg.cmd.Stderr = logf, logf
-	if err := pg.cmd.Start(); err != nil {
-		return "postgres: " + err.Error()
-	}
-	pg.dsnBase = fmt.Sprintf("host=%s port=5432 user=vguard sslmode=disable", dir)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		db, err := sql.Open("pgx", pg.dsnBase+" dbname=postgres")
-		if err == nil {
-			err = db.Ping()
-			db.Close()
-		}
-		if err == nil {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			return fmt.Sprintf("postgres did not start: %v\n%s", err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// newPostgresDB returns the DSN of a fresh, empty database on the test
-// server.
-func newPostgresDB(t *testing.T) string {
-	t.Helper()
-	pg.once.Do(func() { pg.err = startPostgres() })
-	if pg.err != "" {
-		if pg.cmd != nil {
-			t.Fatal(pg.err) // installed but broken: never a skip
-		}
-		testdeps.Missing(t, pg.err)
-	}
-	name := fmt.Sprintf("t%d", pg.n.Add(1))
-	db, err := sql.Open("pgx", pg.dsnBase+" dbname=postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	return pg.dsnBase + " dbname=" + name
 }
 
 func TestPostgres(t *testing.T) {
 	runSuite(t, func(t *testing.T) func(t *testing.T) Store {
-		dsn := newPostgresDB(t)
+		dsn := pgtest.NewDB(t)
 		return func(t *testing.T) Store {
 			s, err := OpenPostgres(context.Background(), dsn)
 			if err != nil {
@@ -175,4 +43,61 @@ func TestSQLite(t *testing.T) {
 			return s
 		}
 	})
+}
+
+// TestReadOnly: a store opened read-only reads the audit trail of a
+// database at an older schema without upgrading it, writes nothing, and
+// refuses a newer schema.
+func TestReadOnly(t *testing.T) {
+	ctx := context.Background()
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			var open, openRO func() (Store, error)
+			if kind == "sqlite" {
+				path := filepath.Join(t.TempDir(), "vguard.db")
+				open = func() (Store, error) { return OpenSQLite(ctx, path, SQLiteOptions{}) }
+				openRO = func() (Store, error) { return OpenSQLite(ctx, path, SQLiteOptions{ReadOnly: true}) }
+			} else {
+				dsn := pgtest.NewDB(t)
+				open = func() (Store, error) { return OpenPostgres(ctx, dsn) }
+				openRO = func() (Store, error) { return OpenPostgresReadOnly(ctx, dsn) }
+			}
+			rw, err := open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rw.Close()
+			l := audit.NewLog(rw)
+			if _, err := l.Append(ctx, audit.Entry{Kind: audit.KindSync}); err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			sq := rw.(*sqlStore)
+			n := len(migrations(sq.d))
+			// As an older vguard left it.
+			if _, err := sq.db.Exec(sq.q(`DELETE FROM vguard_schema WHERE version = ?`), n); err != nil {
+				t.Fatal(err)
+			}
+			ro, err := openRO()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if recs, err := audit.Verify(ctx, ro); err != nil || recs != 1 {
+				t.Fatalf("verify read-only: %d %v", recs, err)
+			}
+			if err := ro.PutDocument(ctx, Document{Kind: KindEstate, Name: "x", Data: []byte("x")}); err == nil {
+				t.Error("a read-only store wrote a document")
+			}
+			ro.Close()
+			if v, err := rw.SchemaVersion(ctx); err != nil || v != n-1 {
+				t.Fatalf("schema version after a read-only open: %d %v; want %d (not upgraded)", v, err, n-1)
+			}
+			if _, err := sq.db.Exec(sq.q(`INSERT INTO vguard_schema (version) VALUES (?), (?)`), n, n+1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := openRO(); err == nil || !strings.Contains(err.Error(), "newer") {
+				t.Fatalf("a newer schema read-only: %v", err)
+			}
+		})
+	}
 }

@@ -130,6 +130,19 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	})
 }
 
+// checkSchema is migrate's check without the migrations, for a store
+// opened read-only.
+func (s *sqlStore) checkSchema(ctx context.Context) error {
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: not a vguard store, or unreadable: %w", s.d.name, err)
+	}
+	if n := len(migrations(s.d)); v > n {
+		return fmt.Errorf("%s: the database is at schema version %d, newer than this vguard knows (%d): upgrade vguard", s.d.name, v, n)
+	}
+	return nil
+}
+
 func (s *sqlStore) SchemaVersion(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM vguard_schema`).Scan(&v); err != nil {
@@ -153,7 +166,11 @@ func fromNanos(n int64) time.Time {
 }
 
 func (s *sqlStore) PutDocument(ctx context.Context, doc Document) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO documents (kind, name, data, updated) VALUES (?, ?, ?, ?)
+	return s.putDocument(ctx, s.db, doc)
+}
+
+func (s *sqlStore) putDocument(ctx context.Context, q querier, doc Document) error {
+	_, err := q.ExecContext(ctx, s.q(`INSERT INTO documents (kind, name, data, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data, updated = excluded.updated`),
 		doc.Kind, doc.Name, doc.Data, nanos(doc.Updated))
 	if err != nil {
@@ -198,8 +215,20 @@ func (s *sqlStore) Documents(ctx context.Context, kind string) ([]Document, erro
 	return out, nil
 }
 
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
 func (s *sqlStore) DocumentsStamp(ctx context.Context) (string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT kind, name, updated, LENGTH(data) FROM documents ORDER BY kind, name`)
+	return s.stamp(ctx, s.db)
+}
+
+func (s *sqlStore) stamp(ctx context.Context, q querier) (string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT kind, name, updated, LENGTH(data) FROM documents ORDER BY kind, name`)
 	if err != nil {
 		return "", fmt.Errorf("%s: documents stamp: %w", s.d.name, err)
 	}
@@ -220,8 +249,14 @@ func (s *sqlStore) DocumentsStamp(ctx context.Context) (string, error) {
 }
 
 func (s *sqlStore) RecordFindings(ctx context.Context, at time.Time, current []Finding) error {
+	// Under the write lock: two replicas recording at once would
+	// interleave their opens and resolves.
+	return s.tx(ctx, lockAudit, func(tx *sql.Tx) error { return s.recordFindings(ctx, tx, at, current) })
+}
+
+func (s *sqlStore) recordFindings(ctx context.Context, tx querier, at time.Time, current []Finding) error {
 	now := nanos(at)
-	return s.tx(ctx, 0, func(tx *sql.Tx) error {
+	{
 		rows, err := tx.QueryContext(ctx, `SELECT fkey FROM findings WHERE resolved = 0`)
 		if err != nil {
 			return fmt.Errorf("%s: open findings: %w", s.d.name, err)
@@ -266,7 +301,7 @@ func (s *sqlStore) RecordFindings(ctx context.Context, at time.Time, current []F
 			}
 		}
 		return nil
-	})
+	}
 }
 
 func (s *sqlStore) Findings(ctx context.Context, f FindingFilter) ([]Finding, error) {
@@ -315,7 +350,11 @@ func (s *sqlStore) Findings(ctx context.Context, f FindingFilter) ([]Finding, er
 }
 
 func (s *sqlStore) CreateToken(ctx context.Context, t Token) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO tokens (id, name, role, hash, created, revoked) VALUES (?, ?, ?, ?, ?, 0)`),
+	return s.createToken(ctx, s.db, t)
+}
+
+func (s *sqlStore) createToken(ctx context.Context, q querier, t Token) error {
+	_, err := q.ExecContext(ctx, s.q(`INSERT INTO tokens (id, name, role, hash, created, revoked) VALUES (?, ?, ?, ?, ?, 0)`),
 		t.ID, t.Name, t.Role, t.Hash, nanos(t.Created))
 	if err != nil {
 		return fmt.Errorf("%s: storing token %s: %w", s.d.name, t.ID, err)
@@ -345,7 +384,11 @@ func (s *sqlStore) TokenByHash(ctx context.Context, hash string) (Token, error) 
 }
 
 func (s *sqlStore) RevokeToken(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE tokens SET revoked = ? WHERE id = ? AND revoked = 0`), nanos(at), id)
+	return s.revokeToken(ctx, s.db, id, at)
+}
+
+func (s *sqlStore) revokeToken(ctx context.Context, q querier, id string, at time.Time) error {
+	res, err := q.ExecContext(ctx, s.q(`UPDATE tokens SET revoked = ? WHERE id = ? AND revoked = 0`), nanos(at), id)
 	if err != nil {
 		return fmt.Errorf("%s: revoking token %s: %w", s.d.name, id, err)
 	}
@@ -378,7 +421,11 @@ func (s *sqlStore) Tokens(ctx context.Context) ([]Token, error) {
 }
 
 func (s *sqlStore) AppendAudit(ctx context.Context, build func(audit.Head) ([]audit.Record, error)) error {
-	return s.tx(ctx, lockAudit, func(tx *sql.Tx) error {
+	return s.tx(ctx, lockAudit, func(tx *sql.Tx) error { return s.appendAudit(ctx, tx, build) })
+}
+
+func (s *sqlStore) appendAudit(ctx context.Context, tx querier, build func(audit.Head) ([]audit.Record, error)) error {
+	{
 		head := audit.Head{Hash: audit.Genesis}
 		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`).Scan(&head.Seq, &head.Hash)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -399,7 +446,112 @@ func (s *sqlStore) AppendAudit(ctx context.Context, build func(audit.Head) ([]au
 			}
 		}
 		return nil
+	}
+}
+
+// Apply takes the same lock as AppendAudit (PostgreSQL; SQLite's BEGIN
+// IMMEDIATE excludes every other writer anyway), so that the stamp it
+// compares, the lease it checks and the chain head it extends cannot move
+// until it commits.
+func (s *sqlStore) Apply(ctx context.Context, c Change) (Applied, error) {
+	var out Applied
+	err := s.tx(ctx, lockAudit, func(tx *sql.Tx) error {
+		if c.IfStamp != "" {
+			cur, err := s.stamp(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if cur != c.IfStamp {
+				return ErrStale
+			}
+		}
+		if c.Lease != nil {
+			var holder string
+			var expires int64
+			err := tx.QueryRowContext(ctx, s.q(`SELECT holder, expires FROM leases WHERE name = ?`), c.Lease.Name).Scan(&holder, &expires)
+			if errors.Is(err, sql.ErrNoRows) || (err == nil && (holder != c.Lease.Holder || expires <= time.Now().UnixNano())) {
+				return fmt.Errorf("lease %s: %w", c.Lease.Name, ErrLeaseLost)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: lease %s: %w", s.d.name, c.Lease.Name, err)
+			}
+		}
+		if c.Replace != nil {
+			keep := map[string]bool{}
+			for _, d := range c.Put {
+				if d.Kind == c.Replace.Kind {
+					keep[d.Name] = true
+				}
+			}
+			rows, err := tx.QueryContext(ctx, s.q(`SELECT name FROM documents WHERE kind = ?`), c.Replace.Kind)
+			if err != nil {
+				return fmt.Errorf("%s: listing %s documents: %w", s.d.name, c.Replace.Kind, err)
+			}
+			var gone []string
+			for rows.Next() {
+				var name string
+				if err := rows.Scan(&name); err != nil {
+					rows.Close()
+					return fmt.Errorf("%s: listing %s documents: %w", s.d.name, c.Replace.Kind, err)
+				}
+				if strings.HasPrefix(name, c.Replace.Prefix) && !keep[name] {
+					gone = append(gone, name)
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("%s: listing %s documents: %w", s.d.name, c.Replace.Kind, err)
+			}
+			for _, name := range gone {
+				if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM documents WHERE kind = ? AND name = ?`), c.Replace.Kind, name); err != nil {
+					return fmt.Errorf("%s: removing %s %s: %w", s.d.name, c.Replace.Kind, name, err)
+				}
+			}
+		}
+		for _, d := range c.Put {
+			if err := s.putDocument(ctx, tx, d); err != nil {
+				return err
+			}
+		}
+		if c.Findings != nil {
+			if err := s.recordFindings(ctx, tx, c.Findings.At, c.Findings.Current); err != nil {
+				return err
+			}
+		}
+		if c.CreateToken != nil {
+			if err := s.createToken(ctx, tx, *c.CreateToken); err != nil {
+				return err
+			}
+		}
+		if c.RevokeToken != "" {
+			if err := s.revokeToken(ctx, tx, c.RevokeToken, c.RevokedAt); err != nil {
+				return err
+			}
+		}
+		if len(c.Audit) > 0 {
+			if err := s.appendAudit(ctx, tx, func(head audit.Head) ([]audit.Record, error) {
+				recs := make([]audit.Record, len(c.Audit))
+				copy(recs, c.Audit)
+				for i := range recs {
+					var err error
+					if head, err = audit.Seal(&recs[i], head); err != nil {
+						return nil, err
+					}
+				}
+				out.Audit = recs
+				return recs, nil
+			}); err != nil {
+				return err
+			}
+		}
+		stamp, err := s.stamp(ctx, tx)
+		out.Stamp = stamp
+		return err
 	})
+	if err != nil {
+		return Applied{}, err
+	}
+	return out, nil
 }
 
 func (s *sqlStore) AuditRecords(ctx context.Context, after int64, limit int) ([]audit.Record, error) {

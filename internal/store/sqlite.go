@@ -17,6 +17,11 @@ type SQLiteOptions struct {
 	// the log on every commit (group commit in the audit log makes that
 	// affordable).
 	SyncNormal bool
+	// ReadOnly opens the database without writing to it: no migration
+	// (a schema newer than this vguard knows is refused, an older one is
+	// read as it is), no journal change. For reading the audit trail of
+	// a copy, or of a database a newer vguard serve uses.
+	ReadOnly bool
 }
 
 // OpenSQLite opens (creating it if needed) the SQLite database at path in
@@ -27,6 +32,20 @@ func OpenSQLite(ctx context.Context, path string, o SQLiteOptions) (Store, error
 		sync = "NORMAL"
 	}
 	q := url.Values{}
+	if o.ReadOnly {
+		q.Set("mode", "ro")
+		q.Add("_pragma", "busy_timeout(10000)")
+		db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("sqlite %s: %w", path, err)
+		}
+		s := &sqlStore{db: db, d: dialect{name: "sqlite " + path, blob: "BLOB"}}
+		if err := s.checkSchema(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return s, nil
+	}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "busy_timeout(10000)")

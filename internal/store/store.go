@@ -18,6 +18,16 @@ import (
 // ErrNotFound is returned when a named document or token does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrStale is returned by Apply when Change.IfStamp is no longer the
+// documents' stamp: another process or replica put documents since the
+// change was validated. Validate again and retry.
+var ErrStale = errors.New("the stored documents changed since they were read")
+
+// ErrLeaseLost is returned by Apply when Change.Lease is not held by its
+// holder any more (fencing: a replica that lost the connector lease must
+// not write what its connector returned).
+var ErrLeaseLost = errors.New("the lease is no longer held")
+
 // Document kinds.
 const (
 	KindEstate   = "estate"
@@ -64,6 +74,56 @@ type Token struct {
 	Hash    string // hex SHA-256 of the secret
 	Created time.Time
 	Revoked time.Time // zero while valid
+}
+
+// Change is one change to the estate or the tokens together with its
+// audit records. Apply makes all of it durable in one transaction, or none
+// of it: an audited event never takes effect without its record, and its
+// record never exists without the event.
+type Change struct {
+	// IfStamp, when set, makes Apply fail with ErrStale unless the
+	// documents' stamp (DocumentsStamp) is still this: the change was
+	// validated against those documents (compare-and-swap).
+	IfStamp string
+	// Lease, when set, makes Apply fail with ErrLeaseLost unless
+	// Lease.Holder holds the lease Lease.Name, unexpired, at commit.
+	Lease *LeaseHold
+	// Put stores documents, as PutDocument does.
+	Put []Document
+	// Replace, when set, also deletes the documents of Replace.Kind whose
+	// names start with Replace.Prefix and are not in Put.
+	Replace *Prefix
+	// Findings, when set, are recorded as RecordFindings does.
+	Findings *FindingsAt
+	// CreateToken stores a token, as CreateToken does.
+	CreateToken *Token
+	// RevokeToken revokes the token of that ID at RevokedAt; ErrNotFound
+	// when there is no unrevoked token with that ID.
+	RevokeToken string
+	RevokedAt   time.Time
+	// Audit are records made by audit.NewRecord; Apply seals them onto
+	// the chain's head.
+	Audit []audit.Record
+}
+
+// LeaseHold names a lease and its expected holder.
+type LeaseHold struct{ Name, Holder string }
+
+// Prefix names documents of one kind whose names start with Prefix.
+type Prefix struct{ Kind, Prefix string }
+
+// FindingsAt are the findings current at At.
+type FindingsAt struct {
+	At      time.Time
+	Current []Finding
+}
+
+// Applied is what Apply did.
+type Applied struct {
+	// Audit are the records as sealed on the chain.
+	Audit []audit.Record
+	// Stamp is the documents' stamp right after the change.
+	Stamp string
 }
 
 // Store is vguard serve's durable state. Every method is safe for
@@ -118,6 +178,10 @@ type Store interface {
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 	// ReleaseLease gives the lease up if holder has it.
 	ReleaseLease(ctx context.Context, name, holder string) error
+
+	// Apply makes c durable in one transaction, serialized with every
+	// other Apply and audit append across processes and replicas.
+	Apply(ctx context.Context, c Change) (Applied, error)
 
 	// SchemaVersion is the number of migrations applied.
 	SchemaVersion(ctx context.Context) (int, error)

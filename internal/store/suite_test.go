@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -308,6 +309,127 @@ func runSuite(t *testing.T, newDB func(t *testing.T) func(t *testing.T) Store) {
 		wg.Wait()
 		if wins.Load() != 1 {
 			t.Fatalf("%d contenders won the lease", wins.Load())
+		}
+	})
+	t.Run("apply", func(t *testing.T) {
+		open := newDB(t)
+		a, b := open(t), open(t)
+		rec := func(kind string) audit.Record {
+			r, err := audit.NewRecord(audit.Entry{Kind: kind, Actor: "test", Data: map[string]any{"n": 1}}, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		count := func() int {
+			recs, err := a.AuditRecords(ctx, 0, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(recs)
+		}
+		stamp, err := a.DocumentsStamp(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := Token{ID: "t1", Name: "ci", Role: "viewer", Hash: strings.Repeat("a", 64), Created: t0}
+		got, err := a.Apply(ctx, Change{IfStamp: stamp,
+			Put:         []Document{{Kind: KindEstate, Name: "connectors/vc/a.yaml", Data: []byte("a"), Updated: t0}, {Kind: KindEstate, Name: "connectors/vc/b.yaml", Data: []byte("b"), Updated: t0}},
+			Findings:    &FindingsAt{At: t0, Current: []Finding{{Key: "k1", Check: "VG101", Severity: "high", Pillar: "confidentiality", Subject: "vm/a", JSON: []byte("{}")}}},
+			CreateToken: &tok, Audit: []audit.Record{rec("estate.update"), rec("token.create")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Audit) != 2 || got.Audit[0].Seq != 1 || got.Audit[1].Seq != 2 || got.Audit[1].Prev != got.Audit[0].Hash {
+			t.Fatalf("sealed records %+v", got.Audit)
+		}
+		if now, _ := b.DocumentsStamp(ctx); now != got.Stamp || now == stamp {
+			t.Fatalf("stamp after apply %q, store says %q (before %q)", got.Stamp, now, stamp)
+		}
+		if _, err := b.TokenByHash(ctx, tok.Hash); err != nil {
+			t.Fatal(err)
+		}
+		if fs, _ := b.Findings(ctx, FindingFilter{}); len(fs) != 1 {
+			t.Fatalf("findings %+v", fs)
+		}
+		if n, err := audit.Verify(ctx, b); err != nil || n != 2 {
+			t.Fatalf("verify: %d %v", n, err)
+		}
+		// A stale stamp: nothing at all happens.
+		if _, err := b.Apply(ctx, Change{IfStamp: stamp, Put: []Document{{Kind: KindEstate, Name: "x.yaml", Data: []byte("x"), Updated: t0}},
+			Audit: []audit.Record{rec("estate.update")}}); !errors.Is(err, ErrStale) {
+			t.Fatalf("stale stamp: %v", err)
+		}
+		if _, err := a.Document(ctx, KindEstate, "x.yaml"); !errors.Is(err, ErrNotFound) || count() != 2 {
+			t.Fatalf("a stale change took effect: %v, %d records", err, count())
+		}
+		// A revoke of an unknown token, or a record that cannot be sealed:
+		// the transaction is rolled back whole, record and all.
+		if _, err := a.Apply(ctx, Change{RevokeToken: "nope", RevokedAt: t0, Audit: []audit.Record{rec("token.revoke")}}); !errors.Is(err, ErrNotFound) || count() != 2 {
+			t.Fatalf("unknown token: %v, %d records", err, count())
+		}
+		bad := rec("token.create")
+		bad.Data = []byte("{not json")
+		tok2 := Token{ID: "t2", Name: "x", Role: "admin", Hash: strings.Repeat("b", 64), Created: t0}
+		if _, err := a.Apply(ctx, Change{CreateToken: &tok2, Audit: []audit.Record{bad}}); err == nil {
+			t.Fatal("an unsealable record was accepted")
+		}
+		if _, err := a.TokenByHash(ctx, tok2.Hash); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("the token exists without its audit record: %v", err)
+		}
+		// Fencing: only the lease's holder may apply under it.
+		if ok, err := a.AcquireLease(ctx, "connectors", "replica-a", time.Now(), time.Minute); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		replace := &Prefix{Kind: KindEstate, Prefix: "connectors/vc/"}
+		put := []Document{{Kind: KindEstate, Name: "connectors/vc/a.yaml", Data: []byte("a2"), Updated: t0}}
+		if _, err := b.Apply(ctx, Change{Lease: &LeaseHold{Name: "connectors", Holder: "replica-b"}, Replace: replace, Put: put}); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("apply by a replica without the lease: %v", err)
+		}
+		if _, err := b.Apply(ctx, Change{Lease: &LeaseHold{Name: "connectors", Holder: "replica-a"}, Replace: replace, Put: put}); err != nil {
+			t.Fatal(err)
+		}
+		// Replace removed what the connector no longer returns, only under
+		// its prefix.
+		docs, _ := a.Documents(ctx, KindEstate)
+		if len(docs) != 1 || docs[0].Name != "connectors/vc/a.yaml" || string(docs[0].Data) != "a2" {
+			t.Fatalf("after replace: %+v", docs)
+		}
+		// Compare-and-swap from two instances at once: every increment
+		// lands exactly once.
+		const per = 8
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := []Store{a, b}[i%2]
+				for range per {
+					for {
+						st, err := s.DocumentsStamp(ctx)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						n := 0
+						if d, err := s.Document(ctx, KindPolicy, "n"); err == nil {
+							n, _ = strconv.Atoi(string(d.Data))
+						}
+						_, err = s.Apply(ctx, Change{IfStamp: st, Put: []Document{{Kind: KindPolicy, Name: "n", Data: []byte(strconv.Itoa(n + 1)), Updated: time.Now()}}})
+						if errors.Is(err, ErrStale) {
+							continue
+						}
+						if err != nil {
+							t.Error(err)
+						}
+						break
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if d, err := a.Document(ctx, KindPolicy, "n"); err != nil || string(d.Data) != strconv.Itoa(4*per) {
+			t.Fatalf("counter %q %v; want %d", d.Data, err, 4*per)
 		}
 	})
 }
