@@ -287,7 +287,7 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 	if st.empty {
 		return noEstate
 	}
-	v, err := s.judgeWith(r.Context(), st, chg)
+	v, release, err := s.judgeWith(r.Context(), st, chg)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return userError(http.StatusServiceUnavailable, "the request ended while waiting for a judge")
 	}
@@ -305,9 +305,12 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 		}
 	}
 	var buf bytes.Buffer
-	if err := report.WritePlan(&buf, report.JSON, &report.PlanReport{Decision: string(v.Decision),
-		Introduced: v.Introduced, Resolved: v.Resolved, Unchanged: v.Unchanged}); err != nil {
-		return internalError("could not write the verdict", err)
+	werr := report.WritePlan(&buf, report.JSON, &report.PlanReport{Decision: string(v.Decision),
+		Introduced: v.Introduced, Resolved: v.Resolved, Unchanged: v.Unchanged})
+	decision, introduced, resolved := v.Decision, len(v.Introduced), len(v.Resolved)
+	release() // the verdict is in buf: its findings go back to the judge
+	if werr != nil {
+		return internalError("could not write the verdict", werr)
 	}
 	sum := sha256.Sum256(data)
 	subject := chg.Meta.Name
@@ -315,7 +318,7 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 		subject = name
 	}
 	rec, err := s.audit.Append(context.WithoutCancel(r.Context()), audit.Entry{Kind: audit.KindJudge, Actor: c.actor(), Subject: subject, Data: map[string]any{
-		"decision": string(v.Decision), "introduced": len(v.Introduced), "blocking": blocking, "resolved": len(v.Resolved),
+		"decision": string(decision), "introduced": introduced, "blocking": blocking, "resolved": resolved,
 		"operations": ops, "changeSha256": hex.EncodeToString(sum[:]), "estateVersion": st.version, "tokenId": c.tok.ID,
 	}})
 	if err != nil {
@@ -323,7 +326,7 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Vguard-Audit-Seq", strconv.FormatInt(rec.Seq, 10))
-	w.Header().Set("Vguard-Decision", string(v.Decision))
+	w.Header().Set("Vguard-Decision", string(decision))
 	w.Header().Set("Vguard-Block-At", st.res.Policy.Change.BlockAt.String())
 	_, _ = w.Write(buf.Bytes())
 	return nil
@@ -331,18 +334,22 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 
 // judgeWith judges chg with a judge of st's pool, waiting for one no
 // longer than ctx lasts; the judge goes back to the pool even if judging
-// panics.
-func (s *Server) judgeWith(ctx context.Context, st *state, chg *change.Change) (*change.Verdict, error) {
+// panics. release gives the verdict's findings back to that judge for its
+// next judgement (Judge.Release); call it once the verdict is written out.
+func (s *Server) judgeWith(ctx context.Context, st *state, chg *change.Change) (v *change.Verdict, release func(), err error) {
 	var j *change.Judge
 	select {
 	case j = <-st.judges:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 	defer func() { st.judges <- j }()
 	start := time.Now()
 	defer func() { s.metrics.judging.Observe(time.Since(start).Seconds()) }()
-	return j.Judge(chg)
+	v, err = j.Judge(chg)
+	// Release only touches the judge's buffers, which are safe to use
+	// while another request holds the judge.
+	return v, func() { j.Release(v) }, err
 }
 
 func (s *Server) blastRadius(w http.ResponseWriter, r *http.Request, _ *caller) error {

@@ -616,7 +616,7 @@ func TestJudgePool(t *testing.T) {
 	<-st.judges
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := s.judgeWith(ctx, st, &change.Change{}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := s.judgeWith(ctx, st, &change.Change{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting for a judge: %v", err)
 	}
 }
