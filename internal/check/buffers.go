@@ -30,9 +30,12 @@ func (b *Buffers) get(n int) []Finding {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// An array far larger than n is not handed out: its whole capacity is
+	// cleared when it comes back, which would cost a small evaluation
+	// what the large one saved.
 	best := -1
 	for i, f := range b.free {
-		if cap(f) >= n && (best < 0 || cap(f) < cap(b.free[best])) {
+		if cap(f) >= n && cap(f) <= 2*n+4096 && (best < 0 || cap(f) < cap(b.free[best])) {
 			best = i
 		}
 	}

@@ -557,18 +557,18 @@ func runBehindMaster(c *Context) {
 			}
 			// Counted first, so that the findings are appended without
 			// growing the slice again and again.
-			members, n := x.ImageMembers(name), 0
-			for _, m := range members {
+			n := 0
+			x.ImageMembers(name, func(m estate.ImageMember) {
 				if behind[m.Version] != nil {
 					n++
 				}
-			}
+			})
 			c.reserve(n)
-			for _, m := range members {
+			x.ImageMembers(name, func(m estate.ImageMember) {
 				if b := behind[m.Version]; b != nil {
 					emit(m.Ref, m.Pos, b)
 				}
-			}
+			})
 		}
 	}
 	for _, vm := range judgedVMs(c) {

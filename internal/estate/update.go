@@ -1,7 +1,6 @@
 package estate
 
 import (
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -169,10 +168,9 @@ func (l *identityLookup) remove(vm *VM) {
 }
 
 // lazyLookup is a map from a key to the VMs that have it, built from the
-// index's current VMs on first use and kept up to date from then on. Each
-// list is sorted by VM name: a check that emits a finding per VM of a list
-// then emits them in report order, which a master of tens of thousands of
-// VMs makes worth more than the cost of inserting in place.
+// index's current VMs on first use and kept up to date from then on. Lists
+// are in no particular order: adding is an append, as judging a change adds
+// and removes its VMs several times.
 type lazyLookup[K comparable] struct {
 	once sync.Once
 	m    map[K][]*VM
@@ -183,12 +181,7 @@ func (l *lazyLookup[K]) get(x *Index) map[K][]*VM {
 	l.once.Do(func() {
 		l.m = make(map[K][]*VM, len(x.VMs))
 		for _, vm := range x.VMs {
-			for _, k := range l.keys(vm) {
-				l.m[k] = append(l.m[k], vm)
-			}
-		}
-		for _, list := range l.m {
-			slices.SortFunc(list, byName)
+			l.add(vm)
 		}
 	})
 	return l.m
@@ -199,13 +192,9 @@ func (l *lazyLookup[K]) add(vm *VM) {
 		return
 	}
 	for _, k := range l.keys(vm) {
-		list := l.m[k]
-		i, _ := slices.BinarySearchFunc(list, vm, byName)
-		l.m[k] = slices.Insert(list, i, vm)
+		l.m[k] = append(l.m[k], vm)
 	}
 }
-
-func byName(a, b *VM) int { return strings.Compare(a.Name, b.Name) }
 
 func (l *lazyLookup[K]) remove(vm *VM) {
 	if l.m == nil {
@@ -230,48 +219,66 @@ type ImageMember struct {
 	Pos     Pos
 }
 
-// memberLookup maps image names to their members, sorted by VM name, built
-// on first use and kept up to date like lazyLookup.
+// memberLookup maps image names to their members, built on first use and
+// kept up to date like lazyLookup. Each image name's list is a base sorted
+// by VM name, which never moves, and the changes made since: a master's
+// list may hold 40,000 members, and judging a change to one of its VMs
+// adds and removes that VM four times, which must not shift the list each
+// time. The changes are folded into a new base once they are many.
 type memberLookup struct {
 	once sync.Once
-	m    map[string][]ImageMember
+	m    map[string]*memberList
 }
 
-func (l *memberLookup) get(x *Index) map[string][]ImageMember {
+type memberList struct {
+	base    []ImageMember // sorted by VM name
+	removed map[*VM]bool  // members of base removed since
+	added   []ImageMember // sorted by VM name
+}
+
+// foldAt is how many changes a list takes before they are folded into its
+// base.
+const foldAt = 4096
+
+func (l *memberLookup) get(x *Index) map[string]*memberList {
 	l.once.Do(func() {
-		l.m = map[string][]ImageMember{}
-		size := 0
+		byName := map[string][]ImageMember{}
 		for _, vm := range x.VMs {
 			if vm.Image != nil {
-				l.m[vm.Image.Name] = append(l.m[vm.Image.Name], ImageMember{VM: vm, Version: vm.Image.Version, Pos: vm.Pos})
-				size += len("vm/") + len(vm.Name)
+				byName[vm.Image.Name] = append(byName[vm.Image.Name], ImageMember{VM: vm, Version: vm.Image.Version, Pos: vm.Pos})
 			}
 		}
-		// The references are cut from one string, written in the lists'
-		// order: a judgement that compares the findings of a whole master
-		// then reads them front to back instead of all over the heap.
-		var sb strings.Builder
-		sb.Grow(size)
-		for _, list := range l.m {
-			slices.SortFunc(list, byMemberName)
-		}
-		type cut struct{ list, i, end int }
-		names := slices.Sorted(maps.Keys(l.m))
-		var cuts []cut
-		for k, name := range names {
-			for i, m := range l.m[name] {
-				sb.WriteString("vm/")
-				sb.WriteString(m.VM.Name)
-				cuts = append(cuts, cut{k, i, sb.Len()})
-			}
-		}
-		all, start := sb.String(), 0
-		for _, c := range cuts {
-			l.m[names[c.list]][c.i].Ref = all[start:c.end]
-			start = c.end
+		l.m = make(map[string]*memberList, len(byName))
+		for name, list := range byName {
+			l.m[name] = newMemberList(list)
 		}
 	})
 	return l.m
+}
+
+// newMemberList sorts members into a base whose references are cut from
+// one string written in the base's order: a judgement that compares the
+// findings of a whole master then reads them front to back, not all over
+// the heap.
+func newMemberList(members []ImageMember) *memberList {
+	slices.SortFunc(members, byMemberName)
+	size := 0
+	for _, m := range members {
+		size += len("vm/") + len(m.VM.Name)
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	for _, m := range members {
+		sb.WriteString("vm/")
+		sb.WriteString(m.VM.Name)
+	}
+	all, start := sb.String(), 0
+	for i := range members {
+		end := start + len("vm/") + len(members[i].VM.Name)
+		members[i].Ref = all[start:end]
+		start = end
+	}
+	return &memberList{base: members, removed: map[*VM]bool{}}
 }
 
 func member(vm *VM) ImageMember {
@@ -284,22 +291,65 @@ func (l *memberLookup) add(vm *VM) {
 	if l.m == nil || vm.Image == nil {
 		return
 	}
-	list := l.m[vm.Image.Name]
+	ml := l.m[vm.Image.Name]
+	if ml == nil {
+		ml = newMemberList(nil)
+		l.m[vm.Image.Name] = ml
+	}
+	if ml.removed[vm] {
+		delete(ml.removed, vm) // a change undone: the VM is back in base
+		return
+	}
 	m := member(vm)
-	i, _ := slices.BinarySearchFunc(list, m, byMemberName)
-	l.m[vm.Image.Name] = slices.Insert(list, i, m)
+	i, _ := slices.BinarySearchFunc(ml.added, m, byMemberName)
+	ml.added = slices.Insert(ml.added, i, m)
+	ml.foldIfMany()
 }
 
 func (l *memberLookup) remove(vm *VM) {
 	if l.m == nil || vm.Image == nil {
 		return
 	}
-	list := slices.DeleteFunc(l.m[vm.Image.Name], func(m ImageMember) bool { return m.VM == vm })
-	if len(list) == 0 {
-		delete(l.m, vm.Image.Name)
+	ml := l.m[vm.Image.Name]
+	if ml == nil {
 		return
 	}
-	l.m[vm.Image.Name] = list
+	if i, ok := slices.BinarySearchFunc(ml.added, ImageMember{VM: vm}, byMemberName); ok && ml.added[i].VM == vm {
+		ml.added = slices.Delete(ml.added, i, i+1)
+		return
+	}
+	if i, ok := slices.BinarySearchFunc(ml.base, ImageMember{VM: vm}, byMemberName); ok && ml.base[i].VM == vm {
+		ml.removed[vm] = true
+		ml.foldIfMany()
+	}
+}
+
+func (ml *memberList) foldIfMany() {
+	if len(ml.added)+len(ml.removed) < foldAt {
+		return
+	}
+	all := make([]ImageMember, 0, len(ml.base)+len(ml.added))
+	ml.each(func(m ImageMember) { all = append(all, m) })
+	*ml = *newMemberList(all)
+}
+
+// each calls fn for every member, in VM name order: base and added merged,
+// removed ones left out.
+func (ml *memberList) each(fn func(ImageMember)) {
+	a := ml.added
+	for _, m := range ml.base {
+		for len(a) > 0 && a[0].VM.Name < m.VM.Name {
+			fn(a[0])
+			a = a[1:]
+		}
+		if len(ml.removed) > 0 && ml.removed[m.VM] {
+			continue
+		}
+		fn(m)
+	}
+	for _, m := range a {
+		fn(m)
+	}
 }
 
 // lazyCount counts the VMs of each key, built on first use like lazyLookup.
@@ -472,9 +522,13 @@ func (x *Index) ImageVersions(name string) []*Image { return x.mustUpdates().ima
 // VMsOfImage lists the VMs made from an image version.
 func (x *Index) VMsOfImage(r ImageRef) []*VM { return x.mustUpdates().byImage.get(x)[r] }
 
-// ImageMembers lists the VMs made from any version of the image of that
-// name, sorted by VM name.
-func (x *Index) ImageMembers(name string) []ImageMember { return x.mustUpdates().members.get(x)[name] }
+// ImageMembers calls fn for each VM made from any version of the image of
+// that name, in VM name order.
+func (x *Index) ImageMembers(name string, fn func(ImageMember)) {
+	if ml := x.mustUpdates().members.get(x)[name]; ml != nil {
+		ml.each(fn)
+	}
+}
 
 // CredentialHolders lists the VMs holding a credential for a datastore.
 func (x *Index) CredentialHolders(datastore string) []*VM {
