@@ -10,10 +10,8 @@ package hygiene
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -27,7 +25,6 @@ import (
 // Scanner scans images. It is safe for concurrent use.
 type Scanner struct {
 	secrets *secrets.Scanner
-	workers int
 }
 
 // NewScanner returns a scanner for the given secret rules (the built-in
@@ -37,7 +34,7 @@ func NewScanner(rules []*secrets.Rule) (*Scanner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Scanner{secrets: s, workers: runtime.GOMAXPROCS(0)}, nil
+	return &Scanner{secrets: s}, nil
 }
 
 // FileResult is what a scan found in one entry.
@@ -145,45 +142,18 @@ func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
 		return nil, err
 	}
 	bar.SetTotal(total, int64(len(files)))
-	// Largest files first, so that one big file does not end the scan
-	// alone on one core.
-	slices.SortStableFunc(files, func(a, b *imagefs.Entry) int { return cmp.Compare(b.Size, a.Size) })
-	work := make(chan *imagefs.Entry)
-	errs := make(chan error, s.workers)
-	var wg sync.WaitGroup
-	for range s.workers {
-		wg.Go(func() {
-			for e := range work {
-				fr, err := s.scanEntry(e)
-				if err != nil {
-					errs <- err
-					for range work { // drain, so the sender is not stuck
-					}
-					return
-				}
-				record(fr, e.Size)
-			}
-		})
-	}
-	for _, e := range files {
-		work <- e
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	if err := errors.Join(collect(errs)...); err != nil {
+	err = imagefs.ForEach(files, func(_, i int) error {
+		fr, err := s.scanEntry(files[i])
+		if err == nil {
+			record(fr, files[i].Size)
+		}
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	sortResults(res.Files)
 	return res, nil
-}
-
-func collect(ch <-chan error) []error {
-	var out []error
-	for err := range ch {
-		out = append(out, err)
-	}
-	return out
 }
 
 func sortResults(fs []*FileResult) {

@@ -15,10 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -190,45 +187,26 @@ func build(img imagefs.Image, opts Options, cache *statCache) (*manifest.Manifes
 	return m, st, err
 }
 
-// hashAll hashes the jobs on every core, largest files first so that one
-// big file does not start last and run alone.
+// hashAll hashes the jobs on every core (imagefs.ForEach: largest files
+// first), each goroutine reading through a buffer of its own.
 func hashAll(entries []manifest.Entry, jobs []job, bar *progress.Bar, strictSize bool) error {
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].e.Size > jobs[b].e.Size })
-	work := make(chan job)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			buf := make([]byte, 1<<20)
-			for j := range work {
-				sum, n, err := hashEntry(j.e, buf, bar, strictSize)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				entries[j.i].SHA256, entries[j.i].Size = sum, n
-			}
-		})
+	files := make([]*imagefs.Entry, len(jobs))
+	for k, j := range jobs {
+		files[k] = j.e
 	}
-	for _, j := range jobs {
-		mu.Lock()
-		failed := firstErr != nil
-		mu.Unlock()
-		if failed {
-			break
+	bufs := make([][]byte, imagefs.Workers())
+	return imagefs.ForEach(files, func(w, k int) error {
+		if bufs[w] == nil {
+			bufs[w] = make([]byte, 1<<20)
 		}
-		work <- j
-	}
-	close(work)
-	wg.Wait()
-	return firstErr
+		sum, n, err := hashEntry(files[k], bufs[w], bar, strictSize)
+		if err != nil {
+			return err
+		}
+		i := jobs[k].i
+		entries[i].SHA256, entries[i].Size = sum, n
+		return nil
+	})
 }
 
 // hashEntry reads a file's content through buf (a plain read loop: no
