@@ -306,3 +306,28 @@ hypervisors: [{name: hv-q}]
 		t.Error(err)
 	}
 }
+
+// TestSyncTagFailureWritesNothing: the tagging service fails after the
+// vguard.* categories were listed: exit 2 and the previous estate kept,
+// never an estate without its tag-based security facts.
+func TestSyncTagFailureWritesNothing(t *testing.T) {
+	sim := vspheretest.Start(t, 3)
+	vspheretest.Scenario(t, sim)
+	sim.FailTagReads(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "estate.yaml")
+	if err := os.WriteFile(out, []byte("previous"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"sync", "vsphere", "--url", sim.URL, "--insecure", "-o", out}, &stdout, &stderr)
+	if code != exitInput {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, exitInput, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "reading the tags") || !strings.Contains(stderr.String(), "nothing was written") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if b, _ := os.ReadFile(out); string(b) != "previous" {
+		t.Errorf("the previous estate changed: %q", b)
+	}
+}

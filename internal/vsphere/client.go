@@ -79,6 +79,9 @@ type Session struct {
 	C    *vim25.Client
 	sm   *session.Manager
 	rest *rest.Client // nil until tags are first read
+	// watching drops "nothing was written" from messages: a watch
+	// writes as it goes.
+	watching bool
 }
 
 // Login connects and logs in. Errors name the URL without its password.

@@ -35,7 +35,7 @@ const (
 var (
 	hostProps    = []string{"name", "parent", "summary.hardware", "config.network.portgroup", "customValue"}
 	vmProps      = []string{"name", "runtime.host", "config.uuid", "config.template", "config.hardware", "config.cpuAllocation", "config.memoryAllocation", "guest.hostName", "customValue"}
-	netProps     = []string{"name", "customValue"}
+	netProps     = []string{"name", "summary", "customValue"}
 	dvpgProps    = []string{"name", "key", "config.defaultPortConfig", "config.uplink", "customValue"}
 	clusterProps = []string{"name", "configurationEx"}
 )
@@ -84,13 +84,22 @@ func (s *Session) Read(ctx context.Context) (*Raw, error) {
 	if err := s.customAttributes(ctx, r); err != nil {
 		return nil, err
 	}
-	s.tagAttributes(ctx, r)
+	if err := s.tagAttributes(ctx, r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
 func (s *Session) fail(what string, err error) error {
+	if err == nil {
+		err = errors.New("internal error: no cause given")
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s from %s: %w", what, s.ep, err)
+	}
+	if s.watching {
+		// A watch writes as it goes: the file holds the last good estate.
+		return fmt.Errorf("%s from %s: %w", what, s.ep, s.ep.redact(err))
 	}
 	return fmt.Errorf("%s from %s: %w (nothing was written)", what, s.ep, s.ep.redact(err))
 }
@@ -137,19 +146,22 @@ func (s *Session) customAttributes(ctx context.Context, r *Raw) error {
 
 // tagAttributes reads the tags of every host, VM and network in vguard.*
 // categories, in batches. vCenter without the tagging service (or a user
-// without the right to read it) gives a warning, not a failure: custom
-// attributes and the overlay still apply.
-func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
+// without the right to list categories) gives a warning, not a failure:
+// custom attributes and the overlay still apply. But once vguard.*
+// categories are known to exist, a failed read of the attached tags is an
+// error: every tag-based security fact would silently fall back to its
+// default, an estate that looks complete but is not.
+func (s *Session) tagAttributes(ctx context.Context, r *Raw) error {
 	rc, err := s.restClient(ctx)
 	if err != nil {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (the vAPI endpoint refused the login: %v); custom attributes still apply", err))
-		return
+		return nil
 	}
 	tm := tags.NewManager(rc)
 	cats, err := tm.GetCategories(ctx)
 	if err != nil {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (listing categories: %v)", s.ep.redact(err)))
-		return
+		return nil
 	}
 	catName := map[string]string{}
 	for _, c := range cats {
@@ -158,7 +170,7 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
 		}
 	}
 	if len(catName) == 0 {
-		return
+		return nil
 	}
 	var refs []mo.Reference
 	for i := range r.Hosts {
@@ -170,13 +182,14 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
 	for i := range r.Networks {
 		refs = append(refs, r.Networks[i].Self)
 	}
+	// Tags are gathered apart and applied only when every batch was read.
+	got := map[string]map[string][]string{}
 	const batch = 2000
 	for start := 0; start < len(refs); start += batch {
 		part := refs[start:min(start+batch, len(refs))]
 		attached, err := tm.GetAttachedTagsOnObjects(ctx, part)
 		if err != nil {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (%v)", s.ep.redact(err)))
-			return
+			return s.fail("reading the tags in vguard.* categories", err)
 		}
 		for _, a := range attached {
 			id := a.ObjectID.Reference().Value
@@ -185,16 +198,46 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
 				if cat == "" {
 					continue
 				}
-				if r.Attrs[id] == nil {
-					r.Attrs[id] = map[string]string{}
+				if got[id] == nil {
+					got[id] = map[string][]string{}
 				}
-				if prev := r.Attrs[id][cat]; prev != "" && prev != t.Name {
-					r.Warnings = append(r.Warnings, fmt.Sprintf("%s has %s %q and %q; used %q", id, cat, prev, t.Name, t.Name))
+				if !slices.Contains(got[id][cat], t.Name) {
+					got[id][cat] = append(got[id][cat], t.Name)
 				}
-				r.Attrs[id][cat] = t.Name
 			}
 		}
 	}
+	for id, cats := range got {
+		if r.Attrs[id] == nil {
+			r.Attrs[id] = map[string]string{}
+		}
+		for cat, values := range cats {
+			if len(values) > 1 {
+				// A security fact picked at random is worse than an
+				// error: Map refuses the object.
+				slices.Sort(values)
+				r.Attrs[id][cat] = conflict(values)
+				continue
+			}
+			r.Attrs[id][cat] = values[0]
+		}
+	}
+	return nil
+}
+
+// conflictMark starts an attribute value that stands for several tags of
+// one category on one object; Map refuses it.
+const conflictMark = "\x00several:"
+
+func conflict(values []string) string { return conflictMark + strings.Join(values, "\x00") }
+
+// checkConflict returns an error for a value made by conflict.
+func checkConflict(attr, v string) error {
+	rest, ok := strings.CutPrefix(v, conflictMark)
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("%s has several tags (%s); give it one", attr, strings.Join(strings.Split(rest, "\x00"), ", "))
 }
 
 // Sync logs in, reads and maps the inventory.
@@ -218,6 +261,16 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	inv := &connector.Inventory{Source: source, Warnings: slices.Clone(r.Warnings)}
 	e := &inv.Estate
 	var errs []error
+	// attr is an object's attribute; several tags of one category on it
+	// are an error.
+	attr := func(kind, name string, ref types.ManagedObjectReference, a string) string {
+		v := r.Attrs[ref.Value][a]
+		if err := checkConflict(a, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", kind, name, err))
+			return ""
+		}
+		return v
+	}
 
 	clusterOf := map[string]string{} // cluster moref -> name
 	for i := range r.Clusters {
@@ -227,7 +280,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	pgVLAN := map[string]int{} // standard port group name -> VLAN
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
-		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: r.Attrs[h.Self.Value][AttrFailureDomain]}
+		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: attr("host", h.Name, h.Self, AttrFailureDomain)}
 		if h.Parent != nil {
 			hv.Cluster = clusterOf[h.Parent.Value]
 		}
@@ -278,7 +331,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			net = &estate.Network{Name: n.Name}
 			nets[n.Name] = net
 		}
-		if z := r.Attrs[n.Self.Value][AttrZone]; z != "" {
+		if z := attr("network", n.Name, n.Self, AttrZone); z != "" {
 			net.Zone = z
 		}
 		if v := dvpgVLAN[n.Self.Value]; v != nil {
@@ -372,7 +425,11 @@ func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey map[string]string
 func setVMAttrs(vm *estate.VM, attrs map[string]string) error {
 	var errs []error
 	for k, v := range attrs {
-		var err error
+		err := checkConflict(k, v)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		switch k {
 		case AttrOwner:
 			vm.Owner = v

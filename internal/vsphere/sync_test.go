@@ -210,3 +210,23 @@ func TestMapRefusesUnknownWords(t *testing.T) {
 		t.Fatalf("good values: %v %+v", err, inv)
 	}
 }
+
+// TestTagReadFailsAfterCategories: vguard.* categories exist but reading
+// the attached tags fails: the sync fails (no inventory) rather than
+// returning an estate without its tag-based security facts.
+func TestTagReadFailsAfterCategories(t *testing.T) {
+	sim := vspheretest.Start(t, 3)
+	vspheretest.Scenario(t, sim)
+	sim.FailTagReads(t)
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Sync(context.Background(), ep)
+	if err == nil || inv != nil {
+		t.Fatalf("want an error and no inventory, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "reading the tags") || strings.Contains(err.Error(), vspheretest.Password) {
+		t.Errorf("error: %v", err)
+	}
+}

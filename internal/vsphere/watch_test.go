@@ -2,6 +2,7 @@ package vsphere
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,4 +122,100 @@ func waitFor(t *testing.T, ch chan connector.Event, kind, subject string, checks
 		}
 	}
 	return got
+}
+
+// TestWatchIdleTagsAndTagFailure: with a 1 s MaxWait the watch must outlive
+// several idle periods (vCenter's "nothing yet" is not an error); a tag
+// change alone must be seen within the tag refresh period plus 2 s; and a
+// tag read that fails later must keep the tags read before (a warning,
+// no finding resolved), not drop every tag-based fact.
+func TestWatchIdleTagsAndTagFailure(t *testing.T) {
+	sim := vspheretest.Start(t, 10)
+	vspheretest.Scenario(t, sim)
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan connector.Event, 1000)
+	warnings := make(chan string, 100)
+	w := &connector.Watcher{
+		Overlays: []string{"testdata/overlay.yaml"},
+		Emit:     func(ev connector.Event) error { events <- ev; return nil },
+		Warn:     func(m string) { warnings <- m },
+	}
+	first := make(chan struct{})
+	var once sync.Once
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	const refresh = time.Second
+	go func() {
+		done <- WatchWith(ctx, ep, WatchOptions{Debounce: 50 * time.Millisecond, MaxWait: time.Second, TagRefresh: refresh},
+			func(inv *connector.Inventory) error {
+				err := w.Update(inv)
+				once.Do(func() { close(first) })
+				return err
+			})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	select {
+	case <-first:
+	case err := <-done:
+		t.Fatalf("watch ended before the first inventory: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first inventory within 10 s")
+	}
+	// Three idle periods of the collector.
+	select {
+	case err := <-done:
+		t.Fatalf("the watch ended while idle: %v", err)
+	case <-time.After(3500 * time.Millisecond):
+	}
+	drain(events)
+
+	// Only a tag changes: the hardened gateway VM on the internet port
+	// group becomes low (tags win over its custom attribute).
+	f := sim.Finder(t)
+	high, err := f.VirtualMachine(context.Background(), vspheretest.VMWebHigh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	sim.Tag(t, AttrSecurityLevel, "low", high)
+	waitFor(t, events, connector.EventAppeared, "vm/"+vspheretest.VMWebHigh, []string{"VG101"}, refresh+2*time.Second)
+	t.Logf("VG101 appeared %v after the tag change", time.Since(start))
+
+	// The tag service breaks: the findings that come from tags stay.
+	sim.FailTagReads(t)
+	deadline := time.After(refresh + 2*time.Second)
+	warned := false
+	for !warned {
+		select {
+		case m := <-warnings:
+			warned = strings.Contains(m, "kept the tags read before")
+		case ev := <-events:
+			if ev.Event == connector.EventResolved {
+				t.Errorf("a finding was resolved because a tag read failed: %+v", ev)
+			}
+		case err := <-done:
+			t.Fatalf("the watch ended on a failed tag refresh: %v", err)
+		case <-deadline:
+			t.Fatal("no warning about the failed tag read")
+		}
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.Event == connector.EventResolved {
+				t.Errorf("a finding was resolved because a tag read failed: %+v", ev)
+			}
+			continue
+		case <-time.After(300 * time.Millisecond):
+		}
+		break
+	}
 }
