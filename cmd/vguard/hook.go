@@ -22,7 +22,9 @@ func newLibvirtHookCmd(g *globalOptions) *cobra.Command {
 		Use:   "libvirt-hook DOMAIN OPERATION SUB-OPERATION [EXTRA]",
 		Short: "Veto bad changes in libvirt: run as the qemu hook (/etc/libvirt/hooks/qemu)",
 		Long: `Judge a domain as libvirt is about to run it on this host, and refuse it when
-the change it makes to the last synced estate is denied by policy.
+the change it makes to the last synced estate is denied by policy, or (on a
+start, restore or attach) when the domain would run with a finding at or
+above change.blockAt, introduced or already in the estate.
 
 libvirt runs /etc/libvirt/hooks/qemu with DOMAIN OPERATION SUB-OPERATION
 EXTRA and the domain XML on stdin. On "prepare begin" (start), "migrate
@@ -95,26 +97,46 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 	if err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
-	if len(chg.Operations) == 0 {
+	if len(chg.Operations) == 0 && !ev.Arrives() {
 		return nil
 	}
 	judge, err := change.NewJudge(x, res.Policy, check.NewDiskFiles())
 	if err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
-	v, err := judge.Judge(chg)
-	if err != nil {
-		var lerrs load.Errors
-		if errors.As(err, &lerrs) {
-			err = fmt.Errorf("the estate cannot take this change (sync again?): %w", err)
+	v := &change.Verdict{Decision: change.Allow}
+	if len(chg.Operations) > 0 {
+		v, err = judge.Judge(chg)
+		if err != nil {
+			var lerrs load.Errors
+			if errors.As(err, &lerrs) {
+				err = fmt.Errorf("the estate cannot take this change (sync again?): %w", err)
+			}
+			return hookCannotJudge(g, cfg, what, err)
 		}
-		return hookCannotJudge(g, cfg, what, err)
 	}
 	blockAt := res.Policy.Change.BlockAt
+	describe := libvirt.Describe(chg)
+	if describe == "" {
+		describe = "no change to the estate"
+	}
+	if ev.Arrives() {
+		// A domain that starts is judged as if it arrived: sync and watch
+		// list stopped domains, so its violations may be in the estate
+		// already and would not count as introduced.
+		if carried := libvirt.CarriedFindings(judge.Before(), v, ev.Domain, blockAt); len(carried) > 0 {
+			var b strings.Builder
+			fmt.Fprintf(&b, "vguard: refused %s on %s (%s): the domain would run with findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
+			for _, f := range carried {
+				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)
+			}
+			return &verdictError{msg: b.String()}
+		}
+	}
 	switch v.Decision {
 	case change.Deny:
 		var b strings.Builder
-		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces findings at or above %s:", what, cfg.Hypervisor, libvirt.Describe(chg), blockAt)
+		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
 		for _, f := range v.Introduced {
 			if f.Severity >= blockAt {
 				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)

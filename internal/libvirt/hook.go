@@ -1,13 +1,16 @@
 package libvirt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vguard-dev/vguard/internal/change"
+	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/load"
@@ -260,4 +263,47 @@ func Describe(c *change.Change) string {
 		}
 	}
 	return strings.Join(ops, "; ")
+}
+
+// Arrives reports whether the event brings a domain to this host as if it
+// were new (start, restore, adopting a process): it is then judged with
+// every finding it carries, not only those its change introduces, since
+// sync and watch put defined but stopped domains in the estate already.
+// An incoming migration is judged by what it introduces only, so that a
+// host can still be evacuated.
+func (ev HookEvent) Arrives() bool {
+	return ev.Judged() && ev.Op != "migrate"
+}
+
+// CarriedFindings returns the findings at or above blockAt that name the VM
+// (as subject or related object) once the change is made: the findings
+// before it, less those the verdict resolves, plus those it introduces. A
+// nil verdict is an empty change.
+func CarriedFindings(before []check.Finding, v *change.Verdict, vm string, blockAt estate.Severity) []check.Finding {
+	after := map[string]check.Finding{}
+	for _, f := range before {
+		after[f.Key()] = f
+	}
+	if v != nil {
+		for _, f := range v.Resolved {
+			delete(after, f.Key())
+		}
+		for _, f := range v.Introduced {
+			after[f.Key()] = f
+		}
+	}
+	subject := "vm/" + vm
+	var out []check.Finding
+	for _, f := range after {
+		if f.Severity >= blockAt && (f.Subject == subject || slices.Contains(f.Related, subject)) {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b check.Finding) int {
+		if a.Severity != b.Severity {
+			return cmp.Compare(b.Severity, a.Severity)
+		}
+		return strings.Compare(a.Key(), b.Key())
+	})
+	return out
 }
