@@ -81,3 +81,20 @@ func FuzzHookChange(f *testing.F) {
 		_, _ = judge.Judge(c)
 	})
 }
+
+// TestNetworkTrunkVLAN: a <tag id='4095'> is no one VLAN: the network is
+// written without one, with a warning, instead of an estate that does not
+// load.
+func TestNetworkTrunkVLAN(t *testing.T) {
+	n, bridge, warns, err := NetworkOfXML(`<network><name>trunk</name><bridge name='br9'/><vlan><tag id='4095'/></vlan></network>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.VLAN != nil || bridge != "br9" || len(warns) != 1 || !strings.Contains(warns[0], "4095") {
+		t.Fatalf("got VLAN %v, bridge %q, warnings %q", n.VLAN, bridge, warns)
+	}
+	n, _, warns, err = NetworkOfXML(`<network><name>v10</name><vlan><tag id='10'/></vlan></network>`)
+	if err != nil || n.VLAN == nil || *n.VLAN != 10 || len(warns) != 0 {
+		t.Fatalf("VLAN 10: %v %v %q", err, n.VLAN, warns)
+	}
+}

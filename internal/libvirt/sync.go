@@ -130,9 +130,12 @@ func (c *Conn) read() (*host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: network %s: %w", c.URI, n.Name, err)
 		}
-		net, bridge, err := NetworkOf(x)
+		net, bridge, warns, err := NetworkOfXML(x)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.URI, err)
+		}
+		for _, w := range warns {
+			h.warnings = append(h.warnings, c.Name+": "+w)
 		}
 		if bridge != "" {
 			bridgeNet[bridge] = net.Name

@@ -242,6 +242,19 @@ func vmMetadata(inner string, vm *estate.VM) error {
 // NetworkOf turns a libvirt network's XML into a network, with its bridge
 // name (for domains whose NICs name the bridge rather than the network).
 func NetworkOf(netXML string) (*estate.Network, string, error) {
+	net, bridge, _, err := NetworkOfXML(netXML)
+	return net, bridge, err
+}
+
+// NetworkOfXML is NetworkOf with the warnings about what could not be
+// mapped (a VLAN tag that is not one VLAN).
+func NetworkOfXML(netXML string) (*estate.Network, string, []string, error) {
+	var warnings []string
+	net, bridge, err := networkOf(netXML, func(m string) { warnings = append(warnings, m) })
+	return net, bridge, warnings, err
+}
+
+func networkOf(netXML string, warn func(string)) (*estate.Network, string, error) {
 	var n libvirtxml.Network
 	if err := n.Unmarshal(netXML); err != nil {
 		return nil, "", fmt.Errorf("network XML: %w", err)
@@ -251,8 +264,12 @@ func NetworkOf(netXML string) (*estate.Network, string, error) {
 	}
 	net := &estate.Network{Name: n.Name}
 	if n.VLAN != nil && len(n.VLAN.Tags) == 1 {
-		id := int(n.VLAN.Tags[0].ID)
-		net.VLAN = &id
+		if id := int(n.VLAN.Tags[0].ID); id <= 4094 {
+			net.VLAN = &id
+		} else {
+			// 4095 is no one VLAN (the loader refuses it): a trunk.
+			warn(fmt.Sprintf("network %s: VLAN tag %d is not one VLAN; written without a VLAN", n.Name, id))
+		}
 	}
 	if n.Metadata != nil {
 		m, err := findMeta(n.Metadata.XML, "network")

@@ -278,6 +278,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	}
 	hostName := map[string]string{}
 	pgVLAN := map[string]int{} // standard port group name -> VLAN
+	trunk := map[string]bool{}  // port groups with guest tagging (VLAN 4095)
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
 		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: attr("host", h.Name, h.Self, AttrFailureDomain)}
@@ -289,6 +290,12 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		}
 		if h.Config != nil && h.Config.Network != nil {
 			for _, pg := range h.Config.Network.Portgroup {
+				if !validVLAN(int(pg.Spec.VlanId)) {
+					// 4095 is guest tagging (VGT): the port group is a
+					// trunk, with no one VLAN to write.
+					trunk[pg.Spec.Name] = true
+					continue
+				}
 				if prev, ok := pgVLAN[pg.Spec.Name]; ok && prev != int(pg.Spec.VlanId) {
 					inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s has VLAN %d on one host and %d on %s; kept %d",
 						pg.Spec.Name, prev, pg.Spec.VlanId, h.Name, prev))
@@ -315,8 +322,11 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		dvpgByKey[pg.Key] = pg.Name
 		if ps, ok := pg.Config.DefaultPortConfig.(*types.VMwareDVSPortSetting); ok && ps.Vlan != nil {
 			if id, ok := ps.Vlan.(*types.VmwareDistributedVirtualSwitchVlanIdSpec); ok {
-				v := int(id.VlanId)
-				dvpgVLAN[pg.Self.Value] = &v
+				if v := int(id.VlanId); validVLAN(v) {
+					dvpgVLAN[pg.Self.Value] = &v
+				} else {
+					trunk[pg.Name] = true
+				}
 			}
 		}
 	}
@@ -333,6 +343,9 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		}
 		if z := attr("network", n.Name, n.Self, AttrZone); z != "" {
 			net.Zone = z
+		}
+		if trunk[n.Name] {
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s tags VLANs in the guest (VLAN 4095); written without a VLAN", n.Name))
 		}
 		if v := dvpgVLAN[n.Self.Value]; v != nil {
 			net.VLAN = v
@@ -399,6 +412,9 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	inv.SortObjects()
 	return inv, nil
 }
+
+// validVLAN reports whether id is one VLAN (4095 is a trunk to the guest).
+func validVLAN(id int) bool { return id >= 0 && id <= 4094 }
 
 func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey map[string]string) (estate.NIC, string) {
 	nic := estate.NIC{MAC: strings.ToLower(card.MacAddress)}

@@ -230,3 +230,40 @@ func TestTagReadFailsAfterCategories(t *testing.T) {
 		t.Errorf("error: %v", err)
 	}
 }
+
+// TestMapTrunkPortGroup: a standard port group with VLAN 4095 (guest
+// tagging) is written without a VLAN, with a warning, and the built estate
+// loads (it used to abort the sync).
+func TestMapTrunkPortGroup(t *testing.T) {
+	host := types.ManagedObjectReference{Type: "HostSystem", Value: "host-1"}
+	netRef := types.ManagedObjectReference{Type: "Network", Value: "network-1"}
+	r := &Raw{
+		Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: host}, Name: "h1"},
+			Config: &types.HostConfigInfo{Network: &types.HostNetworkInfo{Portgroup: []types.HostPortGroup{
+				{Spec: types.HostPortGroupSpec{Name: "VGT", VlanId: 4095}},
+				{Spec: types.HostPortGroupSpec{Name: "V10", VlanId: 10}},
+			}}}}},
+		Networks: []mo.Network{
+			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: netRef}}, Name: "VGT"},
+			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: types.ManagedObjectReference{Type: "Network", Value: "network-2"}}}, Name: "V10"},
+		},
+		Attrs: map[string]map[string]string{"network-1": {AttrZone: "internal"}, "network-2": {AttrZone: "internal"}},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := estate.NewIndex(&inv.Estate)
+	if x.Networks["VGT"] == nil || x.Networks["V10"] == nil {
+		t.Fatalf("networks: %+v", inv.Estate.Networks)
+	}
+	if x.Networks["VGT"].VLAN != nil || x.Networks["V10"].VLAN == nil || *x.Networks["V10"].VLAN != 10 {
+		t.Fatalf("VLANs: VGT %v, V10 %v", x.Networks["VGT"].VLAN, x.Networks["V10"].VLAN)
+	}
+	if !strings.Contains(strings.Join(inv.Warnings, "\n"), "port group VGT tags VLANs in the guest") {
+		t.Errorf("warnings: %q", inv.Warnings)
+	}
+	if _, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, ""); err != nil {
+		t.Fatalf("the estate does not load: %v", err)
+	}
+}
