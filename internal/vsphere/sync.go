@@ -278,7 +278,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	}
 	hostName := map[string]string{}
 	pgVLAN := map[string]int{} // standard port group name -> VLAN
-	trunk := map[string]bool{}  // port groups with guest tagging (VLAN 4095)
+	trunk := map[string]bool{} // port groups with guest tagging (VLAN 4095)
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
 		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: attr("host", h.Name, h.Self, AttrFailureDomain)}
