@@ -160,6 +160,20 @@ func (c *Conn) read() (*host, error) {
 			return nil, fmt.Errorf("%s: %w", c.URI, err)
 		}
 		h.warnings = append(h.warnings, w...)
+		if d.ID > 0 {
+			// A running domain's XML is the live one; `virsh metadata
+			// --config` changes only the persistent definition. Attributes
+			// the live metadata leaves out come from that definition
+			// (a transient domain has none: the call fails, and the live
+			// XML is all there is).
+			if px, err := c.L.DomainGetXMLDesc(d, golibvirt.DomainXMLInactive); err == nil {
+				if pvm, _, err := DomainVM(px, c.Name, bridgeNet); err == nil {
+					fillAttrs(vm, pvm)
+				} else {
+					return nil, fmt.Errorf("%s: persistent definition: %w", c.URI, err)
+				}
+			}
+		}
 		h.domains = append(h.domains, domain{vm: vm, active: d.ID > 0})
 	}
 	return h, nil
@@ -258,4 +272,35 @@ func merge(hosts []*host, source string) *connector.Inventory {
 	sort.Strings(inv.Warnings)
 	inv.SortObjects()
 	return inv
+}
+
+// fillAttrs gives vm the security attributes and labels of def (the
+// persistent definition) that vm's own (live) metadata leaves out.
+func fillAttrs(vm, def *estate.VM) {
+	if vm.Owner == "" {
+		vm.Owner = def.Owner
+	}
+	if vm.App == "" {
+		vm.App = def.App
+	}
+	if vm.HomeZone == "" {
+		vm.HomeZone = def.HomeZone
+	}
+	if vm.SecurityLevel == 0 {
+		vm.SecurityLevel = def.SecurityLevel
+	}
+	if vm.Environment == 0 {
+		vm.Environment = def.Environment
+	}
+	if def.Gateway {
+		vm.Gateway = true
+	}
+	for k, v := range def.Labels {
+		if _, ok := vm.Labels[k]; !ok {
+			if vm.Labels == nil {
+				vm.Labels = map[string]string{}
+			}
+			vm.Labels[k] = v
+		}
+	}
 }
