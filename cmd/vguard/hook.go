@@ -41,23 +41,62 @@ Configuration (` + libvirt.DefaultHookConfig + `, or the file in
 $VGUARD_HOOK_CONFIG, or --config):
 
   estate: [/var/lib/vguard/estate.yaml]
-  hypervisor: hv-a      # this host's name in the estate (default: host name)
+  hypervisor: hv-a      # this host's name in the estate, as sync wrote it (default:
+                        # the first of its host name, short name, FQDN and
+                        # addresses that the estate knows)
   onError: closed       # closed: refuse when the estate cannot be read; open: allow
 
 Install (docs/connectors.md):
 
   install -m 0755 /dev/stdin /etc/libvirt/hooks/qemu <<'HOOK'
   #!/bin/sh
-  exec /usr/local/bin/vguard libvirt-hook "$@"
+  exec /usr/local/bin/vguard libvirt-hook -- "$@"
   HOOK
   systemctl restart libvirtd   # libvirt looks for new hook files at start`,
 		Args: cobra.ArbitraryArgs, // checked against libvirt's protocol below
+		// A domain may be named -x: libvirt's arguments are never flags.
+		// Only a leading --config (and --help) are read, by hookFlags.
+		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runLibvirtHook(g, configPath, args)
+			path, rest, help, err := hookFlags(args)
+			if err != nil {
+				return usagef("vguard libvirt-hook", "%v", err)
+			}
+			if help {
+				return cmd.Help()
+			}
+			if path != "" {
+				configPath = path
+			}
+			return runLibvirtHook(g, configPath, rest)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "hook configuration `FILE` (default $VGUARD_HOOK_CONFIG or "+libvirt.DefaultHookConfig+")")
 	return cmd
+}
+
+// hookFlags reads the options that may come before libvirt's arguments:
+// --config FILE (or --config=FILE), --help, and "--", which ends them.
+// Anything else, a domain named -x included, is libvirt's.
+func hookFlags(args []string) (config string, rest []string, help bool, err error) {
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--":
+			return config, args[1:], false, nil
+		case a == "--help" || a == "-h":
+			return config, nil, true, nil
+		case a == "--config":
+			if len(args) < 2 {
+				return "", nil, false, errors.New("--config needs a FILE")
+			}
+			config, args = args[1], args[2:]
+		case strings.HasPrefix(a, "--config="):
+			config, args = strings.TrimPrefix(a, "--config="), args[1:]
+		default:
+			return config, args, false, nil
+		}
+	}
+	return config, args, false, nil
 }
 
 // runLibvirtHook judges one hook event. Exit codes: 0 allowed (or not an
@@ -93,6 +132,9 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 		return hookCannotJudge(g, cfg, what, fmt.Errorf("reading the estate %s: %w", strings.Join(cfg.Estate, ", "), err))
 	}
 	x := estate.NewIndex(res.Estate)
+	if err := cfg.Resolve(x); err != nil {
+		return hookCannotJudge(g, cfg, what, err)
+	}
 	chg, err := libvirt.HookChange(x, cfg.Hypervisor, string(domXML))
 	if err != nil {
 		return hookCannotJudge(g, cfg, what, err)

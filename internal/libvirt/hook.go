@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,9 @@ type HookConfig struct {
 	OnError    string   `yaml:"onError"`
 	// FailOpen is OnError == "open".
 	FailOpen bool `yaml:"-"`
+	// Candidates are the names tried for this host when hypervisor: is
+	// not given (Hypervisor is the first until Resolve picks one).
+	Candidates []string `yaml:"-"`
 }
 
 // LoadHookConfig reads and validates the configuration. Relative estate
@@ -65,13 +69,63 @@ func LoadHookConfig(path string) (*HookConfig, error) {
 		}
 	}
 	if c.Hypervisor == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("%s: hypervisor not given and the host name is unknown: %w", path, err)
+		c.Candidates = hostNames()
+		if len(c.Candidates) == 0 {
+			return nil, fmt.Errorf("%s: hypervisor not given and the host name is unknown", path)
 		}
-		c.Hypervisor = h
+		c.Hypervisor = c.Candidates[0]
 	}
 	return &c, nil
+}
+
+// hostNames are the names sync may have given this host: the host name,
+// its short form, its fully qualified form, and the host's addresses (a
+// qemu+ssh://root@10.0.0.5/system URI names the hypervisor 10.0.0.5).
+func hostNames() []string {
+	var names []string
+	add := func(n string) {
+		n = strings.TrimSuffix(n, ".")
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	h, err := os.Hostname()
+	if err == nil {
+		add(h)
+		short, _, _ := strings.Cut(h, ".")
+		add(short)
+		if cname, err := net.LookupCNAME(h); err == nil {
+			add(cname)
+		}
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+				add(ipn.IP.String())
+			}
+		}
+	}
+	return names
+}
+
+// Resolve picks, when hypervisor: was not given, the first of the host's
+// names that the estate knows. It fails naming every name it tried, so
+// that the operator can set hypervisor: to the name sync wrote.
+func (c *HookConfig) Resolve(x *estate.Index) error {
+	if len(c.Candidates) == 0 {
+		if x.Hypervisors[c.Hypervisor] == nil {
+			return fmt.Errorf("this host, hypervisor %q, is not in the estate (set hypervisor: in the hook configuration to the name sync wrote, or sync again)", c.Hypervisor)
+		}
+		return nil
+	}
+	for _, n := range c.Candidates {
+		if x.Hypervisors[n] != nil {
+			c.Hypervisor = n
+			return nil
+		}
+	}
+	return fmt.Errorf("this host is not in the estate under any of its names (tried %s); set hypervisor: in the hook configuration to the name sync wrote",
+		strings.Join(c.Candidates, ", "))
 }
 
 // HookEvent is one call of libvirt's qemu hook: argv[1..4] are the domain

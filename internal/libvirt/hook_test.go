@@ -1,6 +1,8 @@
 package libvirt
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -97,4 +99,34 @@ func TestNetworkTrunkVLAN(t *testing.T) {
 	if err != nil || n.VLAN == nil || *n.VLAN != 10 || len(warns) != 0 {
 		t.Fatalf("VLAN 10: %v %v %q", err, n.VLAN, warns)
 	}
+}
+
+// TestHookConfigResolvesHostNames: without hypervisor:, the hook finds
+// this host under any name sync may have given it (here an address, as a
+// qemu+ssh://root@ADDRESS/system URI gives), and otherwise says which
+// names it tried.
+func TestHookConfigResolvesHostNames(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hook.yaml")
+	if err := os.WriteFile(path, []byte("estate: [estate.yaml]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadHookConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Candidates) == 0 {
+		t.Fatal("no names for this host")
+	}
+	want := cfg.Candidates[len(cfg.Candidates)-1] // an address when the host has one
+	x := estate.NewIndex(&estate.Estate{Hypervisors: []*estate.Hypervisor{{Name: "other"}, {Name: want}}})
+	if err := cfg.Resolve(x); err != nil || cfg.Hypervisor != want {
+		t.Fatalf("resolved %q (%v), want %q among %q", cfg.Hypervisor, err, want, cfg.Candidates)
+	}
+	cfg, _ = LoadHookConfig(path)
+	err = cfg.Resolve(estate.NewIndex(&estate.Estate{Hypervisors: []*estate.Hypervisor{{Name: "other"}}}))
+	if err == nil || !strings.Contains(err.Error(), "tried "+cfg.Candidates[0]) || !strings.Contains(err.Error(), "hypervisor:") {
+		t.Fatalf("want the names tried, got %v", err)
+	}
+	t.Logf("names tried: %q", cfg.Candidates)
 }
