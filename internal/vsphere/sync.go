@@ -261,6 +261,15 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	inv := &connector.Inventory{Source: source, Warnings: slices.Clone(r.Warnings)}
 	e := &inv.Estate
 	var errs []error
+	// The API's order (and a watch's map order) varies: in moref order,
+	// which duplicate gets the plain name, and which value a conflict
+	// keeps, are the same on every run.
+	byRef := func(a, b mo.Reference) int { return strings.Compare(a.Reference().Value, b.Reference().Value) }
+	slices.SortFunc(r.Hosts, func(a, b mo.HostSystem) int { return byRef(a, b) })
+	slices.SortFunc(r.VMs, func(a, b mo.VirtualMachine) int { return byRef(a, b) })
+	slices.SortFunc(r.Networks, func(a, b mo.Network) int { return byRef(a, b) })
+	slices.SortFunc(r.DVPGs, func(a, b mo.DistributedVirtualPortgroup) int { return byRef(a, b) })
+	slices.SortFunc(r.Clusters, func(a, b mo.ClusterComputeResource) int { return byRef(a, b) })
 	// attr is an object's attribute; several tags of one category on it
 	// are an error.
 	attr := func(kind, name string, ref types.ManagedObjectReference, a string) string {
@@ -309,7 +318,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	}
 
 	netName := map[string]string{} // network moref -> name
-	dvpgByKey := map[string]string{}
+	dvpgByKey := map[string]string{} // port group key -> moref
 	nets := map[string]*estate.Network{}
 	uplink := map[string]bool{}
 	dvpgVLAN := map[string]*int{}
@@ -319,7 +328,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			uplink[pg.Self.Value] = true
 			continue
 		}
-		dvpgByKey[pg.Key] = pg.Name
+		dvpgByKey[pg.Key] = pg.Self.Value
 		if ps, ok := pg.Config.DefaultPortConfig.(*types.VMwareDVSPortSetting); ok && ps.Vlan != nil {
 			if id, ok := ps.Vlan.(*types.VmwareDistributedVirtualSwitchVlanIdSpec); ok {
 				if v := int(id.VlanId); validVLAN(v) {
@@ -330,27 +339,43 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			}
 		}
 	}
+	opaqueName := map[string]string{} // NSX segment ID -> network name
 	for i := range r.Networks {
 		n := &r.Networks[i]
 		if uplink[n.Self.Value] {
 			continue
 		}
-		netName[n.Self.Value] = n.Name
-		net := nets[n.Name]
-		if net == nil {
-			net = &estate.Network{Name: n.Name}
-			nets[n.Name] = net
-		}
-		if z := attr("network", n.Name, n.Self, AttrZone); z != "" {
-			net.Zone = z
+		zone := attr("network", n.Name, n.Self, AttrZone)
+		vlan := dvpgVLAN[n.Self.Value]
+		if v, ok := pgVLAN[n.Name]; ok && vlan == nil && n.Self.Type == "Network" {
+			vlan = &v
 		}
 		if trunk[n.Name] {
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s tags VLANs in the guest (VLAN 4095); written without a VLAN", n.Name))
 		}
-		if v := dvpgVLAN[n.Self.Value]; v != nil {
-			net.VLAN = v
-		} else if v, ok := pgVLAN[n.Name]; ok && n.Self.Type == "Network" {
-			net.VLAN = &v
+		name := n.Name
+		if prev := nets[name]; prev != nil && (zone != "" && prev.Zone != "" && zone != prev.Zone ||
+			vlan != nil && prev.VLAN != nil && *vlan != *prev.VLAN) {
+			// Same name, different security facts (two datacenters, two
+			// switches): merging them would keep one zone at random.
+			name = n.Name + "#" + n.Self.Value
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two networks are named %s with a different zone or VLAN; the one with id %s is written as %s",
+				n.Name, n.Self.Value, name))
+		}
+		netName[n.Self.Value] = name
+		if sum, ok := n.Summary.(*types.OpaqueNetworkSummary); ok && sum.OpaqueNetworkId != "" {
+			opaqueName[sum.OpaqueNetworkId] = name
+		}
+		net := nets[name]
+		if net == nil {
+			net = &estate.Network{Name: name}
+			nets[name] = net
+		}
+		if zone != "" {
+			net.Zone = zone
+		}
+		if vlan != nil {
+			net.VLAN = vlan
 		}
 	}
 
@@ -389,7 +414,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 				if !ok {
 					continue
 				}
-				nic, warn := nicOf(card.GetVirtualEthernetCard(), netName, dvpgByKey)
+				nic, warn := nicOf(card.GetVirtualEthernetCard(), netName, dvpgByKey, opaqueName)
 				if warn != "" {
 					inv.Warnings = append(inv.Warnings, fmt.Sprintf("VM %s: %s", m.Name, warn))
 				}
@@ -416,7 +441,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 // validVLAN reports whether id is one VLAN (4095 is a trunk to the guest).
 func validVLAN(id int) bool { return id >= 0 && id <= 4094 }
 
-func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey map[string]string) (estate.NIC, string) {
+func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey, opaqueName map[string]string) (estate.NIC, string) {
 	nic := estate.NIC{MAC: strings.ToLower(card.MacAddress)}
 	switch b := card.Backing.(type) {
 	case *types.VirtualEthernetCardNetworkBackingInfo:
@@ -426,9 +451,13 @@ func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey map[string]string
 			nic.Network = b.DeviceName
 		}
 	case *types.VirtualEthernetCardDistributedVirtualPortBackingInfo:
-		nic.Network = dvpgByKey[b.Port.PortgroupKey]
+		nic.Network = netName[dvpgByKey[b.Port.PortgroupKey]]
 	case *types.VirtualEthernetCardOpaqueNetworkBackingInfo:
-		nic.Network = b.OpaqueNetworkId
+		// NSX segments are named in the backing by ID only.
+		nic.Network = opaqueName[b.OpaqueNetworkId]
+		if nic.Network == "" {
+			nic.Network = b.OpaqueNetworkId
+		}
 	}
 	if nic.Network == "" {
 		nic.Network = "unknown-backing"

@@ -2,6 +2,8 @@ package vsphere
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -265,5 +267,86 @@ func TestMapTrunkPortGroup(t *testing.T) {
 	}
 	if _, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, ""); err != nil {
 		t.Fatalf("the estate does not load: %v", err)
+	}
+}
+
+// TestMapDuplicatesAndOpaque: the mapping does not depend on the API's
+// order (duplicate VM names get the same suffix either way); two networks
+// of one name with different zones stay apart; NICs on an NSX (opaque)
+// network are named after the network, not its segment ID.
+func TestMapDuplicatesAndOpaque(t *testing.T) {
+	host := types.ManagedObjectReference{Type: "HostSystem", Value: "host-1"}
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	card := func(mac string, backing types.BaseVirtualDeviceBackingInfo) types.BaseVirtualDevice {
+		return &types.VirtualE1000{VirtualEthernetCard: types.VirtualEthernetCard{VirtualDevice: types.VirtualDevice{Backing: backing}, MacAddress: mac}}
+	}
+	vm := func(id, name string, dev types.BaseVirtualDevice) mo.VirtualMachine {
+		return mo.VirtualMachine{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("VirtualMachine", id)}, Name: name},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &host},
+			Config:  &types.VirtualMachineConfigInfo{Hardware: types.VirtualHardware{Device: []types.BaseVirtualDevice{dev}}}}
+	}
+	net := func(id, name string, summary types.BaseNetworkSummary) mo.Network {
+		return mo.Network{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("Network", id)}}, Name: name, Summary: summary}
+	}
+	raw := func(reverse bool) *Raw {
+		r := &Raw{
+			Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: host}, Name: "h1"}}},
+			Networks: []mo.Network{
+				net("network-1", "VM Network", nil),
+				net("network-2", "VM Network", nil),
+				net("network-3", "nsx-seg", &types.OpaqueNetworkSummary{OpaqueNetworkId: "seg-uuid-1"}),
+			},
+			VMs: []mo.VirtualMachine{
+				vm("vm-1", "dup", card("00:50:56:00:00:01", &types.VirtualEthernetCardNetworkBackingInfo{Network: &[]types.ManagedObjectReference{ref("Network", "network-1")}[0]})),
+				vm("vm-2", "dup", card("00:50:56:00:00:02", &types.VirtualEthernetCardNetworkBackingInfo{Network: &[]types.ManagedObjectReference{ref("Network", "network-2")}[0]})),
+				vm("vm-3", "nsx-vm", card("00:50:56:00:00:03", &types.VirtualEthernetCardOpaqueNetworkBackingInfo{OpaqueNetworkId: "seg-uuid-1"})),
+			},
+			Attrs: map[string]map[string]string{"network-1": {AttrZone: "internal"}, "network-2": {AttrZone: "internet"}},
+		}
+		if reverse {
+			slices.Reverse(r.VMs)
+			slices.Reverse(r.Networks)
+		}
+		return r
+	}
+	a, err := raw(false).Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := raw(true).Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea, err := connector.Build(a, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := connector.Build(b, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ea.Data) != string(eb.Data) || !slices.Equal(a.Warnings, b.Warnings) {
+		t.Fatalf("the API's order changed the result:\n%s\n---\n%s\n%q\n%q", ea.Data, eb.Data, a.Warnings, b.Warnings)
+	}
+	x := estate.NewIndex(&a.Estate)
+	if x.VMs["dup"] == nil || x.VMs["dup#vm-2"] == nil {
+		t.Fatalf("VMs: %v", slices.Collect(maps.Keys(x.VMs)))
+	}
+	if n := x.Networks["VM Network"]; n == nil || n.Zone != "internal" {
+		t.Errorf("VM Network = %+v", n)
+	}
+	if n := x.Networks["VM Network#network-2"]; n == nil || n.Zone != "internet" {
+		t.Errorf("the second VM Network = %+v", n)
+	}
+	if nic := x.VMs["dup#vm-2"].NICs[0]; nic.Network != "VM Network#network-2" {
+		t.Errorf("dup#vm-2 NIC on %q, want the internet-facing network", nic.Network)
+	}
+	if nic := x.VMs["nsx-vm"].NICs[0]; nic.Network != "nsx-seg" {
+		t.Errorf("NSX NIC on %q, want nsx-seg", nic.Network)
+	}
+	if x.Networks["seg-uuid-1"] != nil {
+		t.Error("the segment ID became a network of its own")
 	}
 }
