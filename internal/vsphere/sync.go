@@ -317,7 +317,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		e.Hypervisors = append(e.Hypervisors, hv)
 	}
 
-	netName := map[string]string{} // network moref -> name
+	netName := map[string]string{}   // network moref -> name
 	dvpgByKey := map[string]string{} // port group key -> moref
 	nets := map[string]*estate.Network{}
 	uplink := map[string]bool{}

@@ -3,8 +3,8 @@ package vsphere
 import (
 	"context"
 	"maps"
-	"slices"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
