@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
@@ -96,8 +97,21 @@ func redactErr(err error, u *url.URL) string {
 	return msg
 }
 
-// Close ends the connection.
-func (c *Conn) Close() error { return c.L.Disconnect() }
+// Close ends the connection. A peer that does not answer (a host that
+// lost power) is given 5 s, then abandoned: closing must not hang a
+// watch that is ending because of it.
+func (c *Conn) Close() error { return c.closeWithin(5 * time.Second) }
+
+func (c *Conn) closeWithin(d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.L.Disconnect() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("%s: libvirtd did not answer the close; connection abandoned", c.URI)
+	}
+}
 
 // host is what one hypervisor holds.
 type host struct {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,5 +90,47 @@ func wait(t *testing.T, ch chan connector.Event, kind, check, subject string) {
 		case <-timeout:
 			t.Fatalf("no %s %s on %s within 2 s", kind, check, subject)
 		}
+	}
+}
+
+// TestWatchKeepalive stops libvirtd (SIGSTOP: the connection stays open but
+// nothing answers, as after a host lost power): the watch must end with an
+// error within the keepalive period and timeout, not wait forever.
+func TestWatchKeepalive(t *testing.T) {
+	d := libvirttest.Start(t)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	var once sync.Once
+	go func() {
+		done <- WatchWith(context.Background(), []Target{{Name: "hv-1", URI: d.URI("default")}},
+			WatchOptions{Debounce: 50 * time.Millisecond, Keepalive: 200 * time.Millisecond, KeepaliveTimeout: 500 * time.Millisecond},
+			func(*connector.Inventory) error { once.Do(func() { close(ready) }); return nil })
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first inventory")
+	}
+	// Several keepalives pass while libvirtd answers.
+	select {
+	case err := <-done:
+		t.Fatalf("watch ended while libvirtd answered: %v", err)
+	case <-time.After(700 * time.Millisecond):
+	}
+	if err := syscall.Kill(d.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(d.Pid, syscall.SIGCONT)
+	start := time.Now()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "did not answer") {
+			t.Fatalf("want a keepalive error, got %v", err)
+		}
+		t.Logf("watch ended %v after libvirtd stopped: %v", time.Since(start), err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch did not notice that libvirtd stopped answering")
 	}
 }
