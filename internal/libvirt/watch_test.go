@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
+
 	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/libvirt/libvirttest"
 )
@@ -72,10 +74,23 @@ func TestWatchDefinedDomain(t *testing.T) {
 	}
 	wait(t, events, connector.EventAppeared, "VG101", "vm/intruder")
 	t.Logf("VG101 appeared %v after the domain was defined", time.Since(start))
+
+	// A metadata change alone (the metadata-change event) is seen.
+	setLevel := func(dom golibvirt.Domain, level string, flags golibvirt.DomainModificationImpact) {
+		t.Helper()
+		err := other.L.DomainSetMetadata(dom, int32(golibvirt.DomainMetadataElement),
+			golibvirt.OptString{`<vm securityLevel="` + level + `"/>`}, golibvirt.OptString{"vguard"}, golibvirt.OptString{Namespace}, flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLevel(dom, "high", golibvirt.DomainAffectConfig)
+	wait(t, events, connector.EventResolved, "VG101", "vm/intruder")
 	if err := other.L.DomainUndefine(dom); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, events, connector.EventResolved, "VG101", "vm/intruder")
+	// (Hot-plug, the device events, is not proven here: the test driver
+	// does not implement virDomainAttachDeviceFlags.)
 }
 
 func wait(t *testing.T, ch chan connector.Event, kind, check, subject string) {
