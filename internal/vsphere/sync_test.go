@@ -350,3 +350,70 @@ func TestMapDuplicatesAndOpaque(t *testing.T) {
 		t.Error("the segment ID became a network of its own")
 	}
 }
+
+// TestMapRulesTemplatesStandalone: a VM-Host rule against a host group
+// becomes a mustNot placement rule; a VM-VM affinity rule is not imported,
+// with a warning; templates are left out; a standalone host (parent not a
+// cluster) gets the default cluster.
+func TestMapRulesTemplatesStandalone(t *testing.T) {
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	h1, h2 := ref("HostSystem", "host-1"), ref("HostSystem", "host-2")
+	cl, cr := ref("ClusterComputeResource", "domain-c1"), ref("ComputeResource", "domain-s2")
+	host := func(self, parent types.ManagedObjectReference, name string) mo.HostSystem {
+		return mo.HostSystem{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: self}, Name: name, Parent: &parent}}
+	}
+	vm := func(id, name string, on types.ManagedObjectReference, template bool) mo.VirtualMachine {
+		return mo.VirtualMachine{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("VirtualMachine", id)}, Name: name},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &on}, Config: &types.VirtualMachineConfigInfo{Template: template}}
+	}
+	yes := true
+	r := &Raw{
+		Hosts: []mo.HostSystem{host(h1, cl, "esx-1"), host(h2, cr, "esx-solo")},
+		VMs:   []mo.VirtualMachine{vm("vm-1", "db-1", h1, false), vm("vm-2", "db-2", h1, false), vm("vm-3", "golden", h1, true)},
+		Clusters: []mo.ClusterComputeResource{{ComputeResource: mo.ComputeResource{ManagedEntity: mo.ManagedEntity{
+			ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: cl}, Name: "C1"},
+			ConfigurationEx: &types.ClusterConfigInfoEx{
+				Group: []types.BaseClusterGroupInfo{
+					&types.ClusterVmGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "dbs"}, Vm: []types.ManagedObjectReference{ref("VirtualMachine", "vm-1")}},
+					&types.ClusterHostGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "dmz-hosts"}, Host: []types.ManagedObjectReference{h1}},
+				},
+				Rule: []types.BaseClusterRuleInfo{
+					&types.ClusterVmHostRuleInfo{ClusterRuleInfo: types.ClusterRuleInfo{Name: "db-not-dmz", Enabled: &yes},
+						VmGroupName: "dbs", AntiAffineHostGroupName: "dmz-hosts"},
+					&types.ClusterAffinityRuleSpec{ClusterRuleInfo: types.ClusterRuleInfo{Name: "db-together", Enabled: &yes},
+						Vm: []types.ManagedObjectReference{ref("VirtualMachine", "vm-1"), ref("VirtualMachine", "vm-2")}},
+				},
+			}}}},
+		Attrs: map[string]map[string]string{},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Placement) != 1 || inv.Placement[0].Rule != estate.RuleMustNot || !slices.Equal(inv.Placement[0].Hypervisors.Names, []string{"esx-1"}) {
+		t.Errorf("placement = %+v", inv.Placement)
+	}
+	if !strings.Contains(strings.Join(inv.Warnings, "\n"), "drs/C1/db-together keeps VMs together") {
+		t.Errorf("no warning for the affinity rule: %q", inv.Warnings)
+	}
+	out, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := estate.NewIndex(out.Result.Estate)
+	if x.VMs["golden"] != nil || len(x.VMs) != 2 {
+		t.Errorf("the template is not left out: %v", slices.Collect(maps.Keys(x.VMs)))
+	}
+	if h := x.Hypervisors["esx-solo"]; h == nil || h.Cluster != "default" {
+		t.Errorf("standalone host = %+v, want cluster default", h)
+	}
+	got := map[string]bool{}
+	for _, f := range check.Evaluate(x, out.Result.Policy, check.Options{}).Findings {
+		got[f.Check+" "+f.Subject] = true
+	}
+	if !got["VG402 vm/db-1"] {
+		t.Errorf("db-1 runs on a host its mustNot rule forbids: want VG402, got %v", got)
+	}
+}
