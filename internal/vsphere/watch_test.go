@@ -14,10 +14,11 @@ import (
 )
 
 // TestWatchNICMove moves a low-security VM's NIC to the internet-facing
-// port group while watching: VG101 and VG102 must appear within 2 s, and
-// be resolved when the NIC moves back.
+// port group while watching 300 VMs (the size of TestSyncSimulator):
+// VG101 and VG102 must appear within 2 s, and be resolved when the NIC
+// moves back.
 func TestWatchNICMove(t *testing.T) {
-	sim := vspheretest.Start(t, 20)
+	sim := vspheretest.Start(t, vmsPerCluster)
 	vspheretest.Scenario(t, sim)
 	ep, err := ParseEndpoint(sim.URL, true)
 	if err != nil {
@@ -26,6 +27,7 @@ func TestWatchNICMove(t *testing.T) {
 	events := make(chan connector.Event, 1000)
 	var mu sync.Mutex
 	updates := 0
+	var judged time.Duration // the last update's merge, load and evaluation
 	w := &connector.Watcher{
 		Overlays: []string{"testdata/overlay.yaml"},
 		Emit:     func(ev connector.Event) error { events <- ev; return nil },
@@ -34,10 +36,13 @@ func TestWatchNICMove(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Watch(ctx, ep, 100*time.Millisecond, func(inv *connector.Inventory) error {
+			start := time.Now()
+			err := w.Update(inv)
 			mu.Lock()
 			updates++
+			judged = time.Since(start)
 			mu.Unlock()
-			return w.Update(inv)
+			return err
 		})
 	}()
 	defer func() {
@@ -78,8 +83,12 @@ func TestWatchNICMove(t *testing.T) {
 	}
 	start := time.Now()
 	sim.MoveNIC(t, vm, net.(*object.DistributedVirtualPortgroup))
+	moved := time.Since(start) // the reconfigure task, until vCenter reports it done
 	got := waitFor(t, events, connector.EventAppeared, "vm/"+vspheretest.VMWebLow, []string{"VG101", "VG102"}, 2*time.Second)
-	t.Logf("VG101/VG102 appeared %v after the NIC moved", time.Since(start))
+	mu.Lock()
+	t.Logf("%d VMs: VG101/VG102 appeared %v after the NIC move began (its task took %v; the update's merge, load and evaluation %v)",
+		2*vmsPerCluster, time.Since(start), moved, judged)
+	mu.Unlock()
 	if got["VG101"].Finding.Severity.String() == "" {
 		t.Error("finding without severity")
 	}
