@@ -281,6 +281,27 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		return v
 	}
 
+	// A vguard.* name vguard does not read on that kind of object (a typo
+	// such as vguard.securitylevel, or a zone on a VM) would silently
+	// change nothing: say so.
+	known := func(kind, name string, ref types.ManagedObjectReference, want ...string) {
+		for k := range r.Attrs[ref.Value] {
+			if !slices.Contains(want, k) {
+				inv.Warnings = append(inv.Warnings, fmt.Sprintf("%s %s: %s is not an attribute vguard reads on a %s (want %s); ignored",
+					kind, name, k, kind, strings.Join(want, ", ")))
+			}
+		}
+	}
+	for i := range r.Hosts {
+		known("host", r.Hosts[i].Name, r.Hosts[i].Self, AttrFailureDomain)
+	}
+	for i := range r.Networks {
+		known("network", r.Networks[i].Name, r.Networks[i].Self, AttrZone)
+	}
+	for i := range r.VMs {
+		known("VM", r.VMs[i].Name, r.VMs[i].Self, AttrOwner, AttrApp, AttrEnvironment, AttrSecurityLevel, AttrHomeZone, AttrGateway)
+	}
+
 	clusterOf := map[string]string{} // cluster moref -> name
 	for i := range r.Clusters {
 		clusterOf[r.Clusters[i].Self.Value] = r.Clusters[i].Name

@@ -417,3 +417,27 @@ func TestMapRulesTemplatesStandalone(t *testing.T) {
 		t.Errorf("db-1 runs on a host its mustNot rule forbids: want VG402, got %v", got)
 	}
 }
+
+// TestMapWarnsUnknownAttributes: a vguard.* name in the wrong case, or on
+// the wrong kind of object, is reported rather than silently ignored.
+func TestMapWarnsUnknownAttributes(t *testing.T) {
+	host := types.ManagedObjectReference{Type: "HostSystem", Value: "host-1"}
+	vm := types.ManagedObjectReference{Type: "VirtualMachine", Value: "vm-1"}
+	r := &Raw{
+		Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: host}, Name: "h1"}}},
+		VMs: []mo.VirtualMachine{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: vm}, Name: "web-1"},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &host}}},
+		Attrs: map[string]map[string]string{"vm-1": {"vguard.securitylevel": "high", AttrZone: "dmz"}, "host-1": {AttrSecurityLevel: "low"}},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(inv.Warnings, "\n")
+	for _, want := range []string{"VM web-1: vguard.securitylevel is not an attribute", "VM web-1: vguard.zone is not an attribute",
+		"host h1: vguard.securityLevel is not an attribute"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no warning %q in %q", want, inv.Warnings)
+		}
+	}
+}
