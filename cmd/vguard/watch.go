@@ -21,6 +21,7 @@ type watchOptions struct {
 	output   string
 	webhook  string
 	debounce time.Duration
+	warn     func(string) // set by runWatch before the platform's watch starts
 }
 
 func newWatchCmd(g *globalOptions) *cobra.Command {
@@ -72,7 +73,7 @@ func newWatchLibvirtCmd(g *globalOptions) *cobra.Command {
 				return usagef(cmd.CommandPath(), "give at least one --uri")
 			}
 			return runWatch(cmd.Context(), g, o, cmd.CommandPath(), func(ctx context.Context, update func(*connector.Inventory) error) error {
-				return libvirt.Watch(ctx, targets, o.debounce, update)
+				return libvirt.WatchWith(ctx, targets, libvirt.WatchOptions{Debounce: o.debounce, Warn: o.warn}, update)
 			})
 		},
 	}
@@ -102,7 +103,7 @@ func newWatchVSphereCmd(g *globalOptions) *cobra.Command {
 				return usagef(cmd.CommandPath(), "%v", err)
 			}
 			return runWatch(cmd.Context(), g, o, cmd.CommandPath(), func(ctx context.Context, update func(*connector.Inventory) error) error {
-				return vsphere.Watch(ctx, ep, o.debounce, update)
+				return vsphere.WatchWith(ctx, ep, vsphere.WatchOptions{Debounce: o.debounce, Warn: o.warn}, update)
 			})
 		},
 	}
@@ -124,6 +125,7 @@ func runWatch(ctx context.Context, g *globalOptions, o *watchOptions, cmdPath st
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	warn := func(m string) { fmt.Fprintf(g.stderr, "vguard: warning: %s\n", m) }
+	o.warn = warn
 	emit := connector.JSONLines(g.stdout)
 	if o.webhook != "" {
 		hook, err := connector.NewWebhook(o.webhook, warn)
@@ -139,7 +141,12 @@ func runWatch(ctx context.Context, g *globalOptions, o *watchOptions, cmdPath st
 			return hook.Post(ev)
 		}
 	}
-	w := &connector.Watcher{Overlays: o.overlays, Output: o.output, Emit: emit, Warn: warn}
+	// After the first estate, one bad value (an overlay edit, a platform
+	// attribute outside the vocabulary) is a warning: the last good estate
+	// stays, and the next change is judged. Ending the watch would only
+	// make a service manager restart it into the same error.
+	w := &connector.Watcher{Overlays: o.overlays, Output: o.output, Emit: emit, Warn: warn,
+		OnInvalid: func(err error) { warn(fmt.Sprintf("%v\nkept the last good estate until the next change", err)) }}
 	err := watch(ctx, w.Update)
 	if err == nil || errors.Is(err, context.Canceled) {
 		return nil

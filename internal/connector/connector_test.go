@@ -204,3 +204,44 @@ func FuzzOverlay(f *testing.F) {
 		}
 	})
 }
+
+// TestWatcherKeepsGoing: after a good first estate, an inventory that
+// does not load (here an overlay broken between two updates) is reported
+// through OnInvalid and skipped: no event, the estate file keeps the last
+// good estate, and the next good inventory is judged against the last good
+// findings.
+func TestWatcherKeepsGoing(t *testing.T) {
+	dir := t.TempDir()
+	overlay := write(t, dir, "overlay.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, owner: db}\n")
+	out := filepath.Join(dir, "estate.yaml")
+	var events []Event
+	var invalid []error
+	w := &Watcher{Overlays: []string{overlay}, Output: out,
+		Emit:      func(ev Event) error { events = append(events, ev); return nil },
+		OnInvalid: func(err error) { invalid = append(invalid, err) }}
+	if err := w.Update(discovered()); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(out)
+	n := len(events)
+	write(t, dir, "overlay.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, ownr: db}\n")
+	if err := w.Update(discovered()); err != nil {
+		t.Fatalf("a bad overlay ended the watch: %v", err)
+	}
+	if len(invalid) != 1 || !strings.Contains(invalid[0].Error(), `unknown field "ownr"`) || len(events) != n {
+		t.Fatalf("OnInvalid got %v; events %d -> %d", invalid, n, len(events))
+	}
+	if b, _ := os.ReadFile(out); string(b) != string(good) {
+		t.Error("the estate file changed on a bad inventory")
+	}
+	write(t, dir, "overlay.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, owner: db}\n")
+	if err := w.Update(discovered()); err != nil || len(events) != n {
+		t.Fatalf("the good inventory again: %v, events %d -> %d", err, n, len(events))
+	}
+	// Without OnInvalid, and on the first inventory, the error is returned.
+	write(t, dir, "overlay.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, ownr: db}\n")
+	w2 := &Watcher{Overlays: []string{overlay}, Emit: func(Event) error { return nil }, OnInvalid: func(error) {}}
+	if err := w2.Update(discovered()); err == nil {
+		t.Error("a first inventory that does not load must be an error")
+	}
+}

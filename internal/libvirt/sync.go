@@ -146,7 +146,7 @@ func (c *Conn) read() (*host, error) {
 		}
 		net, bridge, warns, err := NetworkOfXML(x)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.URI, err)
+			return nil, &mapError{fmt.Errorf("%s: %w", c.URI, err)}
 		}
 		for _, w := range warns {
 			h.warnings = append(h.warnings, c.Name+": "+w)
@@ -171,7 +171,7 @@ func (c *Conn) read() (*host, error) {
 		}
 		vm, w, err := DomainVM(x, c.Name, bridgeNet)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.URI, err)
+			return nil, &mapError{fmt.Errorf("%s: %w", c.URI, err)}
 		}
 		h.warnings = append(h.warnings, w...)
 		if d.ID > 0 {
@@ -184,7 +184,7 @@ func (c *Conn) read() (*host, error) {
 				if pvm, _, err := DomainVM(px, c.Name, bridgeNet); err == nil {
 					fillAttrs(vm, pvm)
 				} else {
-					return nil, fmt.Errorf("%s: persistent definition: %w", c.URI, err)
+					return nil, &mapError{fmt.Errorf("%s: persistent definition: %w", c.URI, err)}
 				}
 			}
 		}
@@ -287,6 +287,13 @@ func merge(hosts []*host, source string) *connector.Inventory {
 	inv.SortObjects()
 	return inv
 }
+
+// mapError is a read that failed on what libvirt holds (XML or metadata
+// vguard cannot map), not on the connection.
+type mapError struct{ err error }
+
+func (e *mapError) Error() string { return e.err.Error() }
+func (e *mapError) Unwrap() error { return e.err }
 
 // fillAttrs gives vm the security attributes and labels of def (the
 // persistent definition) that vm's own (live) metadata leaves out.

@@ -34,6 +34,11 @@ type WatchOptions struct {
 	// leave the watch waiting for events forever, looking healthy.
 	Keepalive        time.Duration
 	KeepaliveTimeout time.Duration
+	// Warn, when set, receives the error of a hypervisor whose domains or
+	// networks no longer map (a metadata value outside the vocabulary)
+	// after the first read; its last good read is kept and the watch goes
+	// on. Unset, the watch ends with the error.
+	Warn func(string)
 }
 
 // Watch is WatchWith with the default options and the given debounce.
@@ -173,13 +178,17 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 		}
 		for i := range dirty {
 			h, err := conns[i].read()
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+			var merr *mapError
+			switch {
+			case err == nil:
+				hosts[i] = h
+			case ctx.Err() != nil:
+				return nil
+			case o.Warn != nil && errors.As(err, &merr):
+				o.Warn(fmt.Sprintf("%v; kept the last good read of %s until the next change", err, conns[i].Name))
+			default:
 				return err
 			}
-			hosts[i] = h
 		}
 		if err := update(merge(hosts, source)); err != nil {
 			return err

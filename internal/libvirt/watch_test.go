@@ -39,11 +39,12 @@ func TestWatchDefinedDomain(t *testing.T) {
 	events := make(chan connector.Event, 1000)
 	w := &connector.Watcher{Overlays: []string{overlay}, Emit: func(ev connector.Event) error { events <- ev; return nil }}
 	ready := make(chan struct{})
+	warnings := make(chan string, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	first := true
 	go func() {
-		done <- Watch(ctx, []Target{{Name: "hv-1", URI: d.URI("default")}}, 50*time.Millisecond, func(inv *connector.Inventory) error {
+		done <- WatchWith(ctx, []Target{{Name: "hv-1", URI: d.URI("default")}}, WatchOptions{Debounce: 50 * time.Millisecond, Warn: func(m string) { warnings <- m }}, func(inv *connector.Inventory) error {
 			err := w.Update(inv)
 			if first {
 				first = false
@@ -91,6 +92,33 @@ func TestWatchDefinedDomain(t *testing.T) {
 	}
 	// (Hot-plug, the device events, is not proven here: the test driver
 	// does not implement virDomainAttachDeviceFlags.)
+
+	// A domain whose metadata does not map is a warning; the watch goes on
+	// and sees the next change.
+	bad, err := other.L.DomainDefineXML(`<domain type='test'><name>odd</name><memory>1048576</memory><os><type>hvm</type></os>
+		<metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" securityLevel="ultra"/></metadata></domain>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-warnings:
+		if !strings.Contains(m, "ultra") {
+			t.Errorf("warning: %s", m)
+		}
+	case err := <-done:
+		t.Fatalf("the watch ended on a bad value: %v", err)
+	case <-time.After(2 * time.Second):
+		t.Fatal("no warning for the bad value")
+	}
+	if err := other.L.DomainUndefine(bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.L.DomainDefineXML(`<domain type='test'><name>intruder2</name><memory>1048576</memory><os><type>hvm</type></os>
+		<metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" securityLevel="low"/></metadata>
+		<devices><interface type='network'><mac address='52:54:00:66:00:03'/><source network='dmz'/></interface></devices></domain>`); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, events, connector.EventAppeared, "VG101", "vm/intruder2")
 }
 
 func wait(t *testing.T, ch chan connector.Event, kind, check, subject string) {

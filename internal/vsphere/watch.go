@@ -33,6 +33,11 @@ type WatchOptions struct {
 	// TagRefresh is how often tags are re-read, change or not (default
 	// TagRefresh).
 	TagRefresh time.Duration
+	// Warn, when set, receives the error of an inventory that does not
+	// map (an attribute value outside the vocabulary) after the first
+	// update; that inventory is skipped and the watch goes on. Unset, the
+	// watch ends with the error.
+	Warn func(string)
 }
 
 // Watch is WatchWith with the default options and the given debounce.
@@ -110,6 +115,7 @@ func WatchWith(ctx context.Context, ep *Endpoint, o WatchOptions, update func(*c
 	defer tick.Stop()
 	var tagAttrs *Raw // the last good tag read
 	started := false
+	mapped := false // an inventory was mapped and handed to update
 	for {
 		refreshTags := tagAttrs == nil
 		select {
@@ -172,8 +178,13 @@ func WatchWith(ctx context.Context, ep *Endpoint, o WatchOptions, update func(*c
 		r.Warnings = append(r.Warnings, tagAttrs.Warnings...)
 		inv, err := r.Map("vsphere " + ep.String())
 		if err != nil {
+			if o.Warn != nil && mapped {
+				o.Warn(fmt.Sprintf("%v; kept the last good estate until the next change", err))
+				continue
+			}
 			return err
 		}
+		mapped = true
 		if err := update(inv); err != nil {
 			return err
 		}

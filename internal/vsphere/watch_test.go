@@ -158,7 +158,8 @@ func TestWatchIdleTagsAndTagFailure(t *testing.T) {
 	done := make(chan error, 1)
 	const refresh = time.Second
 	go func() {
-		done <- WatchWith(ctx, ep, WatchOptions{Debounce: 50 * time.Millisecond, MaxWait: time.Second, TagRefresh: refresh},
+		done <- WatchWith(ctx, ep, WatchOptions{Debounce: 50 * time.Millisecond, MaxWait: time.Second, TagRefresh: refresh,
+			Warn: func(m string) { warnings <- m }},
 			func(inv *connector.Inventory) error {
 				err := w.Update(inv)
 				once.Do(func() { close(first) })
@@ -198,9 +199,42 @@ func TestWatchIdleTagsAndTagFailure(t *testing.T) {
 	waitFor(t, events, connector.EventAppeared, "vm/"+vspheretest.VMWebHigh, []string{"VG101"}, refresh+2*time.Second)
 	t.Logf("VG101 appeared %v after the tag change", time.Since(start))
 
+	// A value outside the vocabulary is a warning, not the end of the
+	// watch; once it is removed, the watch goes on as before.
+	hr, err := f.VirtualMachine(context.Background(), vspheretest.VMHR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Tag(t, AttrSecurityLevel, "ultra", hr)
+	deadline := time.After(refresh + 2*time.Second)
+	for warned := false; !warned; {
+		select {
+		case m := <-warnings:
+			warned = strings.Contains(m, `"ultra"`)
+		case err := <-done:
+			t.Fatalf("the watch ended on a bad value: %v", err)
+		case <-deadline:
+			t.Fatal("no warning about the bad value")
+		}
+	}
+	ctx2 := context.Background()
+	cat, err := sim.Tags.GetCategory(ctx2, AttrSecurityLevel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ultra, err := sim.Tags.GetTagForCategory(ctx2, "ultra", cat.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Tags.DetachTag(ctx2, ultra.ID, hr.Reference()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(refresh + 500*time.Millisecond)
+	drain(events)
+
 	// The tag service breaks: the findings that come from tags stay.
 	sim.FailTagReads(t)
-	deadline := time.After(refresh + 2*time.Second)
+	deadline = time.After(refresh + 2*time.Second)
 	warned := false
 	for !warned {
 		select {
@@ -227,4 +261,5 @@ func TestWatchIdleTagsAndTagFailure(t *testing.T) {
 		}
 		break
 	}
+
 }

@@ -8,6 +8,7 @@ package libvirttest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +98,8 @@ log_outputs = "3:stderr"
 	d := &Daemon{Socket: filepath.Join(sockDir, "libvirt-sock"), Log: logPath, Pid: cmd.Process.Pid}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(d.Socket); err == nil {
+		if conn, err := net.Dial("unix", d.Socket); err == nil { // the file exists once bound, before libvirtd listens
+			conn.Close()
 			return d
 		}
 		select {
