@@ -227,9 +227,15 @@ func encode(inv *Inventory, policies []*syntax.Node) ([]byte, error) {
 
 // WriteFile writes data to path through a temporary file in the same
 // directory and a rename, so that a reader (or a failed sync) never sees a
-// half-written estate.
+// half-written estate. An existing file keeps its mode (0644 for a new
+// one), and the directory is synced after the rename so that the new file
+// survives a crash.
 func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		mode = fi.Mode().Perm()
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -243,7 +249,7 @@ func WriteFile(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, 0o644)
+		err = os.Chmod(tmp, mode)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
@@ -251,6 +257,12 @@ func WriteFile(path string, data []byte) error {
 	if err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		// Some file systems refuse to sync a directory; the rename is
+		// done either way.
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }

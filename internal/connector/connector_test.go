@@ -2,6 +2,7 @@ package connector
 
 import (
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,5 +244,43 @@ func TestWatcherKeepsGoing(t *testing.T) {
 	w2 := &Watcher{Overlays: []string{overlay}, Emit: func(Event) error { return nil }, OnInvalid: func(error) {}}
 	if err := w2.Update(discovered()); err == nil {
 		t.Error("a first inventory that does not load must be an error")
+	}
+}
+
+// TestWriteFileKeepsMode: rewriting an estate keeps the mode an operator
+// gave it (0640 for a file only a group may read); a new file is 0644.
+func TestWriteFileKeepsMode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "estate.yaml")
+	if err := WriteFile(p, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o644 {
+		t.Errorf("new file mode %v", fi.Mode())
+	}
+	if err := os.Chmod(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(p)
+	if b, _ := os.ReadFile(p); string(b) != "two" || fi.Mode().Perm() != 0o640 {
+		t.Errorf("got %q mode %v, want two 0640", b, fi.Mode())
+	}
+}
+
+// TestRedactSecret: every form a password takes in a URL is hidden.
+func TestRedactSecret(t *testing.T) {
+	pw := "p@ss#w/rd?x y"
+	msg := "dial user:" + pw + "@h, user:" + url.UserPassword("u", pw).String() + "@h, ?p=" + url.QueryEscape(pw) + ", /" + url.PathEscape(pw)
+	got := RedactSecret(msg, pw)
+	for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw), "p%40ss"} {
+		if strings.Contains(got, form) {
+			t.Errorf("%q left in %q", form, got)
+		}
+	}
+	if RedactSecret("plain", "") != "plain" {
+		t.Error("an empty secret changes the message")
 	}
 }

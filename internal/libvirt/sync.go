@@ -91,8 +91,8 @@ func Dial(t Target) (*Conn, error) {
 // redactErr returns err's text with the URI's password removed.
 func redactErr(err error, u *url.URL) string {
 	msg := err.Error()
-	if p, ok := u.User.Password(); ok && p != "" {
-		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	if p, ok := u.User.Password(); ok {
+		msg = connector.RedactSecret(msg, p)
 	}
 	return msg
 }

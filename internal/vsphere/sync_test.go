@@ -441,3 +441,21 @@ func TestMapWarnsUnknownAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointEscapeHint: a password with an unescaped / or # breaks the
+// URL; the error says how to write it, and never shows it.
+func TestEndpointEscapeHint(t *testing.T) {
+	for _, raw := range []string{"https://admin:pa/ss@vc.example.com/sdk", "https://admin:pa#ss@vc.example.com/sdk", "https://admin:pa%zz@vc/sdk"} {
+		_, err := ParseEndpoint(raw, false)
+		if err == nil || !strings.Contains(err.Error(), "# → %23") || strings.Contains(err.Error(), "vc") {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+	ep, err := ParseEndpoint("https://admin:pa%2Fss%23@vc.example.com/sdk", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := ep.user.Password(); p != "pa/ss#" {
+		t.Errorf("escaped password read as %q", p)
+	}
+}
