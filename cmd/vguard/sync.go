@@ -10,6 +10,7 @@ import (
 
 	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/libvirt"
+	"github.com/vguard-dev/vguard/internal/load"
 	"github.com/vguard-dev/vguard/internal/vsphere"
 )
 
@@ -97,6 +98,17 @@ func runSync(ctx context.Context, g *globalOptions, o *syncOptions, read func(co
 			}
 			return &inputError{errs: errs}
 		}
+		var lerrs load.Errors
+		if errors.As(err, &lerrs) {
+			// Overlay errors: the file:line messages, then what it means
+			// for a sync (main's trailer would say "nothing was checked").
+			errs := make([]error, 0, len(lerrs)+1)
+			for _, e := range lerrs {
+				errs = append(errs, e)
+			}
+			errs = append(errs, fmt.Errorf("vguard: %d problem%s in the overlay; nothing was written", len(lerrs), plural(len(lerrs))))
+			return &inputError{errs: errs}
+		}
 		return err
 	}
 	for _, w := range out.Warnings {
@@ -110,8 +122,9 @@ func runSync(ctx context.Context, g *globalOptions, o *syncOptions, read func(co
 	} else if err := connector.WriteFile(o.output, out.Data); err != nil {
 		return &inputError{errs: []error{fmt.Errorf("writing %s: %w", o.output, err)}}
 	}
-	fmt.Fprintf(g.stderr, "vguard: synced %d hypervisors, %d VMs, %d networks from %s\n",
-		len(st.Hypervisors), len(st.VMs), len(st.Networks), inv.Source)
+	fmt.Fprintf(g.stderr, "vguard: synced %d hypervisor%s, %d VM%s, %d network%s from %s\n",
+		len(st.Hypervisors), plural(len(st.Hypervisors)), len(st.VMs), plural(len(st.VMs)),
+		len(st.Networks), plural(len(st.Networks)), inv.Source)
 	return nil
 }
 
