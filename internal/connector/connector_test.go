@@ -284,3 +284,25 @@ func TestRedactSecret(t *testing.T) {
 		t.Error("an empty secret changes the message")
 	}
 }
+
+// TestOverlayWarnsNICReplaced: an overlay that moves a discovered NIC to
+// another network is noted, as for every discovered value it replaces;
+// matching a NIC by its MAC (any spelling) is not.
+func TestOverlayWarnsNICReplaced(t *testing.T) {
+	dir := t.TempDir()
+	p := write(t, dir, "ov.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - name: db-1\n    nics: [{mac: 00-50-56-00-00-02, network: pg-web, ports: [5432]}]\n")
+	o, err := Build(discovered(), []string{p}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(o.Warnings, "\n")
+	if !strings.Contains(all, "vms[0].nics[0].network: the overlay replaces the value the platform reported") {
+		t.Errorf("no warning for the moved NIC: %q", o.Warnings)
+	}
+	if strings.Contains(all, ".mac:") || strings.Contains(all, ".ports:") {
+		t.Errorf("the matching MAC or an added value is not a replacement: %q", o.Warnings)
+	}
+	if nic := estate.NewIndex(o.Result.Estate).VMs["db-1"].NICs[0]; nic.Network != "pg-web" || nic.MAC != "00:50:56:00:00:02" {
+		t.Errorf("NIC = %+v", nic)
+	}
+}
