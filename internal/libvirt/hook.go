@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vguard-dev/vguard/internal/change"
@@ -245,6 +246,18 @@ func HookChange(x *estate.Index, hv string, domXML string) (*change.Change, erro
 	return c, nil
 }
 
+// sameResources reports whether the domain's resources (now) are those
+// the estate has (was), counting only what the domain XML gives.
+func sameResources(was, now *estate.Resources) bool {
+	if was == nil {
+		return false
+	}
+	if now.CPUs > 0 && now.CPUs != was.CPUs || now.MemoryMiB > 0 && now.MemoryMiB != was.MemoryMiB {
+		return false
+	}
+	return now.Limited == nil || was.Limited != nil && *was.Limited == *now.Limited
+}
+
 func nicKey(n estate.NIC) string {
 	if n.MAC != "" {
 		return "mac:" + estate.NormalizeMAC(n.MAC)
@@ -284,6 +297,27 @@ func attrPatch(old, vm *estate.VM) *syntax.Node {
 	if vm.Gateway && !old.Gateway {
 		set.Items = append(set.Items, &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: "gateway"},
 			&syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.BoolTag, Value: "true"})
+	}
+	// Resources: vCPUs or memory grown, or a <cputune>/<memtune> limit
+	// removed, are judged too (VG3xx capacity, VG304 unlimited).
+	if r := vm.Resources; r != nil && (r.CPUs > 0 || r.MemoryMiB > 0) && !sameResources(old.Resources, r) {
+		res := &syntax.Node{Kind: syntax.MapNode}
+		key := func(k string) *syntax.Node {
+			return &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: k}
+		}
+		num := func(v int64) *syntax.Node {
+			return &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.IntTag, Value: strconv.FormatInt(v, 10)}
+		}
+		if r.CPUs > 0 {
+			res.Items = append(res.Items, key("cpus"), num(int64(r.CPUs)))
+		}
+		if r.MemoryMiB > 0 {
+			res.Items = append(res.Items, key("memoryMiB"), num(r.MemoryMiB))
+		}
+		if r.Limited != nil {
+			res.Items = append(res.Items, key("limited"), &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.BoolTag, Value: strconv.FormatBool(*r.Limited)})
+		}
+		set.Items = append(set.Items, key("resources"), res)
 	}
 	if len(set.Items) == 0 {
 		return nil

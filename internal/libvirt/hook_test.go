@@ -130,3 +130,55 @@ func TestHookConfigResolvesHostNames(t *testing.T) {
 	}
 	t.Logf("names tried: %q", cfg.Candidates)
 }
+
+// TestHookJudgesResources: a known domain whose <cputune> limit was
+// removed becomes an update of its resources, and the judge finds VG304
+// (policy resourceLimits: always); the same resources are no change.
+func TestHookJudgesResources(t *testing.T) {
+	res, err := load.Bytes("estate.yaml", []byte(`apiVersion: vguard.dev/v1
+kind: Estate
+zones: [{name: z, exposure: internal}]
+networks: [{name: lan, zone: z}]
+hypervisors: [{name: hv-a, capacity: {cpus: 64, memoryMiB: 262144}}]
+vms:
+  - {name: app-1, hypervisor: hv-a, owner: x, resources: {cpus: 2, memoryMiB: 2048, limited: true}, nics: [{network: lan, mac: "52:54:00:00:00:01"}]}
+---
+apiVersion: vguard.dev/v1
+kind: Policy
+resourceLimits: always
+`), load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := estate.NewIndex(res.Estate)
+	dom := func(tune string) string {
+		return `<domain><name>app-1</name><vcpu>2</vcpu><memory unit='MiB'>2048</memory>` + tune +
+			`<devices><interface type='network'><mac address='52:54:00:00:00:01'/><source network='lan'/></interface></devices></domain>`
+	}
+	same, err := HookChange(x, "hv-a", dom(`<cputune><quota>50000</quota></cputune>`))
+	if err != nil || len(same.Operations) != 0 {
+		t.Fatalf("unchanged resources: %v %q", err, Describe(same))
+	}
+	c, err := HookChange(x, "hv-a", dom(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Describe(c) != "update app-1" {
+		t.Fatalf("change = %q", Describe(c))
+	}
+	j, err := change.NewJudge(x, res.Policy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := j.Judge(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range v.Introduced {
+		found = found || f.Check == "VG304" && f.Subject == "vm/app-1"
+	}
+	if !found {
+		t.Errorf("the removed limit is not judged: introduced %+v", v.Introduced)
+	}
+}
