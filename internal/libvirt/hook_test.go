@@ -88,16 +88,40 @@ func FuzzHookChange(f *testing.F) {
 // written without one, with a warning, instead of an estate that does not
 // load.
 func TestNetworkTrunkVLAN(t *testing.T) {
-	n, bridge, warns, err := NetworkOfXML(`<network><name>trunk</name><bridge name='br9'/><vlan><tag id='4095'/></vlan></network>`)
+	nets, bridge, warns, err := NetworkOfXML(`<network><name>trunk</name><bridge name='br9'/><vlan><tag id='4095'/></vlan></network>`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.VLAN != nil || bridge != "br9" || len(warns) != 1 || !strings.Contains(warns[0], "4095") {
-		t.Fatalf("got VLAN %v, bridge %q, warnings %q", n.VLAN, bridge, warns)
+	if len(nets) != 1 || nets[0].VLAN != nil || bridge != "br9" || len(warns) != 1 || !strings.Contains(warns[0], "4095") {
+		t.Fatalf("got %+v, bridge %q, warnings %q", nets, bridge, warns)
 	}
-	n, _, warns, err = NetworkOfXML(`<network><name>v10</name><vlan><tag id='10'/></vlan></network>`)
-	if err != nil || n.VLAN == nil || *n.VLAN != 10 || len(warns) != 0 {
-		t.Fatalf("VLAN 10: %v %v %q", err, n.VLAN, warns)
+	nets, _, warns, err = NetworkOfXML(`<network><name>v10</name><vlan><tag id='10'/></vlan></network>`)
+	if err != nil || nets[0].VLAN == nil || *nets[0].VLAN != 10 || len(warns) != 0 {
+		t.Fatalf("VLAN 10: %v %+v %q", err, nets, warns)
+	}
+}
+
+// TestPortgroups: an OVS trunk network's portgroups are networks of their
+// own (NETWORK/PORTGROUP, with their VLAN and the network's zone), and a
+// NIC on a portgroup is on that network, in sync and in the hook alike.
+func TestPortgroups(t *testing.T) {
+	nets, _, _, err := NetworkOfXML(`<network><name>trunk</name><forward mode='bridge'/><bridge name='ovsbr0'/><virtualport type='openvswitch'/>
+		<metadata><vguard:network xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" zone="internal"/></metadata>
+		<portgroup name='dmz'><vlan><tag id='20'/></vlan></portgroup><portgroup name='lan' default='yes'/></network>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nets) != 3 || nets[1].Name != "trunk/dmz" || nets[1].VLAN == nil || *nets[1].VLAN != 20 || nets[1].Zone != "internal" ||
+		nets[2].Name != "trunk/lan" || nets[2].VLAN != nil {
+		t.Fatalf("networks: %+v %+v %+v", nets[0], nets[1], nets[2])
+	}
+	vm, _, err := DomainVM(`<domain><name>a</name><devices><interface type='network'><source network='trunk' portgroup='dmz'/></interface>
+		<interface type='network'><source network='trunk'/></interface></devices></domain>`, "hv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vm.NICs[0].Network != "trunk/dmz" || vm.NICs[1].Network != "trunk" {
+		t.Errorf("NICs: %+v", vm.NICs)
 	}
 }
 

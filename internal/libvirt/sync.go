@@ -144,13 +144,15 @@ func (c *Conn) read() (*host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: network %s: %w", c.URI, n.Name, err)
 		}
-		net, bridge, warns, err := NetworkOfXML(x)
+		netAndGroups, bridge, warns, err := NetworkOfXML(x)
 		if err != nil {
 			return nil, &mapError{fmt.Errorf("%s: %w", c.URI, err)}
 		}
 		for _, w := range warns {
 			h.warnings = append(h.warnings, c.Name+": "+w)
 		}
+		net := netAndGroups[0]
+		h.networks = append(h.networks, netAndGroups[1:]...)
 		if bridge != "" {
 			bridgeNet[bridge] = net.Name
 			if h.hv.Labels == nil {
