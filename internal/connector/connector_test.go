@@ -306,3 +306,21 @@ func TestOverlayWarnsNICReplaced(t *testing.T) {
 		t.Errorf("NIC = %+v", nic)
 	}
 }
+
+// TestInvalidNamesObjects: an error in the merged estate names the object
+// (not an index in a file never written) and not the output path, which
+// still holds the previous estate.
+func TestInvalidNamesObjects(t *testing.T) {
+	inv := discovered()
+	bad := 5000
+	inv.Estate.Networks[1].VLAN = &bad // pg-db
+	_, err := Build(inv, nil, filepath.Join(t.TempDir(), "estate.yaml"))
+	var invalid *InvalidError
+	if !errors.As(err, &invalid) {
+		t.Fatalf("want InvalidError, got %v", err)
+	}
+	msg := invalid.Error()
+	if !strings.Contains(msg, `<merged estate>: network "pg-db" vlan:`) || strings.Contains(msg, "estate.yaml") {
+		t.Errorf("message: %s", msg)
+	}
+}
