@@ -125,6 +125,8 @@ func TestSyncSimulator(t *testing.T) {
 	if got["VG401 hypervisor/"+h1] != (h1 == h2) {
 		t.Errorf("web VMs on %s and %s: VG401 on %s is %v", h1, h2, h1, got["VG401 hypervisor/"+h1])
 	}
+	// The watch, on the same simulator (building it is most of the time).
+	t.Run("watch", func(t *testing.T) { testWatchNICMove(t, sim) })
 }
 
 // TestStoppedMidSync stops the simulator while the inventory is being read:

@@ -13,13 +13,11 @@ import (
 	"github.com/vguard-dev/vguard/internal/vsphere/vspheretest"
 )
 
-// TestWatchNICMove moves a low-security VM's NIC to the internet-facing
-// port group while watching 300 VMs (the size of TestSyncSimulator):
-// VG101 and VG102 must appear within 2 s, and be resolved when the NIC
-// moves back.
-func TestWatchNICMove(t *testing.T) {
-	sim := vspheretest.Start(t, vmsPerCluster)
-	vspheretest.Scenario(t, sim)
+// testWatchNICMove moves a low-security VM's NIC to the internet-facing
+// port group while watching the 300 VMs of TestSyncSimulator (which runs
+// it as its subtest "watch", sharing the simulator it built): VG101 and
+// VG102 must appear within 2 s, and be resolved when the NIC moves back.
+func testWatchNICMove(t *testing.T, sim *vspheretest.Sim) {
 	ep, err := ParseEndpoint(sim.URL, true)
 	if err != nil {
 		t.Fatal(err)
