@@ -84,7 +84,7 @@ func newWatchLibvirtCmd(g *globalOptions) *cobra.Command {
 
 func newWatchVSphereCmd(g *globalOptions) *cobra.Command {
 	o := &watchOptions{}
-	var rawURL string
+	var rawURL, passwordFile string
 	var insecure bool
 	cmd := &cobra.Command{
 		Use:     "vsphere --url https://USER:PASS@HOST/sdk [--insecure] [--overlay PATH...] [-o FILE] [--webhook URL]",
@@ -92,13 +92,7 @@ func newWatchVSphereCmd(g *globalOptions) *cobra.Command {
 		Example: `  VGUARD_VSPHERE_URL='https://...' vguard watch vsphere --overlay overlay/ --webhook https://alerts.example.com/vguard`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rawURL == "" {
-				rawURL = os.Getenv("VGUARD_VSPHERE_URL")
-			}
-			if rawURL == "" {
-				return usagef(cmd.CommandPath(), "give --url https://USER:PASS@HOST/sdk (or set VGUARD_VSPHERE_URL)")
-			}
-			ep, err := vsphere.ParseEndpoint(rawURL, insecure)
+			ep, err := vsphereEndpoint(rawURL, insecure, passwordFile)
 			if err != nil {
 				return usagef(cmd.CommandPath(), "%v", err)
 			}
@@ -109,6 +103,7 @@ func newWatchVSphereCmd(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&rawURL, "url", "", "vCenter SDK `URL` with credentials, https://USER:PASS@HOST/sdk")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept any TLS certificate (a self-signed vCenter)")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "read the password from `FILE` (first line), for a --url without one; or set VGUARD_VSPHERE_PASSWORD")
 	addWatchFlags(cmd, o)
 	return cmd
 }

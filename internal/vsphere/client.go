@@ -61,6 +61,18 @@ func ParseEndpoint(raw string, insecure bool) (*Endpoint, error) {
 	return ep, nil
 }
 
+// SetPassword gives the password from somewhere other than the URL (a
+// file, the environment), so that it stays out of the URL and the process
+// list. A URL that has a password of its own is an error: two sources
+// would leave it unclear which one was used.
+func (ep *Endpoint) SetPassword(p string) error {
+	if _, has := ep.user.Password(); has {
+		return errors.New("the password is both in --url and given apart; give it once")
+	}
+	ep.user = url.UserPassword(ep.user.Username(), p)
+	return nil
+}
+
 // String is the URL without credentials.
 func (ep *Endpoint) String() string { return ep.URL.String() }
 
