@@ -135,7 +135,15 @@ func (c *Conn) read() (*host, error) {
 	}
 	h.hv.Capacity = &estate.Capacity{CPUs: int(cpus), MemoryMiB: int64(memKiB / 1024)}
 	nets, _, err := c.L.ConnectListAllNetworks(1, 0)
-	if err != nil {
+	var lerr golibvirt.Error
+	switch {
+	case errors.As(err, &lerr) && lerr.Code == uint32(golibvirt.ErrNoSupport):
+		// No network driver (a modular daemon without virtnetworkd, or
+		// hosts that bridge by hand): there are no libvirt networks, and
+		// NICs are named after their bridge or device.
+		h.warnings = append(h.warnings, c.Name+": libvirtd has no network driver; no libvirt networks read, NICs are named after their bridge or device")
+		nets = nil
+	case err != nil:
 		return nil, fmt.Errorf("%s: listing networks: %w", c.URI, err)
 	}
 	bridgeNet := map[string]string{}
