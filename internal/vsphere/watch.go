@@ -103,8 +103,7 @@ func WatchWith(ctx context.Context, ep *Endpoint, o WatchOptions, update func(*c
 	// the loop below maps and judges, so a slow judgement never holds up
 	// the feed.
 	go func() {
-		waitErr <- waitLoop(ctx, c, pc.Reference(), o.MaxWait, func(updates []types.ObjectUpdate) {
-			st.apply(updates)
+		waitErr <- waitLoop(ctx, c, pc.Reference(), o.MaxWait, st.apply, func() {
 			select {
 			case dirty <- struct{}{}:
 			default:
@@ -197,8 +196,12 @@ func WatchWith(ctx context.Context, ep *Endpoint, o WatchOptions, update func(*c
 // "nothing yet", and the next call resumes from the same version (govmomi's
 // own WaitForUpdatesEx returns there, and a new call of it would start from
 // scratch). Each call has an HTTP deadline of maxWait+30 s.
+//
+// A large update comes in pages (Truncated); done is called once the last
+// page of a batch is applied, so that the first inventory is never mapped
+// from part of the objects.
 func waitLoop(ctx context.Context, c *vim25.Client, pc types.ManagedObjectReference, maxWait time.Duration,
-	apply func([]types.ObjectUpdate)) error {
+	apply func([]types.ObjectUpdate), done func()) error {
 	secs := int32(max(1, maxWait/time.Second))
 	req := types.WaitForUpdatesEx{This: pc, Options: &types.WaitOptions{MaxWaitSeconds: &secs}}
 	for {
@@ -218,6 +221,9 @@ func waitLoop(ctx context.Context, c *vim25.Client, pc types.ManagedObjectRefere
 		req.Version = set.Version
 		for _, fs := range set.FilterSet {
 			apply(fs.ObjectSet)
+		}
+		if set.Truncated == nil || !*set.Truncated {
+			done()
 		}
 	}
 }

@@ -26,6 +26,7 @@ func testWatchNICMove(t *testing.T, sim *vspheretest.Sim) {
 	var mu sync.Mutex
 	updates := 0
 	var judged time.Duration // the last update's merge, load and evaluation
+	firstVMs := 0
 	w := &connector.Watcher{
 		Overlays: []string{"testdata/overlay.yaml"},
 		Emit:     func(ev connector.Event) error { events <- ev; return nil },
@@ -37,6 +38,9 @@ func testWatchNICMove(t *testing.T, sim *vspheretest.Sim) {
 			start := time.Now()
 			err := w.Update(inv)
 			mu.Lock()
+			if updates == 0 {
+				firstVMs = len(inv.Estate.VMs)
+			}
 			updates++
 			judged = time.Since(start)
 			mu.Unlock()
@@ -68,6 +72,11 @@ func testWatchNICMove(t *testing.T, sim *vspheretest.Sim) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	mu.Lock()
+	if firstVMs != 2*vmsPerCluster {
+		t.Errorf("the first inventory has %d VMs, want all %d (never a part of the collector's pages)", firstVMs, 2*vmsPerCluster)
+	}
+	mu.Unlock()
 	drain(events)
 
 	f := sim.Finder(t)
