@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/vmware/govmomi/property"
@@ -117,6 +119,7 @@ func WatchWith(ctx context.Context, ep *Endpoint, o WatchOptions, update func(*c
 	mapped := false // an inventory was mapped and handed to update
 	for {
 		refreshTags := tagAttrs == nil
+		tagsOnly := false // a tag refresh with no inventory change
 		select {
 		case <-ctx.Done():
 			return nil
@@ -137,7 +140,7 @@ func WatchWith(ctx context.Context, ep *Endpoint, o WatchOptions, update func(*c
 			if !started {
 				continue
 			}
-			refreshTags = true
+			refreshTags, tagsOnly = true, true
 		}
 		r, err := st.raw()
 		if err != nil {
@@ -155,6 +158,9 @@ func WatchWith(ctx context.Context, ep *Endpoint, o WatchOptions, update func(*c
 			case ctx.Err() != nil:
 				return nil
 			case err == nil:
+				if tagsOnly && mapped && reflect.DeepEqual(fresh.Attrs, tagAttrs.Attrs) && slices.Equal(fresh.Warnings, tagAttrs.Warnings) {
+					continue // nothing changed: no need to judge again
+				}
 				tagAttrs = fresh
 			case tagAttrs == nil:
 				// Without a first good read the estate would look
