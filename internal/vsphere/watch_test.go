@@ -91,7 +91,7 @@ func testWatchNICMove(t *testing.T, sim *vspheretest.Sim) {
 	start := time.Now()
 	sim.MoveNIC(t, vm, net.(*object.DistributedVirtualPortgroup))
 	moved := time.Since(start) // the reconfigure task, until vCenter reports it done
-	got := waitFor(t, events, connector.EventAppeared, "vm/"+vspheretest.VMWebLow, []string{"VG101", "VG102"}, 2*time.Second)
+	got := waitFor(t, events, connector.EventAppeared, "vm/"+vspheretest.VMWebLow, []string{"VG101", "VG102"}, budgetScale*2*time.Second)
 	mu.Lock()
 	t.Logf("%d VMs: VG101/VG102 appeared %v after the NIC move began (its task took %v; the update's merge, load and evaluation %v)",
 		2*vmsPerCluster, time.Since(start), moved, judged)
@@ -105,7 +105,7 @@ func testWatchNICMove(t *testing.T, sim *vspheretest.Sim) {
 		t.Fatal(err)
 	}
 	sim.MoveNIC(t, vm, back.(*object.DistributedVirtualPortgroup))
-	waitFor(t, events, connector.EventResolved, "vm/"+vspheretest.VMWebLow, []string{"VG101", "VG102"}, 2*time.Second)
+	waitFor(t, events, connector.EventResolved, "vm/"+vspheretest.VMWebLow, []string{"VG101", "VG102"}, budgetScale*2*time.Second)
 }
 
 func drain(ch chan connector.Event) {
