@@ -274,7 +274,7 @@ hypervisors: [{name: hv-q}]
 	domain := func(name, level string) string {
 		return `<domain type='qemu'><name>` + name + `</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
 <metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" securityLevel="` + level + `"/></metadata>
-<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
 <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
 <interface type='user'><model type='e1000'/></interface><memballoon model='none'/></devices></domain>`
 	}
@@ -302,7 +302,84 @@ hypervisors: [{name: hv-q}]
 	if err != nil || state != int32(golibvirt.DomainRunning) {
 		t.Errorf("state %d, %v: want running", state, err)
 	}
+
+	// A NIC hot-plugged into the running guest (libvirt has no hook for
+	// it) reaches a watch through the device-added event.
+	nics := make(chan int, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- libvirt.WatchWith(ctx, []libvirt.Target{{Name: "hv-q", URI: d.QEMUURI()}}, libvirt.WatchOptions{Debounce: 50 * time.Millisecond},
+			func(inv *connector.Inventory) error {
+				for _, vm := range inv.Estate.VMs {
+					if vm.Name == "exposed-high" {
+						nics <- len(vm.NICs)
+					}
+				}
+				return nil
+			})
+	}()
+	select {
+	case n := <-nics:
+		if n != 1 {
+			t.Fatalf("the running guest has %d NICs, want 1", n)
+		}
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first inventory from the watch within 10 s")
+	}
+	start := time.Now()
+	if err := c.L.DomainAttachDeviceFlags(good, `<interface type='user'><mac address='52:54:00:77:00:01'/><model type='e1000'/></interface>`,
+		uint32(golibvirt.DomainAffectLive)); err != nil {
+		t.Errorf("hot-plug: %v (log %s)", err, d.Log)
+	} else {
+		timeout := time.After(5 * time.Second)
+	wait:
+		for {
+			select {
+			case n := <-nics:
+				if n == 2 {
+					t.Logf("the hot-plugged NIC reached the watch %v after the attach began", time.Since(start))
+					break wait
+				}
+			case err := <-done:
+				t.Fatalf("watch ended: %v", err)
+			case <-timeout:
+				t.Fatal("the hot-plugged NIC did not reach the watch within 5 s")
+			}
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("watch: %v", err)
+	}
 	if err := c.L.DomainDestroy(good); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestSyncTagFailureWritesNothing: the tagging service fails after the
+// vguard.* categories were listed: exit 2 and the previous estate kept,
+// never an estate without its tag-based security facts.
+func TestSyncTagFailureWritesNothing(t *testing.T) {
+	sim := vspheretest.Start(t, 3)
+	vspheretest.Scenario(t, sim)
+	sim.FailTagReads(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "estate.yaml")
+	if err := os.WriteFile(out, []byte("previous"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"sync", "vsphere", "--url", sim.URL, "--insecure", "-o", out}, &stdout, &stderr)
+	if code != exitInput {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, exitInput, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "reading the tags") || !strings.Contains(stderr.String(), "nothing was written") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if b, _ := os.ReadFile(out); string(b) != "previous" {
+		t.Errorf("the previous estate changed: %q", b)
 	}
 }

@@ -22,7 +22,9 @@ func newLibvirtHookCmd(g *globalOptions) *cobra.Command {
 		Use:   "libvirt-hook DOMAIN OPERATION SUB-OPERATION [EXTRA]",
 		Short: "Veto bad changes in libvirt: run as the qemu hook (/etc/libvirt/hooks/qemu)",
 		Long: `Judge a domain as libvirt is about to run it on this host, and refuse it when
-the change it makes to the last synced estate is denied by policy.
+the change it makes to the last synced estate is denied by policy, or (on a
+start, restore or attach) when the domain would run with a finding at or
+above change.blockAt, introduced or already in the estate.
 
 libvirt runs /etc/libvirt/hooks/qemu with DOMAIN OPERATION SUB-OPERATION
 EXTRA and the domain XML on stdin. On "prepare begin" (start), "migrate
@@ -39,23 +41,62 @@ Configuration (` + libvirt.DefaultHookConfig + `, or the file in
 $VGUARD_HOOK_CONFIG, or --config):
 
   estate: [/var/lib/vguard/estate.yaml]
-  hypervisor: hv-a      # this host's name in the estate (default: host name)
+  hypervisor: hv-a      # this host's name in the estate, as sync wrote it (default:
+                        # the first of its host name, short name, FQDN and
+                        # addresses that the estate knows)
   onError: closed       # closed: refuse when the estate cannot be read; open: allow
 
 Install (docs/connectors.md):
 
   install -m 0755 /dev/stdin /etc/libvirt/hooks/qemu <<'HOOK'
   #!/bin/sh
-  exec /usr/local/bin/vguard libvirt-hook "$@"
+  exec /usr/local/bin/vguard libvirt-hook -- "$@"
   HOOK
   systemctl restart libvirtd   # libvirt looks for new hook files at start`,
 		Args: cobra.ArbitraryArgs, // checked against libvirt's protocol below
+		// A domain may be named -x: libvirt's arguments are never flags.
+		// Only a leading --config (and --help) are read, by hookFlags.
+		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runLibvirtHook(g, configPath, args)
+			path, rest, help, err := hookFlags(args)
+			if err != nil {
+				return usagef("vguard libvirt-hook", "%v", err)
+			}
+			if help {
+				return cmd.Help()
+			}
+			if path != "" {
+				configPath = path
+			}
+			return runLibvirtHook(g, configPath, rest)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "hook configuration `FILE` (default $VGUARD_HOOK_CONFIG or "+libvirt.DefaultHookConfig+")")
 	return cmd
+}
+
+// hookFlags reads the options that may come before libvirt's arguments:
+// --config FILE (or --config=FILE), --help, and "--", which ends them.
+// Anything else, a domain named -x included, is libvirt's.
+func hookFlags(args []string) (config string, rest []string, help bool, err error) {
+	for len(args) > 0 {
+		switch a := args[0]; {
+		case a == "--":
+			return config, args[1:], false, nil
+		case a == "--help" || a == "-h":
+			return config, nil, true, nil
+		case a == "--config":
+			if len(args) < 2 {
+				return "", nil, false, errors.New("--config needs a FILE")
+			}
+			config, args = args[1], args[2:]
+		case strings.HasPrefix(a, "--config="):
+			config, args = strings.TrimPrefix(a, "--config="), args[1:]
+		default:
+			return config, args, false, nil
+		}
+	}
+	return config, args, false, nil
 }
 
 // runLibvirtHook judges one hook event. Exit codes: 0 allowed (or not an
@@ -91,30 +132,53 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 		return hookCannotJudge(g, cfg, what, fmt.Errorf("reading the estate %s: %w", strings.Join(cfg.Estate, ", "), err))
 	}
 	x := estate.NewIndex(res.Estate)
+	if err := cfg.Resolve(x); err != nil {
+		return hookCannotJudge(g, cfg, what, err)
+	}
 	chg, err := libvirt.HookChange(x, cfg.Hypervisor, string(domXML))
 	if err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
-	if len(chg.Operations) == 0 {
+	if len(chg.Operations) == 0 && !ev.Arrives() {
 		return nil
 	}
 	judge, err := change.NewJudge(x, res.Policy, check.NewDiskFiles())
 	if err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
-	v, err := judge.Judge(chg)
-	if err != nil {
-		var lerrs load.Errors
-		if errors.As(err, &lerrs) {
-			err = fmt.Errorf("the estate cannot take this change (sync again?): %w", err)
+	v := &change.Verdict{Decision: change.Allow}
+	if len(chg.Operations) > 0 {
+		v, err = judge.Judge(chg)
+		if err != nil {
+			var lerrs load.Errors
+			if errors.As(err, &lerrs) {
+				err = fmt.Errorf("the estate cannot take this change (sync again?): %w", err)
+			}
+			return hookCannotJudge(g, cfg, what, err)
 		}
-		return hookCannotJudge(g, cfg, what, err)
 	}
 	blockAt := res.Policy.Change.BlockAt
+	describe := libvirt.Describe(chg)
+	if describe == "" {
+		describe = "no change to the estate"
+	}
+	if ev.Arrives() {
+		// A domain that starts is judged as if it arrived: sync and watch
+		// list stopped domains, so its violations may be in the estate
+		// already and would not count as introduced.
+		if carried := libvirt.CarriedFindings(judge.Before(), v, ev.Domain, blockAt); len(carried) > 0 {
+			var b strings.Builder
+			fmt.Fprintf(&b, "vguard: refused %s on %s (%s): the domain would run with findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
+			for _, f := range carried {
+				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)
+			}
+			return &verdictError{msg: b.String()}
+		}
+	}
 	switch v.Decision {
 	case change.Deny:
 		var b strings.Builder
-		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces findings at or above %s:", what, cfg.Hypervisor, libvirt.Describe(chg), blockAt)
+		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
 		for _, f := range v.Introduced {
 			if f.Severity >= blockAt {
 				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)

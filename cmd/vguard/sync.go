@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/libvirt"
+	"github.com/vguard-dev/vguard/internal/load"
 	"github.com/vguard-dev/vguard/internal/vsphere"
 )
 
@@ -97,6 +99,17 @@ func runSync(ctx context.Context, g *globalOptions, o *syncOptions, read func(co
 			}
 			return &inputError{errs: errs}
 		}
+		var lerrs load.Errors
+		if errors.As(err, &lerrs) {
+			// Overlay errors: the file:line messages, then what it means
+			// for a sync (main's trailer would say "nothing was checked").
+			errs := make([]error, 0, len(lerrs)+1)
+			for _, e := range lerrs {
+				errs = append(errs, e)
+			}
+			errs = append(errs, fmt.Errorf("vguard: %d problem%s in the overlay; nothing was written", len(lerrs), plural(len(lerrs))))
+			return &inputError{errs: errs}
+		}
 		return err
 	}
 	for _, w := range out.Warnings {
@@ -110,14 +123,15 @@ func runSync(ctx context.Context, g *globalOptions, o *syncOptions, read func(co
 	} else if err := connector.WriteFile(o.output, out.Data); err != nil {
 		return &inputError{errs: []error{fmt.Errorf("writing %s: %w", o.output, err)}}
 	}
-	fmt.Fprintf(g.stderr, "vguard: synced %d hypervisors, %d VMs, %d networks from %s\n",
-		len(st.Hypervisors), len(st.VMs), len(st.Networks), inv.Source)
+	fmt.Fprintf(g.stderr, "vguard: synced %d hypervisor%s, %d VM%s, %d network%s from %s\n",
+		len(st.Hypervisors), plural(len(st.Hypervisors)), len(st.VMs), plural(len(st.VMs)),
+		len(st.Networks), plural(len(st.Networks)), inv.Source)
 	return nil
 }
 
 func newSyncVSphereCmd(g *globalOptions) *cobra.Command {
 	o := &syncOptions{}
-	var rawURL string
+	var rawURL, passwordFile string
 	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "vsphere --url https://USER:PASS@HOST/sdk [--insecure] [--overlay PATH...] [-o FILE]",
@@ -133,18 +147,14 @@ vguard.securityLevel, vguard.homeZone and vguard.gateway.
 
 The password in --url is never printed, in output, warnings or errors. The
 VGUARD_VSPHERE_URL environment variable may hold the URL instead of --url,
-which keeps it out of the process list.`,
+which keeps it out of the process list; or the URL names only the user and
+the password comes from --password-file or VGUARD_VSPHERE_PASSWORD.
+Percent-encode special characters of USER and PASS in the URL (@ → %40).`,
 		Example: `  VGUARD_VSPHERE_URL='https://svc-vguard:...@vcenter.example.com/sdk' \
     vguard sync vsphere --overlay overlay/ -o estate.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rawURL == "" {
-				rawURL = os.Getenv("VGUARD_VSPHERE_URL")
-			}
-			if rawURL == "" {
-				return usagef(cmd.CommandPath(), "give --url https://USER:PASS@HOST/sdk (or set VGUARD_VSPHERE_URL)")
-			}
-			ep, err := vsphere.ParseEndpoint(rawURL, insecure)
+			ep, err := vsphereEndpoint(rawURL, insecure, passwordFile)
 			if err != nil {
 				return usagef(cmd.CommandPath(), "%v", err)
 			}
@@ -155,6 +165,40 @@ which keeps it out of the process list.`,
 	}
 	cmd.Flags().StringVar(&rawURL, "url", "", "vCenter SDK `URL` with credentials, https://USER:PASS@HOST/sdk")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept any TLS certificate (a self-signed vCenter)")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "read the password from `FILE` (first line), for a --url without one; or set VGUARD_VSPHERE_PASSWORD")
 	addSyncFlags(cmd, o)
 	return cmd
+}
+
+// vsphereEndpoint reads --url (or VGUARD_VSPHERE_URL) and the password:
+// in the URL, or from --password-file (first line) or
+// VGUARD_VSPHERE_PASSWORD, which keep it out of the URL (a systemd unit's
+// credential file, say).
+func vsphereEndpoint(rawURL string, insecure bool, passwordFile string) (*vsphere.Endpoint, error) {
+	if rawURL == "" {
+		rawURL = os.Getenv("VGUARD_VSPHERE_URL")
+	}
+	if rawURL == "" {
+		return nil, errors.New("give --url https://USER:PASS@HOST/sdk (or set VGUARD_VSPHERE_URL)")
+	}
+	ep, err := vsphere.ParseEndpoint(rawURL, insecure)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case passwordFile != "":
+		b, err := os.ReadFile(passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--password-file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		if err := ep.SetPassword(strings.TrimSuffix(line, "\r")); err != nil {
+			return nil, err
+		}
+	case os.Getenv("VGUARD_VSPHERE_PASSWORD") != "":
+		if err := ep.SetPassword(os.Getenv("VGUARD_VSPHERE_PASSWORD")); err != nil {
+			return nil, fmt.Errorf("VGUARD_VSPHERE_PASSWORD: %w", err)
+		}
+	}
+	return ep, nil
 }

@@ -21,6 +21,7 @@ type watchOptions struct {
 	output   string
 	webhook  string
 	debounce time.Duration
+	warn     func(string) // set by runWatch before the platform's watch starts
 }
 
 func newWatchCmd(g *globalOptions) *cobra.Command {
@@ -72,7 +73,7 @@ func newWatchLibvirtCmd(g *globalOptions) *cobra.Command {
 				return usagef(cmd.CommandPath(), "give at least one --uri")
 			}
 			return runWatch(cmd.Context(), g, o, cmd.CommandPath(), func(ctx context.Context, update func(*connector.Inventory) error) error {
-				return libvirt.Watch(ctx, targets, o.debounce, update)
+				return libvirt.WatchWith(ctx, targets, libvirt.WatchOptions{Debounce: o.debounce, Warn: o.warn}, update)
 			})
 		},
 	}
@@ -83,7 +84,7 @@ func newWatchLibvirtCmd(g *globalOptions) *cobra.Command {
 
 func newWatchVSphereCmd(g *globalOptions) *cobra.Command {
 	o := &watchOptions{}
-	var rawURL string
+	var rawURL, passwordFile string
 	var insecure bool
 	cmd := &cobra.Command{
 		Use:     "vsphere --url https://USER:PASS@HOST/sdk [--insecure] [--overlay PATH...] [-o FILE] [--webhook URL]",
@@ -91,23 +92,18 @@ func newWatchVSphereCmd(g *globalOptions) *cobra.Command {
 		Example: `  VGUARD_VSPHERE_URL='https://...' vguard watch vsphere --overlay overlay/ --webhook https://alerts.example.com/vguard`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rawURL == "" {
-				rawURL = os.Getenv("VGUARD_VSPHERE_URL")
-			}
-			if rawURL == "" {
-				return usagef(cmd.CommandPath(), "give --url https://USER:PASS@HOST/sdk (or set VGUARD_VSPHERE_URL)")
-			}
-			ep, err := vsphere.ParseEndpoint(rawURL, insecure)
+			ep, err := vsphereEndpoint(rawURL, insecure, passwordFile)
 			if err != nil {
 				return usagef(cmd.CommandPath(), "%v", err)
 			}
 			return runWatch(cmd.Context(), g, o, cmd.CommandPath(), func(ctx context.Context, update func(*connector.Inventory) error) error {
-				return vsphere.Watch(ctx, ep, o.debounce, update)
+				return vsphere.WatchWith(ctx, ep, vsphere.WatchOptions{Debounce: o.debounce, Warn: o.warn}, update)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&rawURL, "url", "", "vCenter SDK `URL` with credentials, https://USER:PASS@HOST/sdk")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "accept any TLS certificate (a self-signed vCenter)")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "read the password from `FILE` (first line), for a --url without one; or set VGUARD_VSPHERE_PASSWORD")
 	addWatchFlags(cmd, o)
 	return cmd
 }
@@ -124,6 +120,7 @@ func runWatch(ctx context.Context, g *globalOptions, o *watchOptions, cmdPath st
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	warn := func(m string) { fmt.Fprintf(g.stderr, "vguard: warning: %s\n", m) }
+	o.warn = warn
 	emit := connector.JSONLines(g.stdout)
 	if o.webhook != "" {
 		hook, err := connector.NewWebhook(o.webhook, warn)
@@ -139,7 +136,12 @@ func runWatch(ctx context.Context, g *globalOptions, o *watchOptions, cmdPath st
 			return hook.Post(ev)
 		}
 	}
-	w := &connector.Watcher{Overlays: o.overlays, Output: o.output, Emit: emit, Warn: warn}
+	// After the first estate, one bad value (an overlay edit, a platform
+	// attribute outside the vocabulary) is a warning: the last good estate
+	// stays, and the next change is judged. Ending the watch would only
+	// make a service manager restart it into the same error.
+	w := &connector.Watcher{Overlays: o.overlays, Output: o.output, Emit: emit, Warn: warn,
+		OnInvalid: func(err error) { warn(fmt.Sprintf("%v\nkept the last good estate until the next change", err)) }}
 	err := watch(ctx, w.Update)
 	if err == nil || errors.Is(err, context.Canceled) {
 		return nil

@@ -7,7 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -77,11 +80,53 @@ func Build(inv *Inventory, overlays []string, outPath string) (*Output, error) {
 	if err != nil {
 		var lerrs load.Errors
 		if errors.As(err, &lerrs) {
-			return nil, &InvalidError{Errs: lerrs}
+			return nil, &InvalidError{Errs: nameObjects(lerrs, name, &inv.Estate)}
 		}
 		return nil, err
 	}
 	return &Output{Data: data, Result: res, Warnings: warnings}, nil
+}
+
+// objectPath matches the start of an error path into an Estate list.
+var objectPath = regexp.MustCompile(`^(zones|networks|hypervisors|datastores|images|vms|services|firewalls)\[(\d+)\]`)
+
+// nameObjects rewrites loader errors about the merged documents, which
+// were never written: the file is called <merged estate> (not the output
+// path, which still holds the previous estate), and an object of the
+// Estate is named, since its index in a file nobody sees says nothing.
+func nameObjects(errs load.Errors, file string, e *estate.Estate) load.Errors {
+	names := map[string][]string{}
+	for _, l := range []struct {
+		key  string
+		list any
+	}{
+		{"zones", e.Zones}, {"networks", e.Networks}, {"hypervisors", e.Hypervisors}, {"datastores", e.Datastores},
+		{"images", e.Images}, {"vms", e.VMs}, {"services", e.Services}, {"firewalls", e.Firewalls},
+	} {
+		v := reflect.ValueOf(l.list)
+		for i := range v.Len() {
+			name := ""
+			if f := reflect.Indirect(v.Index(i)).FieldByName("Name"); f.IsValid() && f.Kind() == reflect.String {
+				name = f.String()
+			}
+			names[l.key] = append(names[l.key], name)
+		}
+	}
+	out := make(load.Errors, len(errs))
+	for i, err := range errs {
+		c := *err
+		if c.File == file {
+			c.File, c.Line = "<merged estate>", 0
+		}
+		if m := objectPath.FindStringSubmatch(c.Path); m != nil {
+			if j, _ := strconv.Atoi(m[2]); j < len(names[m[1]]) && names[m[1]][j] != "" {
+				rest := strings.TrimPrefix(c.Path[len(m[0]):], ".")
+				c.Path = strings.TrimSpace(strings.TrimSuffix(m[1], "s") + " " + strconv.Quote(names[m[1]][j]) + " " + rest)
+			}
+		}
+		out[i] = &c
+	}
+	return out
 }
 
 // InvalidError means the merged documents do not load: the overlay refers
@@ -227,9 +272,15 @@ func encode(inv *Inventory, policies []*syntax.Node) ([]byte, error) {
 
 // WriteFile writes data to path through a temporary file in the same
 // directory and a rename, so that a reader (or a failed sync) never sees a
-// half-written estate.
+// half-written estate. An existing file keeps its mode (0644 for a new
+// one), and the directory is synced after the rename so that the new file
+// survives a crash.
 func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		mode = fi.Mode().Perm()
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -243,7 +294,7 @@ func WriteFile(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp, 0o644)
+		err = os.Chmod(tmp, mode)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
@@ -251,6 +302,12 @@ func WriteFile(path string, data []byte) error {
 	if err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		// Some file systems refuse to sync a directory; the rename is
+		// done either way.
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }

@@ -11,7 +11,9 @@ package connector
 
 import (
 	"cmp"
+	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/vguard-dev/vguard/internal/estate"
 )
@@ -44,4 +46,21 @@ func (inv *Inventory) SortObjects() {
 	slices.SortFunc(e.VMs, func(a, b *estate.VM) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(inv.Separate, func(a, b *estate.SeparateRule) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(inv.Placement, func(a, b *estate.PlacementRule) int { return cmp.Compare(a.Name, b.Name) })
+}
+
+// RedactSecret returns msg with every form of secret a URL may carry
+// replaced by xxxxx: as given, query-escaped, path-escaped and escaped as
+// URL user information (a password with @, # or / appears escaped in
+// errors that quote the URL).
+func RedactSecret(msg, secret string) string {
+	if secret == "" {
+		return msg
+	}
+	user := strings.TrimPrefix(url.UserPassword("", secret).String(), ":")
+	for _, form := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret), user} {
+		if form != "" {
+			msg = strings.ReplaceAll(msg, form, "xxxxx")
+		}
+	}
+	return msg
 }

@@ -2,6 +2,7 @@ package connector
 
 import (
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,4 +204,123 @@ func FuzzOverlay(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestWatcherKeepsGoing: after a good first estate, an inventory that
+// does not load (here an overlay broken between two updates) is reported
+// through OnInvalid and skipped: no event, the estate file keeps the last
+// good estate, and the next good inventory is judged against the last good
+// findings.
+func TestWatcherKeepsGoing(t *testing.T) {
+	dir := t.TempDir()
+	overlay := write(t, dir, "overlay.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, owner: db}\n")
+	out := filepath.Join(dir, "estate.yaml")
+	var events []Event
+	var invalid []error
+	w := &Watcher{Overlays: []string{overlay}, Output: out,
+		Emit:      func(ev Event) error { events = append(events, ev); return nil },
+		OnInvalid: func(err error) { invalid = append(invalid, err) }}
+	if err := w.Update(discovered()); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(out)
+	n := len(events)
+	write(t, dir, "overlay.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, ownr: db}\n")
+	if err := w.Update(discovered()); err != nil {
+		t.Fatalf("a bad overlay ended the watch: %v", err)
+	}
+	if len(invalid) != 1 || !strings.Contains(invalid[0].Error(), `unknown field "ownr"`) || len(events) != n {
+		t.Fatalf("OnInvalid got %v; events %d -> %d", invalid, n, len(events))
+	}
+	if b, _ := os.ReadFile(out); string(b) != string(good) {
+		t.Error("the estate file changed on a bad inventory")
+	}
+	write(t, dir, "overlay.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, owner: db}\n")
+	if err := w.Update(discovered()); err != nil || len(events) != n {
+		t.Fatalf("the good inventory again: %v, events %d -> %d", err, n, len(events))
+	}
+	// Without OnInvalid, and on the first inventory, the error is returned.
+	write(t, dir, "overlay.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - {name: db-1, ownr: db}\n")
+	w2 := &Watcher{Overlays: []string{overlay}, Emit: func(Event) error { return nil }, OnInvalid: func(error) {}}
+	if err := w2.Update(discovered()); err == nil {
+		t.Error("a first inventory that does not load must be an error")
+	}
+}
+
+// TestWriteFileKeepsMode: rewriting an estate keeps the mode an operator
+// gave it (0640 for a file only a group may read); a new file is 0644.
+func TestWriteFileKeepsMode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "estate.yaml")
+	if err := WriteFile(p, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o644 {
+		t.Errorf("new file mode %v", fi.Mode())
+	}
+	if err := os.Chmod(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(p)
+	if b, _ := os.ReadFile(p); string(b) != "two" || fi.Mode().Perm() != 0o640 {
+		t.Errorf("got %q mode %v, want two 0640", b, fi.Mode())
+	}
+}
+
+// TestRedactSecret: every form a password takes in a URL is hidden.
+func TestRedactSecret(t *testing.T) {
+	pw := "p@ss#w/rd?x y"
+	msg := "dial user:" + pw + "@h, user:" + url.UserPassword("u", pw).String() + "@h, ?p=" + url.QueryEscape(pw) + ", /" + url.PathEscape(pw)
+	got := RedactSecret(msg, pw)
+	for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw), "p%40ss"} {
+		if strings.Contains(got, form) {
+			t.Errorf("%q left in %q", form, got)
+		}
+	}
+	if RedactSecret("plain", "") != "plain" {
+		t.Error("an empty secret changes the message")
+	}
+}
+
+// TestOverlayWarnsNICReplaced: an overlay that moves a discovered NIC to
+// another network is noted, as for every discovered value it replaces;
+// matching a NIC by its MAC (any spelling) is not.
+func TestOverlayWarnsNICReplaced(t *testing.T) {
+	dir := t.TempDir()
+	p := write(t, dir, "ov.yaml", "apiVersion: vguard.dev/v1\nkind: Estate\nvms:\n  - name: db-1\n    nics: [{mac: 00-50-56-00-00-02, network: pg-web, ports: [5432]}]\n")
+	o, err := Build(discovered(), []string{p}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(o.Warnings, "\n")
+	if !strings.Contains(all, "vms[0].nics[0].network: the overlay replaces the value the platform reported") {
+		t.Errorf("no warning for the moved NIC: %q", o.Warnings)
+	}
+	if strings.Contains(all, ".mac:") || strings.Contains(all, ".ports:") {
+		t.Errorf("the matching MAC or an added value is not a replacement: %q", o.Warnings)
+	}
+	if nic := estate.NewIndex(o.Result.Estate).VMs["db-1"].NICs[0]; nic.Network != "pg-web" || nic.MAC != "00:50:56:00:00:02" {
+		t.Errorf("NIC = %+v", nic)
+	}
+}
+
+// TestInvalidNamesObjects: an error in the merged estate names the object
+// (not an index in a file never written) and not the output path, which
+// still holds the previous estate.
+func TestInvalidNamesObjects(t *testing.T) {
+	inv := discovered()
+	bad := 5000
+	inv.Estate.Networks[1].VLAN = &bad // pg-db
+	_, err := Build(inv, nil, filepath.Join(t.TempDir(), "estate.yaml"))
+	var invalid *InvalidError
+	if !errors.As(err, &invalid) {
+		t.Fatalf("want InvalidError, got %v", err)
+	}
+	msg := invalid.Error()
+	if !strings.Contains(msg, `<merged estate>: network "pg-db" vlan:`) || strings.Contains(msg, "estate.yaml") {
+		t.Errorf("message: %s", msg)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -232,7 +233,7 @@ func patchOrAdd[T any](o *overlay, file, path string, item *syntax.Node, list []
 
 // patch lays item over cur: given fields replace, labels merge. A
 // discovered value replaced by a different one is noted.
-func (o *overlay) patch(file, path string, item *syntax.Node, cur any) {
+func (o *overlay) patch(file, path string, item *syntax.Node, cur any, keys ...string) {
 	v := reflect.ValueOf(cur).Elem()
 	before := reflect.New(v.Type()).Elem()
 	before.Set(v)
@@ -263,8 +264,8 @@ func (o *overlay) patch(file, path string, item *syntax.Node, cur any) {
 	}
 	for i := 0; i+1 < len(item.Items); i += 2 {
 		k := item.Items[i]
-		if k.Value == "name" || k.Value == "labels" {
-			continue
+		if k.Value == "name" || k.Value == "labels" || slices.Contains(keys, k.Value) {
+			continue // keys: those that matched the object
 		}
 		was, now := fieldByTag(before, k.Value), fieldByTag(v, k.Value)
 		if was.IsValid() && !was.IsZero() && !reflect.DeepEqual(was.Interface(), now.Interface()) {
@@ -342,7 +343,7 @@ func (o *overlay) vm(file, path string, item *syntax.Node, vms []*estate.VM, nam
 		}
 		used[at] = true
 		mac := cur.NICs[at].MAC
-		o.errs = append(o.errs, syntax.DecodePatch(file, n, p, &cur.NICs[at])...)
+		o.patch(file, p, n, &cur.NICs[at], "mac")
 		if normalMAC(cur.NICs[at].MAC) == normalMAC(mac) {
 			cur.NICs[at].MAC = mac // the platform's spelling
 		}

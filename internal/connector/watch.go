@@ -47,6 +47,12 @@ type Watcher struct {
 	// Warn receives messages for the operator (sync warnings, once each).
 	Warn func(string)
 	Now  func() time.Time
+	// OnInvalid, when set, receives the error of an inventory that does
+	// not make a valid estate (an overlay edit gone wrong, a platform value
+	// it does not take) after the first one; that inventory is skipped and
+	// the last good estate and findings stay, so that one bad value does
+	// not end a long-running watch. Unset, Update returns the error.
+	OnInvalid func(error)
 
 	prev   map[string]check.Finding
 	warned map[string]bool
@@ -57,6 +63,10 @@ type Watcher struct {
 func (w *Watcher) Update(inv *Inventory) error {
 	out, err := Build(inv, w.Overlays, w.Output)
 	if err != nil {
+		if w.OnInvalid != nil && w.prev != nil {
+			w.OnInvalid(err)
+			return nil
+		}
 		return err
 	}
 	if w.warned == nil {

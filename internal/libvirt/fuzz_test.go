@@ -32,6 +32,7 @@ func FuzzNetworkOf(f *testing.F) {
 	for _, s := range []string{
 		`<network><name>n</name><bridge name='br1'/><metadata><vguard:network xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" zone="dmz" vlan="7"/></metadata></network>`,
 		`<network><name>n</name><vlan><tag id='5'/></vlan></network>`,
+		`<network><name>n</name><vlan><tag id='4095'/></vlan><portgroup name='p'><vlan><tag id='9'/></vlan></portgroup><portgroup/></network>`,
 		`<network><metadata><vguard:network xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" vlan="99999"/></metadata></network>`,
 		`<network/>`, `<`,
 	} {
@@ -41,6 +42,12 @@ func FuzzNetworkOf(f *testing.F) {
 		n, _, err := NetworkOf(s)
 		if err == nil && (n == nil || n.Name == "" || n.VLAN != nil && (*n.VLAN < 0 || *n.VLAN > 4094)) {
 			t.Fatalf("no error but network %+v", n)
+		}
+		nets, _, _, err := NetworkOfXML(s)
+		for _, n := range nets {
+			if err == nil && (n == nil || n.Name == "" || n.VLAN != nil && (*n.VLAN < 0 || *n.VLAN > 4094)) {
+				t.Fatalf("no error but network %+v", n)
+			}
 		}
 	})
 }

@@ -1,13 +1,18 @@
 package libvirt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vguard-dev/vguard/internal/change"
+	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/load"
@@ -30,6 +35,9 @@ type HookConfig struct {
 	OnError    string   `yaml:"onError"`
 	// FailOpen is OnError == "open".
 	FailOpen bool `yaml:"-"`
+	// Candidates are the names tried for this host when hypervisor: is
+	// not given (Hypervisor is the first until Resolve picks one).
+	Candidates []string `yaml:"-"`
 }
 
 // LoadHookConfig reads and validates the configuration. Relative estate
@@ -62,13 +70,63 @@ func LoadHookConfig(path string) (*HookConfig, error) {
 		}
 	}
 	if c.Hypervisor == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("%s: hypervisor not given and the host name is unknown: %w", path, err)
+		c.Candidates = hostNames()
+		if len(c.Candidates) == 0 {
+			return nil, fmt.Errorf("%s: hypervisor not given and the host name is unknown", path)
 		}
-		c.Hypervisor = h
+		c.Hypervisor = c.Candidates[0]
 	}
 	return &c, nil
+}
+
+// hostNames are the names sync may have given this host: the host name,
+// its short form, its fully qualified form, and the host's addresses (a
+// qemu+ssh://root@10.0.0.5/system URI names the hypervisor 10.0.0.5).
+func hostNames() []string {
+	var names []string
+	add := func(n string) {
+		n = strings.TrimSuffix(n, ".")
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	h, err := os.Hostname()
+	if err == nil {
+		add(h)
+		short, _, _ := strings.Cut(h, ".")
+		add(short)
+		if cname, err := net.LookupCNAME(h); err == nil {
+			add(cname)
+		}
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+				add(ipn.IP.String())
+			}
+		}
+	}
+	return names
+}
+
+// Resolve picks, when hypervisor: was not given, the first of the host's
+// names that the estate knows. It fails naming every name it tried, so
+// that the operator can set hypervisor: to the name sync wrote.
+func (c *HookConfig) Resolve(x *estate.Index) error {
+	if len(c.Candidates) == 0 {
+		if x.Hypervisors[c.Hypervisor] == nil {
+			return fmt.Errorf("this host, hypervisor %q, is not in the estate (set hypervisor: in the hook configuration to the name sync wrote, or sync again)", c.Hypervisor)
+		}
+		return nil
+	}
+	for _, n := range c.Candidates {
+		if x.Hypervisors[n] != nil {
+			c.Hypervisor = n
+			return nil
+		}
+	}
+	return fmt.Errorf("this host is not in the estate under any of its names (tried %s); set hypervisor: in the hook configuration to the name sync wrote",
+		strings.Join(c.Candidates, ", "))
 }
 
 // HookEvent is one call of libvirt's qemu hook: argv[1..4] are the domain
@@ -188,6 +246,18 @@ func HookChange(x *estate.Index, hv string, domXML string) (*change.Change, erro
 	return c, nil
 }
 
+// sameResources reports whether the domain's resources (now) are those
+// the estate has (was), counting only what the domain XML gives.
+func sameResources(was, now *estate.Resources) bool {
+	if was == nil {
+		return false
+	}
+	if now.CPUs > 0 && now.CPUs != was.CPUs || now.MemoryMiB > 0 && now.MemoryMiB != was.MemoryMiB {
+		return false
+	}
+	return now.Limited == nil || was.Limited != nil && *was.Limited == *now.Limited
+}
+
 func nicKey(n estate.NIC) string {
 	if n.MAC != "" {
 		return "mac:" + estate.NormalizeMAC(n.MAC)
@@ -228,6 +298,27 @@ func attrPatch(old, vm *estate.VM) *syntax.Node {
 		set.Items = append(set.Items, &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: "gateway"},
 			&syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.BoolTag, Value: "true"})
 	}
+	// Resources: vCPUs or memory grown, or a <cputune>/<memtune> limit
+	// removed, are judged too (VG3xx capacity, VG304 unlimited).
+	if r := vm.Resources; r != nil && (r.CPUs > 0 || r.MemoryMiB > 0) && !sameResources(old.Resources, r) {
+		res := &syntax.Node{Kind: syntax.MapNode}
+		key := func(k string) *syntax.Node {
+			return &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: k}
+		}
+		num := func(v int64) *syntax.Node {
+			return &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.IntTag, Value: strconv.FormatInt(v, 10)}
+		}
+		if r.CPUs > 0 {
+			res.Items = append(res.Items, key("cpus"), num(int64(r.CPUs)))
+		}
+		if r.MemoryMiB > 0 {
+			res.Items = append(res.Items, key("memoryMiB"), num(r.MemoryMiB))
+		}
+		if r.Limited != nil {
+			res.Items = append(res.Items, key("limited"), &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.BoolTag, Value: strconv.FormatBool(*r.Limited)})
+		}
+		set.Items = append(set.Items, key("resources"), res)
+	}
 	if len(set.Items) == 0 {
 		return nil
 	}
@@ -260,4 +351,47 @@ func Describe(c *change.Change) string {
 		}
 	}
 	return strings.Join(ops, "; ")
+}
+
+// Arrives reports whether the event brings a domain to this host as if it
+// were new (start, restore, adopting a process): it is then judged with
+// every finding it carries, not only those its change introduces, since
+// sync and watch put defined but stopped domains in the estate already.
+// An incoming migration is judged by what it introduces only, so that a
+// host can still be evacuated.
+func (ev HookEvent) Arrives() bool {
+	return ev.Judged() && ev.Op != "migrate"
+}
+
+// CarriedFindings returns the findings at or above blockAt that name the VM
+// (as subject or related object) once the change is made: the findings
+// before it, less those the verdict resolves, plus those it introduces. A
+// nil verdict is an empty change.
+func CarriedFindings(before []check.Finding, v *change.Verdict, vm string, blockAt estate.Severity) []check.Finding {
+	after := map[string]check.Finding{}
+	for _, f := range before {
+		after[f.Key()] = f
+	}
+	if v != nil {
+		for _, f := range v.Resolved {
+			delete(after, f.Key())
+		}
+		for _, f := range v.Introduced {
+			after[f.Key()] = f
+		}
+	}
+	subject := "vm/" + vm
+	var out []check.Finding
+	for _, f := range after {
+		if f.Severity >= blockAt && (f.Subject == subject || slices.Contains(f.Related, subject)) {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b check.Finding) int {
+		if a.Severity != b.Severity {
+			return cmp.Compare(b.Severity, a.Severity)
+		}
+		return strings.Compare(a.Key(), b.Key())
+	})
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
@@ -90,14 +91,27 @@ func Dial(t Target) (*Conn, error) {
 // redactErr returns err's text with the URI's password removed.
 func redactErr(err error, u *url.URL) string {
 	msg := err.Error()
-	if p, ok := u.User.Password(); ok && p != "" {
-		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	if p, ok := u.User.Password(); ok {
+		msg = connector.RedactSecret(msg, p)
 	}
 	return msg
 }
 
-// Close ends the connection.
-func (c *Conn) Close() error { return c.L.Disconnect() }
+// Close ends the connection. A peer that does not answer (a host that
+// lost power) is given 5 s, then abandoned: closing must not hang a
+// watch that is ending because of it.
+func (c *Conn) Close() error { return c.closeWithin(5 * time.Second) }
+
+func (c *Conn) closeWithin(d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.L.Disconnect() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("%s: libvirtd did not answer the close; connection abandoned", c.URI)
+	}
+}
 
 // host is what one hypervisor holds.
 type host struct {
@@ -121,7 +135,15 @@ func (c *Conn) read() (*host, error) {
 	}
 	h.hv.Capacity = &estate.Capacity{CPUs: int(cpus), MemoryMiB: int64(memKiB / 1024)}
 	nets, _, err := c.L.ConnectListAllNetworks(1, 0)
-	if err != nil {
+	var lerr golibvirt.Error
+	switch {
+	case errors.As(err, &lerr) && lerr.Code == uint32(golibvirt.ErrNoSupport):
+		// No network driver (a modular daemon without virtnetworkd, or
+		// hosts that bridge by hand): there are no libvirt networks, and
+		// NICs are named after their bridge or device.
+		h.warnings = append(h.warnings, c.Name+": libvirtd has no network driver; no libvirt networks read, NICs are named after their bridge or device")
+		nets = nil
+	case err != nil:
 		return nil, fmt.Errorf("%s: listing networks: %w", c.URI, err)
 	}
 	bridgeNet := map[string]string{}
@@ -130,10 +152,15 @@ func (c *Conn) read() (*host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: network %s: %w", c.URI, n.Name, err)
 		}
-		net, bridge, err := NetworkOf(x)
+		netAndGroups, bridge, warns, err := NetworkOfXML(x)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.URI, err)
+			return nil, &mapError{fmt.Errorf("%s: %w", c.URI, err)}
 		}
+		for _, w := range warns {
+			h.warnings = append(h.warnings, c.Name+": "+w)
+		}
+		net := netAndGroups[0]
+		h.networks = append(h.networks, netAndGroups[1:]...)
 		if bridge != "" {
 			bridgeNet[bridge] = net.Name
 			if h.hv.Labels == nil {
@@ -154,9 +181,23 @@ func (c *Conn) read() (*host, error) {
 		}
 		vm, w, err := DomainVM(x, c.Name, bridgeNet)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.URI, err)
+			return nil, &mapError{fmt.Errorf("%s: %w", c.URI, err)}
 		}
 		h.warnings = append(h.warnings, w...)
+		if d.ID > 0 {
+			// A running domain's XML is the live one; `virsh metadata
+			// --config` changes only the persistent definition. Attributes
+			// the live metadata leaves out come from that definition
+			// (a transient domain has none: the call fails, and the live
+			// XML is all there is).
+			if px, err := c.L.DomainGetXMLDesc(d, golibvirt.DomainXMLInactive); err == nil {
+				if pvm, _, err := DomainVM(px, c.Name, bridgeNet); err == nil {
+					fillAttrs(vm, pvm)
+				} else {
+					return nil, &mapError{fmt.Errorf("%s: persistent definition: %w", c.URI, err)}
+				}
+			}
+		}
 		h.domains = append(h.domains, domain{vm: vm, active: d.ID > 0})
 	}
 	return h, nil
@@ -255,4 +296,42 @@ func merge(hosts []*host, source string) *connector.Inventory {
 	sort.Strings(inv.Warnings)
 	inv.SortObjects()
 	return inv
+}
+
+// mapError is a read that failed on what libvirt holds (XML or metadata
+// vguard cannot map), not on the connection.
+type mapError struct{ err error }
+
+func (e *mapError) Error() string { return e.err.Error() }
+func (e *mapError) Unwrap() error { return e.err }
+
+// fillAttrs gives vm the security attributes and labels of def (the
+// persistent definition) that vm's own (live) metadata leaves out.
+func fillAttrs(vm, def *estate.VM) {
+	if vm.Owner == "" {
+		vm.Owner = def.Owner
+	}
+	if vm.App == "" {
+		vm.App = def.App
+	}
+	if vm.HomeZone == "" {
+		vm.HomeZone = def.HomeZone
+	}
+	if vm.SecurityLevel == 0 {
+		vm.SecurityLevel = def.SecurityLevel
+	}
+	if vm.Environment == 0 {
+		vm.Environment = def.Environment
+	}
+	if def.Gateway {
+		vm.Gateway = true
+	}
+	for k, v := range def.Labels {
+		if _, ok := vm.Labels[k]; !ok {
+			if vm.Labels == nil {
+				vm.Labels = map[string]string{}
+			}
+			vm.Labels[k] = v
+		}
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
+
 	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -159,5 +161,39 @@ func TestParseTargetAndRedact(t *testing.T) {
 	}
 	if _, err := ParseTarget("qemu+ssh://u:S3cretPw@h/%zz"); err == nil || strings.Contains(err.Error(), "S3cretPw") {
 		t.Errorf("an unparsable URI: want an error without the password, got %v", err)
+	}
+}
+
+// TestSyncMetadataOfRunningDomain: `virsh metadata --config` on a running
+// domain changes only its persistent definition; sync must still see it
+// (it used to read the live XML only).
+func TestSyncMetadataOfRunningDomain(t *testing.T) {
+	d := libvirttest.Start(t)
+	uri := d.URI("default")
+	c, err := Dial(Target{Name: "hv", URI: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dom, err := c.L.DomainLookupByName("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dom.ID <= 0 {
+		t.Fatalf("the test driver's domain %q does not run", dom.Name)
+	}
+	err = c.L.DomainSetMetadata(dom, int32(golibvirt.DomainMetadataElement),
+		golibvirt.OptString{`<vm securityLevel="high" owner="ops"/>`}, golibvirt.OptString{"vguard"}, golibvirt.OptString{Namespace},
+		golibvirt.DomainAffectConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Sync(context.Background(), []Target{{Name: "hv", URI: uri}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := estate.NewIndex(&inv.Estate).VMs["test"]
+	if vm == nil || vm.SecurityLevel != estate.LevelHigh || vm.Owner != "ops" {
+		t.Fatalf("metadata set with --config not seen: %+v", vm)
 	}
 }

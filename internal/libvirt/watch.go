@@ -22,19 +22,55 @@ var watchedEvents = []golibvirt.DomainEventID{
 	golibvirt.DomainEventIDMetadataChange,
 }
 
-// Watch reads every target, calls update with the inventory, then follows
-// each hypervisor's domain events: after an event (and debounce more time,
-// to gather the events of one operation) it reads that hypervisor again
-// and calls update with the whole inventory. It returns nil when ctx ends,
-// or an error when a connection is lost.
+// WatchOptions tune a watch. Zero values take the defaults.
+type WatchOptions struct {
+	// Debounce is how long to wait after an event for the rest of one
+	// operation's events.
+	Debounce time.Duration
+	// Keepalive is how often each connection is checked with a call that
+	// libvirtd must answer within KeepaliveTimeout (defaults 10 s and
+	// 10 s). go-libvirt has no keepalive of its own: without this, a
+	// half-open connection (a host lost power, a network partition) would
+	// leave the watch waiting for events forever, looking healthy.
+	Keepalive        time.Duration
+	KeepaliveTimeout time.Duration
+	// Warn, when set, receives the error of a hypervisor whose domains or
+	// networks no longer map (a metadata value outside the vocabulary)
+	// after the first read; its last good read is kept and the watch goes
+	// on. Unset, the watch ends with the error.
+	Warn func(string)
+}
+
+// Watch is WatchWith with the default options and the given debounce.
 func Watch(ctx context.Context, targets []Target, debounce time.Duration, update func(*connector.Inventory) error) error {
+	return WatchWith(ctx, targets, WatchOptions{Debounce: debounce}, update)
+}
+
+// WatchWith reads every target, calls update with the inventory, then
+// follows each hypervisor's domain events: after an event (and Debounce
+// more time, to gather the events of one operation) it reads that
+// hypervisor again and calls update with the whole inventory. It returns
+// nil when ctx ends, or an error when a connection is lost or stops
+// answering.
+func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update func(*connector.Inventory) error) error {
+	if o.Keepalive <= 0 {
+		o.Keepalive = 10 * time.Second
+	}
+	if o.KeepaliveTimeout <= 0 {
+		o.KeepaliveTimeout = 10 * time.Second
+	}
+	debounce := o.Debounce
+	// The goroutines below end with this context, however the watch ends.
+	outer := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if len(targets) == 0 {
 		return errors.New("no --uri given")
 	}
 	var conns []*Conn
 	defer func() {
 		for _, c := range conns {
-			c.Close()
+			c.closeWithin(o.KeepaliveTimeout)
 		}
 	}()
 	names := map[string]string{}
@@ -72,8 +108,29 @@ func Watch(ctx context.Context, targets []Target, debounce time.Duration, update
 		go func() {
 			select {
 			case <-c.L.Disconnected():
-				sig <- signal{host: i, err: fmt.Errorf("%s: the connection to libvirtd was lost", c.URI)}
+				select {
+				case sig <- signal{host: i, err: fmt.Errorf("%s: the connection to libvirtd was lost", c.URI)}:
+				case <-ctx.Done():
+				}
 			case <-ctx.Done():
+			}
+		}()
+		go func() {
+			tick := time.NewTicker(o.Keepalive)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if err := c.ping(ctx, o.KeepaliveTimeout); err != nil {
+					select {
+					case sig <- signal{host: i, err: err}:
+					case <-ctx.Done():
+					}
+					return
+				}
 			}
 		}()
 	}
@@ -97,7 +154,7 @@ func Watch(ctx context.Context, targets []Target, debounce time.Duration, update
 			return nil
 		case s := <-sig:
 			if s.err != nil {
-				if ctx.Err() != nil {
+				if outer.Err() != nil {
 					return nil
 				}
 				return s.err
@@ -121,16 +178,41 @@ func Watch(ctx context.Context, targets []Target, debounce time.Duration, update
 		}
 		for i := range dirty {
 			h, err := conns[i].read()
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
+			var merr *mapError
+			switch {
+			case err == nil:
+				hosts[i] = h
+			case ctx.Err() != nil:
+				return nil
+			case o.Warn != nil && errors.As(err, &merr):
+				o.Warn(fmt.Sprintf("%v; kept the last good read of %s until the next change", err, conns[i].Name))
+			default:
 				return err
 			}
-			hosts[i] = h
 		}
 		if err := update(merge(hosts, source)); err != nil {
 			return err
 		}
+	}
+}
+
+// ping asks libvirtd for its version and fails when no answer comes within
+// timeout.
+func (c *Conn) ping(ctx context.Context, timeout time.Duration) error {
+	answered := make(chan error, 1)
+	go func() {
+		_, err := c.L.ConnectGetLibVersion()
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			return fmt.Errorf("%s: libvirtd keepalive: %w", c.URI, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("%s: libvirtd did not answer within %v; the connection is treated as lost", c.URI, timeout)
 	}
 }

@@ -97,6 +97,12 @@ func nicOf(nic *libvirtxml.DomainInterface, bridgeNet map[string]string) (estate
 	switch {
 	case src != nil && src.Network != nil && src.Network.Network != "":
 		n.Network = src.Network.Network
+		if pg := src.Network.PortGroup; pg != "" {
+			// A portgroup of a trunk network is a network of its own to
+			// vguard (OVS trunks give each its own VLAN, often its own
+			// zone); sync defines it as NETWORK/PORTGROUP.
+			n.Network += "/" + pg
+		}
 	case src != nil && src.Bridge != nil && src.Bridge.Bridge != "":
 		n.Network = src.Bridge.Bridge
 		if owner, ok := bridgeNet[src.Bridge.Bridge]; ok {
@@ -242,6 +248,43 @@ func vmMetadata(inner string, vm *estate.VM) error {
 // NetworkOf turns a libvirt network's XML into a network, with its bridge
 // name (for domains whose NICs name the bridge rather than the network).
 func NetworkOf(netXML string) (*estate.Network, string, error) {
+	return networkOf(netXML, func(string) {})
+}
+
+// NetworkOfXML is NetworkOf with the network's portgroups, each a network
+// NETWORK/PORTGROUP of its own (its VLAN, or else the network's; the
+// network's zone and purpose), and the warnings about what could not be
+// mapped (a VLAN tag that is not one VLAN). nets[0] is the network.
+func NetworkOfXML(netXML string) (nets []*estate.Network, bridge string, warnings []string, err error) {
+	warn := func(m string) { warnings = append(warnings, m) }
+	net, bridge, err := networkOf(netXML, warn)
+	if err != nil {
+		return nil, "", warnings, err
+	}
+	nets = append(nets, net)
+	var n libvirtxml.Network
+	if err := n.Unmarshal(netXML); err != nil { // parsed once already
+		return nil, "", warnings, fmt.Errorf("network XML: %w", err)
+	}
+	for _, pg := range n.PortGroups {
+		if pg.Name == "" {
+			continue
+		}
+		p := &estate.Network{Name: net.Name + "/" + pg.Name, Zone: net.Zone, Purpose: net.Purpose, VLAN: net.VLAN}
+		if pg.VLAN != nil && len(pg.VLAN.Tags) == 1 {
+			if id := int(pg.VLAN.Tags[0].ID); id <= 4094 {
+				p.VLAN = &id
+			} else {
+				p.VLAN = nil
+				warn(fmt.Sprintf("network %s: VLAN tag %d is not one VLAN; written without a VLAN", p.Name, id))
+			}
+		}
+		nets = append(nets, p)
+	}
+	return nets, bridge, warnings, nil
+}
+
+func networkOf(netXML string, warn func(string)) (*estate.Network, string, error) {
 	var n libvirtxml.Network
 	if err := n.Unmarshal(netXML); err != nil {
 		return nil, "", fmt.Errorf("network XML: %w", err)
@@ -251,8 +294,12 @@ func NetworkOf(netXML string) (*estate.Network, string, error) {
 	}
 	net := &estate.Network{Name: n.Name}
 	if n.VLAN != nil && len(n.VLAN.Tags) == 1 {
-		id := int(n.VLAN.Tags[0].ID)
-		net.VLAN = &id
+		if id := int(n.VLAN.Tags[0].ID); id <= 4094 {
+			net.VLAN = &id
+		} else {
+			// 4095 is no one VLAN (the loader refuses it): a trunk.
+			warn(fmt.Sprintf("network %s: VLAN tag %d is not one VLAN; written without a VLAN", n.Name, id))
+		}
 	}
 	if n.Metadata != nil {
 		m, err := findMeta(n.Metadata.XML, "network")

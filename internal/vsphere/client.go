@@ -18,6 +18,8 @@ import (
 	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/soap"
+
+	"github.com/vguard-dev/vguard/internal/connector"
 )
 
 // Endpoint is a parsed --url: where vCenter is, and the credentials, kept
@@ -28,21 +30,26 @@ type Endpoint struct {
 	Insecure bool
 }
 
+// escapeHint ends the errors of a --url that may hold unescaped
+// characters: a # starts a fragment, a / or ? ends the host, @ splits
+// user information early.
+const escapeHint = "; percent-encode special characters in USER and PASS (@ → %40, # → %23, / → %2F, ? → %3F, % → %25)"
+
 // ParseEndpoint reads https://USER:PASS@HOST/sdk (the /sdk path is added
 // when missing). Its errors never quote the URL, which holds a password.
 func ParseEndpoint(raw string, insecure bool) (*Endpoint, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, errors.New("--url is not a URL such as https://USER:PASS@HOST/sdk")
+		return nil, errors.New("--url is not a URL such as https://USER:PASS@HOST/sdk" + escapeHint)
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
 		return nil, errors.New("--url must start with https:// (https://USER:PASS@HOST/sdk)")
 	}
 	if u.Host == "" {
-		return nil, errors.New("--url has no host (want https://USER:PASS@HOST/sdk)")
+		return nil, errors.New("--url has no host (want https://USER:PASS@HOST/sdk)" + escapeHint)
 	}
 	if u.User == nil || u.User.Username() == "" {
-		return nil, errors.New("--url has no user name (want https://USER:PASS@HOST/sdk)")
+		return nil, errors.New("--url has no user name (want https://USER:PASS@HOST/sdk)" + escapeHint)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/sdk"
@@ -54,6 +61,18 @@ func ParseEndpoint(raw string, insecure bool) (*Endpoint, error) {
 	return ep, nil
 }
 
+// SetPassword gives the password from somewhere other than the URL (a
+// file, the environment), so that it stays out of the URL and the process
+// list. A URL that has a password of its own is an error: two sources
+// would leave it unclear which one was used.
+func (ep *Endpoint) SetPassword(p string) error {
+	if _, has := ep.user.Password(); has {
+		return errors.New("the password is both in --url and given apart; give it once")
+	}
+	ep.user = url.UserPassword(ep.user.Username(), p)
+	return nil
+}
+
 // String is the URL without credentials.
 func (ep *Endpoint) String() string { return ep.URL.String() }
 
@@ -63,12 +82,8 @@ func (ep *Endpoint) redact(err error) error {
 		return nil
 	}
 	msg := err.Error()
-	if p, ok := ep.user.Password(); ok && p != "" {
-		for _, form := range []string{p, url.QueryEscape(p), url.PathEscape(p), url.UserPassword("", p).String()} {
-			if form != "" && form != ":" {
-				msg = strings.ReplaceAll(msg, form, "xxxxx")
-			}
-		}
+	if p, ok := ep.user.Password(); ok {
+		msg = connector.RedactSecret(msg, p)
 	}
 	return errors.New(msg)
 }
@@ -79,6 +94,9 @@ type Session struct {
 	C    *vim25.Client
 	sm   *session.Manager
 	rest *rest.Client // nil until tags are first read
+	// watching drops "nothing was written" from messages: a watch
+	// writes as it goes.
+	watching bool
 }
 
 // Login connects and logs in. Errors name the URL without its password.

@@ -35,7 +35,7 @@ const (
 var (
 	hostProps    = []string{"name", "parent", "summary.hardware", "config.network.portgroup", "customValue"}
 	vmProps      = []string{"name", "runtime.host", "config.uuid", "config.template", "config.hardware", "config.cpuAllocation", "config.memoryAllocation", "guest.hostName", "customValue"}
-	netProps     = []string{"name", "customValue"}
+	netProps     = []string{"name", "summary", "customValue"}
 	dvpgProps    = []string{"name", "key", "config.defaultPortConfig", "config.uplink", "customValue"}
 	clusterProps = []string{"name", "configurationEx"}
 )
@@ -84,13 +84,22 @@ func (s *Session) Read(ctx context.Context) (*Raw, error) {
 	if err := s.customAttributes(ctx, r); err != nil {
 		return nil, err
 	}
-	s.tagAttributes(ctx, r)
+	if err := s.tagAttributes(ctx, r); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
 func (s *Session) fail(what string, err error) error {
+	if err == nil {
+		err = errors.New("internal error: no cause given")
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s from %s: %w", what, s.ep, err)
+	}
+	if s.watching {
+		// A watch writes as it goes: the file holds the last good estate.
+		return fmt.Errorf("%s from %s: %w", what, s.ep, s.ep.redact(err))
 	}
 	return fmt.Errorf("%s from %s: %w (nothing was written)", what, s.ep, s.ep.redact(err))
 }
@@ -137,19 +146,22 @@ func (s *Session) customAttributes(ctx context.Context, r *Raw) error {
 
 // tagAttributes reads the tags of every host, VM and network in vguard.*
 // categories, in batches. vCenter without the tagging service (or a user
-// without the right to read it) gives a warning, not a failure: custom
-// attributes and the overlay still apply.
-func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
+// without the right to list categories) gives a warning, not a failure:
+// custom attributes and the overlay still apply. But once vguard.*
+// categories are known to exist, a failed read of the attached tags is an
+// error: every tag-based security fact would silently fall back to its
+// default, an estate that looks complete but is not.
+func (s *Session) tagAttributes(ctx context.Context, r *Raw) error {
 	rc, err := s.restClient(ctx)
 	if err != nil {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (the vAPI endpoint refused the login: %v); custom attributes still apply", err))
-		return
+		return nil
 	}
 	tm := tags.NewManager(rc)
 	cats, err := tm.GetCategories(ctx)
 	if err != nil {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (listing categories: %v)", s.ep.redact(err)))
-		return
+		return nil
 	}
 	catName := map[string]string{}
 	for _, c := range cats {
@@ -158,7 +170,7 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
 		}
 	}
 	if len(catName) == 0 {
-		return
+		return nil
 	}
 	var refs []mo.Reference
 	for i := range r.Hosts {
@@ -170,13 +182,14 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
 	for i := range r.Networks {
 		refs = append(refs, r.Networks[i].Self)
 	}
+	// Tags are gathered apart and applied only when every batch was read.
+	got := map[string]map[string][]string{}
 	const batch = 2000
 	for start := 0; start < len(refs); start += batch {
 		part := refs[start:min(start+batch, len(refs))]
 		attached, err := tm.GetAttachedTagsOnObjects(ctx, part)
 		if err != nil {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (%v)", s.ep.redact(err)))
-			return
+			return s.fail("reading the tags in vguard.* categories", err)
 		}
 		for _, a := range attached {
 			id := a.ObjectID.Reference().Value
@@ -185,16 +198,46 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) {
 				if cat == "" {
 					continue
 				}
-				if r.Attrs[id] == nil {
-					r.Attrs[id] = map[string]string{}
+				if got[id] == nil {
+					got[id] = map[string][]string{}
 				}
-				if prev := r.Attrs[id][cat]; prev != "" && prev != t.Name {
-					r.Warnings = append(r.Warnings, fmt.Sprintf("%s has %s %q and %q; used %q", id, cat, prev, t.Name, t.Name))
+				if !slices.Contains(got[id][cat], t.Name) {
+					got[id][cat] = append(got[id][cat], t.Name)
 				}
-				r.Attrs[id][cat] = t.Name
 			}
 		}
 	}
+	for id, cats := range got {
+		if r.Attrs[id] == nil {
+			r.Attrs[id] = map[string]string{}
+		}
+		for cat, values := range cats {
+			if len(values) > 1 {
+				// A security fact picked at random is worse than an
+				// error: Map refuses the object.
+				slices.Sort(values)
+				r.Attrs[id][cat] = conflict(values)
+				continue
+			}
+			r.Attrs[id][cat] = values[0]
+		}
+	}
+	return nil
+}
+
+// conflictMark starts an attribute value that stands for several tags of
+// one category on one object; Map refuses it.
+const conflictMark = "\x00several:"
+
+func conflict(values []string) string { return conflictMark + strings.Join(values, "\x00") }
+
+// checkConflict returns an error for a value made by conflict.
+func checkConflict(attr, v string) error {
+	rest, ok := strings.CutPrefix(v, conflictMark)
+	if !ok {
+		return nil
+	}
+	return fmt.Errorf("%s has several tags (%s); give it one", attr, strings.Join(strings.Split(rest, "\x00"), ", "))
 }
 
 // Sync logs in, reads and maps the inventory.
@@ -218,6 +261,46 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	inv := &connector.Inventory{Source: source, Warnings: slices.Clone(r.Warnings)}
 	e := &inv.Estate
 	var errs []error
+	// The API's order (and a watch's map order) varies: in moref order,
+	// which duplicate gets the plain name, and which value a conflict
+	// keeps, are the same on every run.
+	byRef := func(a, b mo.Reference) int { return strings.Compare(a.Reference().Value, b.Reference().Value) }
+	slices.SortFunc(r.Hosts, func(a, b mo.HostSystem) int { return byRef(a, b) })
+	slices.SortFunc(r.VMs, func(a, b mo.VirtualMachine) int { return byRef(a, b) })
+	slices.SortFunc(r.Networks, func(a, b mo.Network) int { return byRef(a, b) })
+	slices.SortFunc(r.DVPGs, func(a, b mo.DistributedVirtualPortgroup) int { return byRef(a, b) })
+	slices.SortFunc(r.Clusters, func(a, b mo.ClusterComputeResource) int { return byRef(a, b) })
+	// attr is an object's attribute; several tags of one category on it
+	// are an error.
+	attr := func(kind, name string, ref types.ManagedObjectReference, a string) string {
+		v := r.Attrs[ref.Value][a]
+		if err := checkConflict(a, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", kind, name, err))
+			return ""
+		}
+		return v
+	}
+
+	// A vguard.* name vguard does not read on that kind of object (a typo
+	// such as vguard.securitylevel, or a zone on a VM) would silently
+	// change nothing: say so.
+	known := func(kind, name string, ref types.ManagedObjectReference, want ...string) {
+		for k := range r.Attrs[ref.Value] {
+			if !slices.Contains(want, k) {
+				inv.Warnings = append(inv.Warnings, fmt.Sprintf("%s %s: %s is not an attribute vguard reads on a %s (want %s); ignored",
+					kind, name, k, kind, strings.Join(want, ", ")))
+			}
+		}
+	}
+	for i := range r.Hosts {
+		known("host", r.Hosts[i].Name, r.Hosts[i].Self, AttrFailureDomain)
+	}
+	for i := range r.Networks {
+		known("network", r.Networks[i].Name, r.Networks[i].Self, AttrZone)
+	}
+	for i := range r.VMs {
+		known("VM", r.VMs[i].Name, r.VMs[i].Self, AttrOwner, AttrApp, AttrEnvironment, AttrSecurityLevel, AttrHomeZone, AttrGateway)
+	}
 
 	clusterOf := map[string]string{} // cluster moref -> name
 	for i := range r.Clusters {
@@ -225,9 +308,10 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	}
 	hostName := map[string]string{}
 	pgVLAN := map[string]int{} // standard port group name -> VLAN
+	trunk := map[string]bool{} // port groups with guest tagging (VLAN 4095)
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
-		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: r.Attrs[h.Self.Value][AttrFailureDomain]}
+		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: attr("host", h.Name, h.Self, AttrFailureDomain)}
 		if h.Parent != nil {
 			hv.Cluster = clusterOf[h.Parent.Value]
 		}
@@ -236,6 +320,12 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		}
 		if h.Config != nil && h.Config.Network != nil {
 			for _, pg := range h.Config.Network.Portgroup {
+				if !validVLAN(int(pg.Spec.VlanId)) {
+					// 4095 is guest tagging (VGT): the port group is a
+					// trunk, with no one VLAN to write.
+					trunk[pg.Spec.Name] = true
+					continue
+				}
 				if prev, ok := pgVLAN[pg.Spec.Name]; ok && prev != int(pg.Spec.VlanId) {
 					inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s has VLAN %d on one host and %d on %s; kept %d",
 						pg.Spec.Name, prev, pg.Spec.VlanId, h.Name, prev))
@@ -248,8 +338,8 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		e.Hypervisors = append(e.Hypervisors, hv)
 	}
 
-	netName := map[string]string{} // network moref -> name
-	dvpgByKey := map[string]string{}
+	netName := map[string]string{}   // network moref -> name
+	dvpgByKey := map[string]string{} // port group key -> moref
 	nets := map[string]*estate.Network{}
 	uplink := map[string]bool{}
 	dvpgVLAN := map[string]*int{}
@@ -259,32 +349,54 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			uplink[pg.Self.Value] = true
 			continue
 		}
-		dvpgByKey[pg.Key] = pg.Name
+		dvpgByKey[pg.Key] = pg.Self.Value
 		if ps, ok := pg.Config.DefaultPortConfig.(*types.VMwareDVSPortSetting); ok && ps.Vlan != nil {
 			if id, ok := ps.Vlan.(*types.VmwareDistributedVirtualSwitchVlanIdSpec); ok {
-				v := int(id.VlanId)
-				dvpgVLAN[pg.Self.Value] = &v
+				if v := int(id.VlanId); validVLAN(v) {
+					dvpgVLAN[pg.Self.Value] = &v
+				} else {
+					trunk[pg.Name] = true
+				}
 			}
 		}
 	}
+	opaqueName := map[string]string{} // NSX segment ID -> network name
 	for i := range r.Networks {
 		n := &r.Networks[i]
 		if uplink[n.Self.Value] {
 			continue
 		}
-		netName[n.Self.Value] = n.Name
-		net := nets[n.Name]
+		zone := attr("network", n.Name, n.Self, AttrZone)
+		vlan := dvpgVLAN[n.Self.Value]
+		if v, ok := pgVLAN[n.Name]; ok && vlan == nil && n.Self.Type == "Network" {
+			vlan = &v
+		}
+		if trunk[n.Name] {
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s tags VLANs in the guest (VLAN 4095); written without a VLAN", n.Name))
+		}
+		name := n.Name
+		if prev := nets[name]; prev != nil && (zone != "" && prev.Zone != "" && zone != prev.Zone ||
+			vlan != nil && prev.VLAN != nil && *vlan != *prev.VLAN) {
+			// Same name, different security facts (two datacenters, two
+			// switches): merging them would keep one zone at random.
+			name = n.Name + "#" + n.Self.Value
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two networks are named %s with a different zone or VLAN; the one with id %s is written as %s",
+				n.Name, n.Self.Value, name))
+		}
+		netName[n.Self.Value] = name
+		if sum, ok := n.Summary.(*types.OpaqueNetworkSummary); ok && sum.OpaqueNetworkId != "" {
+			opaqueName[sum.OpaqueNetworkId] = name
+		}
+		net := nets[name]
 		if net == nil {
-			net = &estate.Network{Name: n.Name}
-			nets[n.Name] = net
+			net = &estate.Network{Name: name}
+			nets[name] = net
 		}
-		if z := r.Attrs[n.Self.Value][AttrZone]; z != "" {
-			net.Zone = z
+		if zone != "" {
+			net.Zone = zone
 		}
-		if v := dvpgVLAN[n.Self.Value]; v != nil {
-			net.VLAN = v
-		} else if v, ok := pgVLAN[n.Name]; ok && n.Self.Type == "Network" {
-			net.VLAN = &v
+		if vlan != nil {
+			net.VLAN = vlan
 		}
 	}
 
@@ -323,7 +435,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 				if !ok {
 					continue
 				}
-				nic, warn := nicOf(card.GetVirtualEthernetCard(), netName, dvpgByKey)
+				nic, warn := nicOf(card.GetVirtualEthernetCard(), netName, dvpgByKey, opaqueName)
 				if warn != "" {
 					inv.Warnings = append(inv.Warnings, fmt.Sprintf("VM %s: %s", m.Name, warn))
 				}
@@ -347,7 +459,10 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	return inv, nil
 }
 
-func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey map[string]string) (estate.NIC, string) {
+// validVLAN reports whether id is one VLAN (4095 is a trunk to the guest).
+func validVLAN(id int) bool { return id >= 0 && id <= 4094 }
+
+func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey, opaqueName map[string]string) (estate.NIC, string) {
 	nic := estate.NIC{MAC: strings.ToLower(card.MacAddress)}
 	switch b := card.Backing.(type) {
 	case *types.VirtualEthernetCardNetworkBackingInfo:
@@ -357,9 +472,13 @@ func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey map[string]string
 			nic.Network = b.DeviceName
 		}
 	case *types.VirtualEthernetCardDistributedVirtualPortBackingInfo:
-		nic.Network = dvpgByKey[b.Port.PortgroupKey]
+		nic.Network = netName[dvpgByKey[b.Port.PortgroupKey]]
 	case *types.VirtualEthernetCardOpaqueNetworkBackingInfo:
-		nic.Network = b.OpaqueNetworkId
+		// NSX segments are named in the backing by ID only.
+		nic.Network = opaqueName[b.OpaqueNetworkId]
+		if nic.Network == "" {
+			nic.Network = b.OpaqueNetworkId
+		}
 	}
 	if nic.Network == "" {
 		nic.Network = "unknown-backing"
@@ -372,7 +491,11 @@ func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey map[string]string
 func setVMAttrs(vm *estate.VM, attrs map[string]string) error {
 	var errs []error
 	for k, v := range attrs {
-		var err error
+		err := checkConflict(k, v)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		switch k {
 		case AttrOwner:
 			vm.Owner = v

@@ -2,7 +2,9 @@ package vsphere
 
 import (
 	"context"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +125,8 @@ func TestSyncSimulator(t *testing.T) {
 	if got["VG401 hypervisor/"+h1] != (h1 == h2) {
 		t.Errorf("web VMs on %s and %s: VG401 on %s is %v", h1, h2, h1, got["VG401 hypervisor/"+h1])
 	}
+	// The watch, on the same simulator (building it is most of the time).
+	t.Run("watch", func(t *testing.T) { testWatchNICMove(t, sim) })
 }
 
 // TestStoppedMidSync stops the simulator while the inventory is being read:
@@ -208,5 +212,252 @@ func TestMapRefusesUnknownWords(t *testing.T) {
 	inv, err := r.Map("test")
 	if err != nil || !inv.Estate.VMs[0].Gateway || inv.Estate.VMs[0].SecurityLevel != estate.LevelHigh {
 		t.Fatalf("good values: %v %+v", err, inv)
+	}
+}
+
+// TestTagReadFailsAfterCategories: vguard.* categories exist but reading
+// the attached tags fails: the sync fails (no inventory) rather than
+// returning an estate without its tag-based security facts.
+func TestTagReadFailsAfterCategories(t *testing.T) {
+	sim := vspheretest.Start(t, 3)
+	vspheretest.Scenario(t, sim)
+	sim.FailTagReads(t)
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Sync(context.Background(), ep)
+	if err == nil || inv != nil {
+		t.Fatalf("want an error and no inventory, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "reading the tags") || strings.Contains(err.Error(), vspheretest.Password) {
+		t.Errorf("error: %v", err)
+	}
+}
+
+// TestMapTrunkPortGroup: a standard port group with VLAN 4095 (guest
+// tagging) is written without a VLAN, with a warning, and the built estate
+// loads (it used to abort the sync).
+func TestMapTrunkPortGroup(t *testing.T) {
+	host := types.ManagedObjectReference{Type: "HostSystem", Value: "host-1"}
+	netRef := types.ManagedObjectReference{Type: "Network", Value: "network-1"}
+	r := &Raw{
+		Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: host}, Name: "h1"},
+			Config: &types.HostConfigInfo{Network: &types.HostNetworkInfo{Portgroup: []types.HostPortGroup{
+				{Spec: types.HostPortGroupSpec{Name: "VGT", VlanId: 4095}},
+				{Spec: types.HostPortGroupSpec{Name: "V10", VlanId: 10}},
+			}}}}},
+		Networks: []mo.Network{
+			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: netRef}}, Name: "VGT"},
+			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: types.ManagedObjectReference{Type: "Network", Value: "network-2"}}}, Name: "V10"},
+		},
+		Attrs: map[string]map[string]string{"network-1": {AttrZone: "internal"}, "network-2": {AttrZone: "internal"}},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := estate.NewIndex(&inv.Estate)
+	if x.Networks["VGT"] == nil || x.Networks["V10"] == nil {
+		t.Fatalf("networks: %+v", inv.Estate.Networks)
+	}
+	if x.Networks["VGT"].VLAN != nil || x.Networks["V10"].VLAN == nil || *x.Networks["V10"].VLAN != 10 {
+		t.Fatalf("VLANs: VGT %v, V10 %v", x.Networks["VGT"].VLAN, x.Networks["V10"].VLAN)
+	}
+	if !strings.Contains(strings.Join(inv.Warnings, "\n"), "port group VGT tags VLANs in the guest") {
+		t.Errorf("warnings: %q", inv.Warnings)
+	}
+	if _, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, ""); err != nil {
+		t.Fatalf("the estate does not load: %v", err)
+	}
+}
+
+// TestMapDuplicatesAndOpaque: the mapping does not depend on the API's
+// order (duplicate VM names get the same suffix either way); two networks
+// of one name with different zones stay apart; NICs on an NSX (opaque)
+// network are named after the network, not its segment ID.
+func TestMapDuplicatesAndOpaque(t *testing.T) {
+	host := types.ManagedObjectReference{Type: "HostSystem", Value: "host-1"}
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	card := func(mac string, backing types.BaseVirtualDeviceBackingInfo) types.BaseVirtualDevice {
+		return &types.VirtualE1000{VirtualEthernetCard: types.VirtualEthernetCard{VirtualDevice: types.VirtualDevice{Backing: backing}, MacAddress: mac}}
+	}
+	vm := func(id, name string, dev types.BaseVirtualDevice) mo.VirtualMachine {
+		return mo.VirtualMachine{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("VirtualMachine", id)}, Name: name},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &host},
+			Config:  &types.VirtualMachineConfigInfo{Hardware: types.VirtualHardware{Device: []types.BaseVirtualDevice{dev}}}}
+	}
+	net := func(id, name string, summary types.BaseNetworkSummary) mo.Network {
+		return mo.Network{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("Network", id)}}, Name: name, Summary: summary}
+	}
+	raw := func(reverse bool) *Raw {
+		r := &Raw{
+			Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: host}, Name: "h1"}}},
+			Networks: []mo.Network{
+				net("network-1", "VM Network", nil),
+				net("network-2", "VM Network", nil),
+				net("network-3", "nsx-seg", &types.OpaqueNetworkSummary{OpaqueNetworkId: "seg-uuid-1"}),
+			},
+			VMs: []mo.VirtualMachine{
+				vm("vm-1", "dup", card("00:50:56:00:00:01", &types.VirtualEthernetCardNetworkBackingInfo{Network: &[]types.ManagedObjectReference{ref("Network", "network-1")}[0]})),
+				vm("vm-2", "dup", card("00:50:56:00:00:02", &types.VirtualEthernetCardNetworkBackingInfo{Network: &[]types.ManagedObjectReference{ref("Network", "network-2")}[0]})),
+				vm("vm-3", "nsx-vm", card("00:50:56:00:00:03", &types.VirtualEthernetCardOpaqueNetworkBackingInfo{OpaqueNetworkId: "seg-uuid-1"})),
+			},
+			Attrs: map[string]map[string]string{"network-1": {AttrZone: "internal"}, "network-2": {AttrZone: "internet"}},
+		}
+		if reverse {
+			slices.Reverse(r.VMs)
+			slices.Reverse(r.Networks)
+		}
+		return r
+	}
+	a, err := raw(false).Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := raw(true).Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea, err := connector.Build(a, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := connector.Build(b, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ea.Data) != string(eb.Data) || !slices.Equal(a.Warnings, b.Warnings) {
+		t.Fatalf("the API's order changed the result:\n%s\n---\n%s\n%q\n%q", ea.Data, eb.Data, a.Warnings, b.Warnings)
+	}
+	x := estate.NewIndex(&a.Estate)
+	if x.VMs["dup"] == nil || x.VMs["dup#vm-2"] == nil {
+		t.Fatalf("VMs: %v", slices.Collect(maps.Keys(x.VMs)))
+	}
+	if n := x.Networks["VM Network"]; n == nil || n.Zone != "internal" {
+		t.Errorf("VM Network = %+v", n)
+	}
+	if n := x.Networks["VM Network#network-2"]; n == nil || n.Zone != "internet" {
+		t.Errorf("the second VM Network = %+v", n)
+	}
+	if nic := x.VMs["dup#vm-2"].NICs[0]; nic.Network != "VM Network#network-2" {
+		t.Errorf("dup#vm-2 NIC on %q, want the internet-facing network", nic.Network)
+	}
+	if nic := x.VMs["nsx-vm"].NICs[0]; nic.Network != "nsx-seg" {
+		t.Errorf("NSX NIC on %q, want nsx-seg", nic.Network)
+	}
+	if x.Networks["seg-uuid-1"] != nil {
+		t.Error("the segment ID became a network of its own")
+	}
+}
+
+// TestMapRulesTemplatesStandalone: a VM-Host rule against a host group
+// becomes a mustNot placement rule; a VM-VM affinity rule is not imported,
+// with a warning; templates are left out; a standalone host (parent not a
+// cluster) gets the default cluster.
+func TestMapRulesTemplatesStandalone(t *testing.T) {
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	h1, h2 := ref("HostSystem", "host-1"), ref("HostSystem", "host-2")
+	cl, cr := ref("ClusterComputeResource", "domain-c1"), ref("ComputeResource", "domain-s2")
+	host := func(self, parent types.ManagedObjectReference, name string) mo.HostSystem {
+		return mo.HostSystem{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: self}, Name: name, Parent: &parent}}
+	}
+	vm := func(id, name string, on types.ManagedObjectReference, template bool) mo.VirtualMachine {
+		return mo.VirtualMachine{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("VirtualMachine", id)}, Name: name},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &on}, Config: &types.VirtualMachineConfigInfo{Template: template}}
+	}
+	yes := true
+	r := &Raw{
+		Hosts: []mo.HostSystem{host(h1, cl, "esx-1"), host(h2, cr, "esx-solo")},
+		VMs:   []mo.VirtualMachine{vm("vm-1", "db-1", h1, false), vm("vm-2", "db-2", h1, false), vm("vm-3", "golden", h1, true)},
+		Clusters: []mo.ClusterComputeResource{{ComputeResource: mo.ComputeResource{ManagedEntity: mo.ManagedEntity{
+			ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: cl}, Name: "C1"},
+			ConfigurationEx: &types.ClusterConfigInfoEx{
+				Group: []types.BaseClusterGroupInfo{
+					&types.ClusterVmGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "dbs"}, Vm: []types.ManagedObjectReference{ref("VirtualMachine", "vm-1")}},
+					&types.ClusterHostGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "dmz-hosts"}, Host: []types.ManagedObjectReference{h1}},
+				},
+				Rule: []types.BaseClusterRuleInfo{
+					&types.ClusterVmHostRuleInfo{ClusterRuleInfo: types.ClusterRuleInfo{Name: "db-not-dmz", Enabled: &yes},
+						VmGroupName: "dbs", AntiAffineHostGroupName: "dmz-hosts"},
+					&types.ClusterAffinityRuleSpec{ClusterRuleInfo: types.ClusterRuleInfo{Name: "db-together", Enabled: &yes},
+						Vm: []types.ManagedObjectReference{ref("VirtualMachine", "vm-1"), ref("VirtualMachine", "vm-2")}},
+				},
+			}}}},
+		Attrs: map[string]map[string]string{},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Placement) != 1 || inv.Placement[0].Rule != estate.RuleMustNot || !slices.Equal(inv.Placement[0].Hypervisors.Names, []string{"esx-1"}) {
+		t.Errorf("placement = %+v", inv.Placement)
+	}
+	if !strings.Contains(strings.Join(inv.Warnings, "\n"), "drs/C1/db-together keeps VMs together") {
+		t.Errorf("no warning for the affinity rule: %q", inv.Warnings)
+	}
+	out, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := estate.NewIndex(out.Result.Estate)
+	if x.VMs["golden"] != nil || len(x.VMs) != 2 {
+		t.Errorf("the template is not left out: %v", slices.Collect(maps.Keys(x.VMs)))
+	}
+	if h := x.Hypervisors["esx-solo"]; h == nil || h.Cluster != "default" {
+		t.Errorf("standalone host = %+v, want cluster default", h)
+	}
+	got := map[string]bool{}
+	for _, f := range check.Evaluate(x, out.Result.Policy, check.Options{}).Findings {
+		got[f.Check+" "+f.Subject] = true
+	}
+	if !got["VG402 vm/db-1"] {
+		t.Errorf("db-1 runs on a host its mustNot rule forbids: want VG402, got %v", got)
+	}
+}
+
+// TestMapWarnsUnknownAttributes: a vguard.* name in the wrong case, or on
+// the wrong kind of object, is reported rather than silently ignored.
+func TestMapWarnsUnknownAttributes(t *testing.T) {
+	host := types.ManagedObjectReference{Type: "HostSystem", Value: "host-1"}
+	vm := types.ManagedObjectReference{Type: "VirtualMachine", Value: "vm-1"}
+	r := &Raw{
+		Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: host}, Name: "h1"}}},
+		VMs: []mo.VirtualMachine{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: vm}, Name: "web-1"},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &host}}},
+		Attrs: map[string]map[string]string{"vm-1": {"vguard.securitylevel": "high", AttrZone: "dmz"}, "host-1": {AttrSecurityLevel: "low"}},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(inv.Warnings, "\n")
+	for _, want := range []string{"VM web-1: vguard.securitylevel is not an attribute", "VM web-1: vguard.zone is not an attribute",
+		"host h1: vguard.securityLevel is not an attribute"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no warning %q in %q", want, inv.Warnings)
+		}
+	}
+}
+
+// TestEndpointEscapeHint: a password with an unescaped / or # breaks the
+// URL; the error says how to write it, and never shows it.
+func TestEndpointEscapeHint(t *testing.T) {
+	for _, raw := range []string{"https://admin:pa/ss@vc.example.com/sdk", "https://admin:pa#ss@vc.example.com/sdk", "https://admin:pa%zz@vc/sdk"} {
+		_, err := ParseEndpoint(raw, false)
+		if err == nil || !strings.Contains(err.Error(), "# → %23") || strings.Contains(err.Error(), "vc") {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+	ep, err := ParseEndpoint("https://admin:pa%2Fss%23@vc.example.com/sdk", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := ep.user.Password(); p != "pa/ss#" {
+		t.Errorf("escaped password read as %q", p)
 	}
 }

@@ -4,32 +4,69 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/view"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vguard-dev/vguard/internal/connector"
 )
 
-// TagRefresh is how often a watch re-reads tags: tag changes are not in
-// the property collector's feed, so they are polled.
+// TagRefresh is how often a watch re-reads tags by default: tag changes
+// are not in the property collector's feed, so they are polled.
 const TagRefresh = 30 * time.Second
 
-// Watch follows the inventory through the property collector: one filter
-// over a container view, the same properties a sync reads, and
-// WaitForUpdatesEx. The first update holds every object; later ones only
-// what changed. After each batch (and debounce more time, to gather the
-// updates of one operation) it maps the whole inventory again and calls
-// update. It returns when ctx ends (nil) or the session fails.
+// WatchOptions tune a watch. Zero values take the defaults.
+type WatchOptions struct {
+	// Debounce is how long to wait after a change for the rest of one
+	// operation's changes.
+	Debounce time.Duration
+	// MaxWait is how long one WaitForUpdatesEx call may wait for a
+	// change before vCenter answers "nothing yet" (default 60 s). Each
+	// call also has an HTTP deadline of MaxWait+30 s, so that a dead TCP
+	// link is noticed.
+	MaxWait time.Duration
+	// TagRefresh is how often tags are re-read, change or not (default
+	// TagRefresh).
+	TagRefresh time.Duration
+	// Warn, when set, receives the error of an inventory that does not
+	// map (an attribute value outside the vocabulary) after the first
+	// update; that inventory is skipped and the watch goes on. Unset, the
+	// watch ends with the error.
+	Warn func(string)
+}
+
+// Watch is WatchWith with the default options and the given debounce.
 func Watch(ctx context.Context, ep *Endpoint, debounce time.Duration, update func(*connector.Inventory) error) error {
+	return WatchWith(ctx, ep, WatchOptions{Debounce: debounce}, update)
+}
+
+// WatchWith follows the inventory through the property collector: one
+// filter over a container view, the same properties a sync reads, and
+// WaitForUpdatesEx called in a loop from the last version. The first update
+// holds every object; later ones only what changed. After each batch (and
+// Debounce more time, to gather the updates of one operation), and every
+// TagRefresh (tags have no change feed), it maps the whole inventory again
+// and calls update. It returns when ctx ends (nil) or the session fails.
+func WatchWith(ctx context.Context, ep *Endpoint, o WatchOptions, update func(*connector.Inventory) error) error {
+	if o.MaxWait <= 0 {
+		o.MaxWait = 60 * time.Second
+	}
+	if o.TagRefresh <= 0 {
+		o.TagRefresh = TagRefresh
+	}
 	s, err := Login(ctx, ep)
 	if err != nil {
 		return err
 	}
 	defer s.Logout(context.WithoutCancel(ctx))
+	s.watching = true
 	c := s.C
 	v, err := view.NewManager(c).CreateContainerView(ctx, c.ServiceContent.RootFolder,
 		[]string{"HostSystem", "VirtualMachine", "Network", "ClusterComputeResource"}, true)
@@ -62,27 +99,27 @@ func Watch(ctx context.Context, ep *Endpoint, debounce time.Duration, update fun
 	}
 
 	st := newState()
-	var tagsAt time.Time
-	var tagAttrs *Raw
 	dirty := make(chan struct{}, 1)
 	waitErr := make(chan error, 1)
 	// The collector's updates are applied to st by the waiting goroutine;
 	// the loop below maps and judges, so a slow judgement never holds up
 	// the feed.
 	go func() {
-		maxWait := int32(60)
-		err := pc.WaitForUpdatesEx(ctx, &property.WaitOptions{Options: &types.WaitOptions{MaxWaitSeconds: &maxWait}},
-			func(updates []types.ObjectUpdate) bool {
-				st.apply(updates)
-				select {
-				case dirty <- struct{}{}:
-				default:
-				}
-				return false
-			})
-		waitErr <- err
+		waitErr <- waitLoop(ctx, c, pc.Reference(), o.MaxWait, st.apply, func() {
+			select {
+			case dirty <- struct{}{}:
+			default:
+			}
+		})
 	}()
+	tick := time.NewTicker(o.TagRefresh)
+	defer tick.Stop()
+	var tagAttrs *Raw // the last good tag read
+	started := false
+	mapped := false // an inventory was mapped and handed to update
 	for {
+		refreshTags := tagAttrs == nil
+		tagsOnly := false // a tag refresh with no inventory change
 		select {
 		case <-ctx.Done():
 			return nil
@@ -92,12 +129,18 @@ func Watch(ctx context.Context, ep *Endpoint, debounce time.Duration, update fun
 			}
 			return s.fail("waiting for updates", err)
 		case <-dirty:
-		}
-		// Gather the rest of the operation's updates.
-		select {
-		case <-time.After(debounce):
-		case <-ctx.Done():
-			return nil
+			started = true
+			// Gather the rest of the operation's updates.
+			select {
+			case <-time.After(o.Debounce):
+			case <-ctx.Done():
+				return nil
+			}
+		case <-tick.C:
+			if !started {
+				continue
+			}
+			refreshTags, tagsOnly = true, true
 		}
 		r, err := st.raw()
 		if err != nil {
@@ -109,10 +152,25 @@ func Watch(ctx context.Context, ep *Endpoint, debounce time.Duration, update fun
 			}
 			return err
 		}
-		if tagAttrs == nil || time.Since(tagsAt) > TagRefresh {
-			tagAttrs = &Raw{Hosts: r.Hosts, VMs: r.VMs, Networks: r.Networks, Attrs: map[string]map[string]string{}}
-			s.tagAttributes(ctx, tagAttrs)
-			tagsAt = time.Now()
+		if refreshTags {
+			fresh := &Raw{Hosts: r.Hosts, VMs: r.VMs, Networks: r.Networks, Attrs: map[string]map[string]string{}}
+			switch err := s.tagAttributes(ctx, fresh); {
+			case ctx.Err() != nil:
+				return nil
+			case err == nil:
+				if tagsOnly && mapped && reflect.DeepEqual(fresh.Attrs, tagAttrs.Attrs) && slices.Equal(fresh.Warnings, tagAttrs.Warnings) {
+					continue // nothing changed: no need to judge again
+				}
+				tagAttrs = fresh
+			case tagAttrs == nil:
+				// Without a first good read the estate would look
+				// complete while lacking every tag-based attribute.
+				return err
+			default:
+				// Keep the last good tags rather than dropping every
+				// tag-based finding until the next refresh.
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%v; kept the tags read before", err))
+			}
 		}
 		for id, attrs := range tagAttrs.Attrs {
 			if r.Attrs[id] == nil {
@@ -125,10 +183,53 @@ func Watch(ctx context.Context, ep *Endpoint, debounce time.Duration, update fun
 		r.Warnings = append(r.Warnings, tagAttrs.Warnings...)
 		inv, err := r.Map("vsphere " + ep.String())
 		if err != nil {
+			if o.Warn != nil && mapped {
+				o.Warn(fmt.Sprintf("%v; kept the last good estate until the next change", err))
+				continue
+			}
 			return err
 		}
+		mapped = true
 		if err := update(inv); err != nil {
 			return err
+		}
+	}
+}
+
+// waitLoop calls WaitForUpdatesEx from the last version until ctx ends or a
+// call fails, handing each batch of object updates to apply. vCenter
+// answers an empty result after maxWait without changes: that only means
+// "nothing yet", and the next call resumes from the same version (govmomi's
+// own WaitForUpdatesEx returns there, and a new call of it would start from
+// scratch). Each call has an HTTP deadline of maxWait+30 s.
+//
+// A large update comes in pages (Truncated); done is called once the last
+// page of a batch is applied, so that the first inventory is never mapped
+// from part of the objects.
+func waitLoop(ctx context.Context, c *vim25.Client, pc types.ManagedObjectReference, maxWait time.Duration,
+	apply func([]types.ObjectUpdate), done func()) error {
+	secs := int32(max(1, maxWait/time.Second))
+	req := types.WaitForUpdatesEx{This: pc, Options: &types.WaitOptions{MaxWaitSeconds: &secs}}
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+		res, err := methods.WaitForUpdatesEx(callCtx, c, &req)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		set := res.Returnval
+		if set == nil {
+			continue // maxWait passed without a change
+		}
+		req.Version = set.Version
+		for _, fs := range set.FilterSet {
+			apply(fs.ObjectSet)
+		}
+		if set.Truncated == nil || !*set.Truncated {
+			done()
 		}
 	}
 }

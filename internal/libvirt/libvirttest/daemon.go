@@ -8,6 +8,7 @@ package libvirttest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,9 @@ type Daemon struct {
 	Socket string
 	// Log is the daemon's stderr, for failure messages.
 	Log string
+	// Pid is the daemon's process ID (a test may stop it with SIGSTOP to
+	// play a host that stopped answering).
+	Pid int
 }
 
 // URI returns a go-libvirt URI that reaches this daemon and opens the test
@@ -91,10 +95,11 @@ log_outputs = "3:stderr"
 		cmd.Process.Kill()
 		<-done
 	})
-	d := &Daemon{Socket: filepath.Join(sockDir, "libvirt-sock"), Log: logPath}
+	d := &Daemon{Socket: filepath.Join(sockDir, "libvirt-sock"), Log: logPath, Pid: cmd.Process.Pid}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(d.Socket); err == nil {
+		if conn, err := net.Dial("unix", d.Socket); err == nil { // the file exists once bound, before libvirtd listens
+			conn.Close()
 			return d
 		}
 		select {

@@ -2,6 +2,7 @@ package libvirttest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +118,8 @@ exec %s -f /etc/libvirt/libvirtd.conf
 	d := &Daemon{Socket: p("sock", "libvirt-sock"), Log: logPath}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := os.Stat(d.Socket); err == nil {
+		if conn, err := net.Dial("unix", d.Socket); err == nil { // the file exists once bound, before libvirtd listens
+			conn.Close()
 			return d
 		}
 		select {

@@ -8,6 +8,7 @@ package vspheretest
 import (
 	"context"
 	"crypto/tls"
+	"net/http"
 	"net/url"
 	"testing"
 
@@ -186,4 +187,14 @@ func (s *Sim) Reconfigure(t testing.TB, cl *object.ClusterComputeResource, spec 
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FailTagReads makes every later request for the tags attached to objects
+// fail with 503, as a vAPI endpoint that breaks after categories were
+// listed does. Listing categories still works.
+func (s *Sim) FailTagReads(t testing.TB) {
+	t.Helper()
+	s.Model.Service.ServeMux.HandleFunc("POST /rest/com/vmware/cis/tagging/tag-association", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "tagging service unavailable", http.StatusServiceUnavailable)
+	})
 }
