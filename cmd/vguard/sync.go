@@ -62,16 +62,9 @@ reports; --uri NAME=URI names it explicitly.`,
   vguard sync libvirt --uri hv-local=qemu:///system -o estate.yaml && vguard check estate.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var targets []libvirt.Target
-			for _, u := range uris {
-				t, err := libvirt.ParseTarget(u)
-				if err != nil {
-					return usagef(cmd.CommandPath(), "%v", err)
-				}
-				targets = append(targets, t)
-			}
-			if len(targets) == 0 {
-				return usagef(cmd.CommandPath(), "give at least one --uri")
+			targets, err := libvirtTargets(cmd.CommandPath(), uris)
+			if err != nil {
+				return err
 			}
 			return runSync(cmd.Context(), g, o, func(ctx context.Context) (*connector.Inventory, error) {
 				return libvirt.Sync(ctx, targets)
@@ -201,4 +194,20 @@ func vsphereEndpoint(rawURL string, insecure bool, passwordFile string) (*vspher
 		}
 	}
 	return ep, nil
+}
+
+// libvirtTargets parses the --uri flags of sync libvirt and watch libvirt.
+func libvirtTargets(cmdPath string, uris []string) ([]libvirt.Target, error) {
+	var targets []libvirt.Target
+	for _, u := range uris {
+		t, err := libvirt.ParseTarget(u)
+		if err != nil {
+			return nil, usagef(cmdPath, "%v", err)
+		}
+		targets = append(targets, t)
+	}
+	if len(targets) == 0 {
+		return nil, usagef(cmdPath, "give at least one --uri")
+	}
+	return targets, nil
 }

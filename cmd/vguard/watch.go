@@ -61,16 +61,9 @@ func newWatchLibvirtCmd(g *globalOptions) *cobra.Command {
 		Example: `  vguard watch libvirt --uri qemu+ssh://root@hv-a/system --overlay overlay/ -o /var/lib/vguard/estate.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var targets []libvirt.Target
-			for _, u := range uris {
-				t, err := libvirt.ParseTarget(u)
-				if err != nil {
-					return usagef(cmd.CommandPath(), "%v", err)
-				}
-				targets = append(targets, t)
-			}
-			if len(targets) == 0 {
-				return usagef(cmd.CommandPath(), "give at least one --uri")
+			targets, err := libvirtTargets(cmd.CommandPath(), uris)
+			if err != nil {
+				return err
 			}
 			return runWatch(cmd.Context(), g, o, cmd.CommandPath(), func(ctx context.Context, update func(*connector.Inventory) error) error {
 				return libvirt.WatchWith(ctx, targets, libvirt.WatchOptions{Debounce: o.debounce, Warn: o.warn}, update)
