@@ -315,7 +315,16 @@ func RedactDSN(dsn string) string {
 func misreadUser(dsn string, u *url.URL) bool {
 	_, rest, _ := strings.Cut(dsn, "://")
 	at := strings.LastIndexByte(rest, '@')
-	if at < 0 || !strings.Contains(rest[:at], ":") {
+	if at < 0 {
+		return false
+	}
+	// The parser ends the authority at the first '/', '?' or '#'; an '@'
+	// after that means a password holding one of them, unescaped, which
+	// the parser read as host, path or query.
+	if end := strings.IndexAny(rest, "/?#"); end >= 0 && end < at {
+		return true
+	}
+	if !strings.Contains(rest[:at], ":") {
 		return false
 	}
 	_, has := u.User.Password()
