@@ -86,30 +86,42 @@ log_outputs = "3:stderr"
 	// the test driver is built into libvirt itself.
 	cmd.Env = append(os.Environ(), "LIBVIRT_DRIVER_DIR="+drivers)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	d := &Daemon{Socket: filepath.Join(sockDir, "libvirt-sock"), Log: logPath}
+	d.start(t, cmd, 10*time.Second)
+	return d
+}
+
+// start runs cmd (libvirtd, or a shell that execs it) until the test ends,
+// and returns once the daemon accepts connections on d.Socket: its socket
+// file exists once bound, a moment before libvirtd listens.
+func (d *Daemon) start(t testing.TB, cmd *exec.Cmd, wait time.Duration) {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting libvirtd: %v", err)
 	}
+	d.Pid = cmd.Process.Pid
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() {
+		// A shell execs libvirtd, so this is the daemon. Guests outlive
+		// it: tests destroy theirs first.
 		cmd.Process.Kill()
 		<-done
 	})
-	d := &Daemon{Socket: filepath.Join(sockDir, "libvirt-sock"), Log: logPath, Pid: cmd.Process.Pid}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
-		if conn, err := net.Dial("unix", d.Socket); err == nil { // the file exists once bound, before libvirtd listens
+		if conn, err := net.Dial("unix", d.Socket); err == nil {
 			conn.Close()
-			return d
+			return
 		}
 		select {
 		case err := <-done:
-			log, _ := os.ReadFile(logPath)
+			log, _ := os.ReadFile(d.Log)
 			t.Fatalf("libvirtd exited early (%v): %s", err, strings.TrimSpace(string(log)))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("libvirtd did not create its socket within 10 s")
+			t.Fatalf("libvirtd did not listen on its socket within %s", wait)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

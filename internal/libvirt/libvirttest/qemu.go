@@ -2,11 +2,9 @@ package libvirttest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -104,35 +102,9 @@ exec %s -f /etc/libvirt/libvirtd.conf
 	cmd := exec.Command(unshare, "-m", "--propagation", "private", "sh", p("start.sh"))
 	cmd.Env = append(os.Environ(), "LIBVIRT_DRIVER_DIR="+p("drivers"))
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting libvirtd: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		// The shell exec'd libvirtd, so this is the daemon. Guests outlive
-		// it: tests destroy theirs first.
-		cmd.Process.Kill()
-		<-done
-	})
 	d := &Daemon{Socket: p("sock", "libvirt-sock"), Log: logPath}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if conn, err := net.Dial("unix", d.Socket); err == nil { // the file exists once bound, before libvirtd listens
-			conn.Close()
-			return d
-		}
-		select {
-		case err := <-done:
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("libvirtd exited early (%v): %s", err, strings.TrimSpace(string(log)))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("libvirtd did not create its socket within 30 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	d.start(t, cmd, 30*time.Second)
+	return d
 }
 
 // QEMUURI is the URI of the qemu driver of a daemon from StartQEMU.
