@@ -193,7 +193,11 @@ func TestWatchVSphereCommand(t *testing.T) {
 	sim.MoveNIC(t, vm, pg.(*object.DistributedVirtualPortgroup))
 	for _, ch := range []chan connector.Event{lines, posted} {
 		want := map[string]bool{"VG101": true, "VG102": true}
-		timeout := time.After(2*time.Second - time.Since(start))
+		// The 2 s budget itself is held by internal/vsphere's watch test
+		// (300 VMs, a second try allowed against a burst of load); here the
+		// command must deliver, on stdout and to the webhook, well within
+		// a bound no loaded machine misses.
+		timeout := time.After(10*time.Second - time.Since(start))
 		for len(want) > 0 {
 			select {
 			case ev, ok := <-ch:
@@ -204,7 +208,7 @@ func TestWatchVSphereCommand(t *testing.T) {
 					delete(want, ev.Finding.Check)
 				}
 			case <-timeout:
-				t.Fatalf("within 2 s of the move, missing %v; stderr: %s", want, stderr.String())
+				t.Fatalf("within 10 s of the move, missing %v; stderr: %s", want, stderr.String())
 			}
 		}
 	}
