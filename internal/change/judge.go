@@ -133,7 +133,6 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 	v.Introduced, v.Resolved, v.Changed = introduced, resolved, changed
 	if len(changeOnly) > 0 {
 		v.Introduced = append(slices.Clip(introduced), changeOnly...)
-		j.buffers.Put(introduced)
 		check.SortFindings(v.Introduced)
 	} // else in the order of after, which Evaluate sorted
 	resolvedKnown := 0
@@ -146,6 +145,10 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 	v.Decision = decide(v.Introduced, j.p.Change.BlockAt)
 	if keep {
 		j.advance(introduced, v.Resolved, v.Changed)
+	}
+	if len(changeOnly) > 0 {
+		// The verdict holds copies; advance has copied what it keeps.
+		j.buffers.Put(introduced)
 	}
 	return v, nil
 }
@@ -247,6 +250,7 @@ func diff(before, after []check.Finding) (introduced, resolved, changed []check.
 				}
 			}
 			slices.Sort(hit)
+			hit = slices.Compact(hit) // two old findings of one key match one new
 			for k := range run {
 				if len(hit) > 0 && hit[0] == k {
 					hit = hit[1:]

@@ -291,3 +291,46 @@ func TestDiffMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitRecycledWithChangeOnly: a committed change whose verdict has
+// change-only findings (VG502) and thousands of estate findings (a new
+// master version) leaves the Judge holding exactly the findings of a full
+// evaluation: the array the estate findings came in is recycled only after
+// the Judge has copied them.
+func TestCommitRecycledWithChangeOnly(t *testing.T) {
+	e, p := gen.Estate(gen.Options{VMs: 6000, Hypervisors: 120, Seed: 3})
+	x := estate.NewIndex(e)
+	j, err := NewJudge(x, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	largest, most := "", 0
+	for _, im := range e.Images {
+		n := 0
+		x.ImageMembers(im.Name, func(estate.ImageMember) { n++ })
+		if im.Master && n > most {
+			largest, most = im.Name, n
+		}
+	}
+	c, err := Parse("c.yaml", []byte(fmt.Sprintf(`apiVersion: vguard.dev/v1
+kind: Change
+operations:
+  - {op: add-image, spec: {name: %s, version: 9999, master: true}}
+  - {op: clone, vm: %s, name: copy-1, sanitize: false}
+`, largest, e.VMs[0].Name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := j.Commit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Introduced) < 1024 {
+		t.Fatalf("only %d findings introduced; the test needs a recycled array (>= 1024)", len(v.Introduced))
+	}
+	j.Release(v)
+	full := check.Evaluate(x, p, check.Options{})
+	if got, want := lines(j.Before()), lines(full.Findings); !slices.Equal(got, want) {
+		t.Fatalf("after the commit the judge holds %d findings, a full evaluation %d", len(got), len(want))
+	}
+}
