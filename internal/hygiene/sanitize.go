@@ -51,6 +51,10 @@ type SanitizeReport struct {
 // still finds secrets or identity; the report lists them.
 var ErrNotClean = errors.New("the sanitized copy still holds secrets or identity")
 
+// maxRewrite bounds the identity files sanitize rewrites in memory (network
+// configuration of a few kilobytes, in practice).
+const maxRewrite = 64 << 20
+
 // spoolLimit is the largest file of a tar stream held in memory while it is
 // judged; a larger one goes to a temporary file. A tar entry's header
 // carries its size, so the content must be judged before it is written.
@@ -68,6 +72,13 @@ func (s *Scanner) Sanitize(img imagefs.Image, image, out string, opts SanitizeOp
 	for _, suffix := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"} {
 		if strings.HasSuffix(strings.ToLower(out), suffix) {
 			rep.Format = map[string]string{".tar": "tar", ".tar.gz": "tar+gzip", ".tgz": "tar+gzip", ".tar.zst": "tar+zstd", ".tzst": "tar+zstd"}[suffix]
+		}
+	}
+	if rep.Format != "dir" {
+		// An archive is written whole or not at all: an existing one is
+		// not replaced (it might be the image itself, by another name).
+		if _, err := os.Lstat(out); err == nil {
+			return nil, fmt.Errorf("sanitize: %s exists; remove it or name another output", out)
 		}
 	}
 	e := &editor{s: s, rep: rep, opts: opts}
@@ -149,12 +160,28 @@ func (ed *editor) edit(e *imagefs.Entry) (drop bool, content io.Reader, err erro
 		return false, nil, nil
 	}
 	if e.Link != "" {
-		// A tar hard link (one to a dropped file never gets here).
-		if r := identity.Match(e.Path); r != nil && r.Applies == nil {
-			ed.act(e.Path, r.Action.String(), r.ID, 0)
-			return true, nil, nil
+		// A tar hard link (one to a dropped file never gets here). At an
+		// identity path it becomes what the rule leaves: nothing, or a
+		// file of its own, empty or reset. A rewrite needs the content,
+		// which went by in the stream under the first name: the link is
+		// dropped.
+		r := identity.Match(e.Path)
+		if r == nil {
+			return false, nil, nil
 		}
-		return false, nil, nil
+		switch r.Action {
+		case identity.Empty:
+			ed.act(e.Path, r.Action.String(), r.ID, 0)
+			e.Link, e.Size = "", 0
+			return false, bytes.NewReader(nil), nil
+		case identity.Reset:
+			ed.act(e.Path, r.Action.String(), r.ID, 0)
+			fixed := r.Fix(nil)
+			e.Link, e.Size = "", int64(len(fixed))
+			return false, bytes.NewReader(fixed), nil
+		}
+		ed.act(e.Path, "remove", r.ID, 0)
+		return true, nil, nil
 	}
 	if ed.found != nil {
 		fr := ed.found[e.Path]
@@ -204,7 +231,11 @@ func (ed *editor) file(e *imagefs.Entry, fr *FileResult, open func() (io.ReadClo
 			if err != nil {
 				return false, nil, fmt.Errorf("%s: %w", e.Path, err)
 			}
-			content, err := io.ReadAll(io.LimitReader(rc, identity.MaxContent+1))
+			if e.Size > maxRewrite {
+				rc.Close()
+				return false, nil, fmt.Errorf("%s: %d bytes is too large a file to rewrite as %s; remove it from the image by hand", e.Path, e.Size, r.ID)
+			}
+			content, err := io.ReadAll(rc)
 			rc.Close()
 			if err != nil {
 				return false, nil, fmt.Errorf("%s: %w", e.Path, err)
@@ -235,22 +266,23 @@ func (ed *editor) file(e *imagefs.Entry, fr *FileResult, open func() (io.ReadClo
 	return false, closing(spliceReader(rc, ss), func() { rc.Close() }), nil
 }
 
-// closing returns r that runs done once r is drained or fails: imagefs.Copy
-// reads an edited content to its end and does not close it.
-func closing(r io.Reader, done func()) io.Reader { return &closer{r: r, done: done} }
+// closing returns r with a Close that runs done (once): imagefs.Copy
+// closes an edited content after writing it, on failure too.
+func closing(r io.Reader, done func()) io.ReadCloser { return &closer{r: r, done: done} }
 
 type closer struct {
 	r    io.Reader
 	done func()
 }
 
-func (c *closer) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if err != nil && c.done != nil {
+func (c *closer) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *closer) Close() error {
+	if c.done != nil {
 		c.done()
 		c.done = nil
 	}
-	return n, err
+	return nil
 }
 
 func ruleList(fr *FileResult) string {

@@ -180,8 +180,11 @@ func (s *Scanner) scanEntry(e *imagefs.Entry) (*FileResult, error) {
 	}
 	if e.Link != "" {
 		// A tar hard link: its content went by under the first name and
-		// was scanned there; the path alone still says identity.
-		if rule != nil && rule.Applies == nil {
+		// was scanned there for secrets. At an identity path it is taken
+		// to hold identity even when the rule would look at the content
+		// (a machine-id linked to a file holding an ID): that content is
+		// gone from the stream, and a sealed image has no such link.
+		if rule != nil {
 			return &FileResult{Entry: e, Identity: rule}, nil
 		}
 		return nil, nil
@@ -209,7 +212,9 @@ func (s *Scanner) inspect(e *imagefs.Entry, rule *identity.Rule, r io.Reader) (*
 			fr.Identity = rule
 		}
 		r = bytes.NewReader(content)
-	} else if rule != nil && !rule.NeedsContent() {
+	} else if rule != nil {
+		// The path says it, or the file is larger than any sealed one
+		// (login records of a long-lived server run to many megabytes).
 		fr.Identity = rule
 	}
 	err := s.secrets.Scan(e.Path, r, func(f secrets.Finding) { fr.Secrets = append(fr.Secrets, f) })

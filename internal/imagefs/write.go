@@ -53,7 +53,8 @@ func Create(out string) (Writer, error) {
 // Edit decides what Copy writes for one entry. It may change e's fields
 // (mode, owner, Size with a new content). It returns drop to leave the
 // entry (and, for a directory, everything under it) out, or content to
-// write instead of the image's; nil content copies the image's.
+// write instead of the image's; nil content copies the image's. A content
+// that is an io.Closer is closed by Copy once written (or on failure).
 type Edit func(e *Entry) (drop bool, content io.Reader, err error)
 
 // Copy writes every entry of img to w through edit (nil copies all as
@@ -95,7 +96,16 @@ func Copy(img Image, w Writer, edit Edit) error {
 			defer r.Close()
 			content = r
 		}
-		return w.Add(e, content)
+		err := w.Add(e, content)
+		// An edited content that is a Closer is closed here, whatever
+		// happened: Add reads exactly e.Size bytes and may never see its
+		// end, so the reader cannot be trusted to close itself.
+		if c, ok := content.(io.Closer); ok && edit != nil {
+			if cerr := c.Close(); err == nil {
+				err = cerr
+			}
+		}
+		return err
 	})
 }
 
