@@ -68,12 +68,7 @@ const spoolLimit = 32 << 20
 // pipes are kept in a tar and skipped, with an action saying so, in a
 // directory.
 func (s *Scanner) Sanitize(img imagefs.Image, image, out string, opts SanitizeOptions) (*SanitizeReport, error) {
-	rep := &SanitizeReport{Image: image, Output: out, Format: "dir", Actions: []Action{}}
-	for _, suffix := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"} {
-		if strings.HasSuffix(strings.ToLower(out), suffix) {
-			rep.Format = map[string]string{".tar": "tar", ".tar.gz": "tar+gzip", ".tgz": "tar+gzip", ".tar.zst": "tar+zstd", ".tzst": "tar+zstd"}[suffix]
-		}
-	}
+	rep := &SanitizeReport{Image: image, Output: out, Format: imagefs.OutputFormat(out), Actions: []Action{}}
 	if rep.Format != "dir" {
 		// An archive is written whole or not at all: an existing one is
 		// not replaced (it might be the image itself, by another name).

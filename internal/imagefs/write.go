@@ -35,19 +35,30 @@ type Writer interface {
 	Close() error
 }
 
-// Create returns a Writer for out, chosen by its name: a tar archive when
-// it ends in .tar, .tar.gz or .tgz (gzip), .tar.zst or .tzst (zstd); a
-// directory otherwise, created if missing, and it must then be empty.
-// Owners are set only when running as root; otherwise files belong to the
-// user running vguard.
+// Create returns a Writer for out, chosen by its name (OutputFormat): a
+// tar archive when it ends in .tar, .tar.gz or .tgz (gzip), .tar.zst or
+// .tzst (zstd); a directory otherwise, created if missing, and it must then
+// be empty. Owners are set only when running as root; otherwise files
+// belong to the user running vguard.
 func Create(out string) (Writer, error) {
-	lower := strings.ToLower(out)
-	for _, suffix := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"} {
-		if strings.HasSuffix(lower, suffix) {
-			return newTarWriter(out, suffix)
-		}
+	if f := OutputFormat(out); f != "dir" {
+		return newTarWriter(out, f)
 	}
 	return newDirWriter(out)
+}
+
+// OutputFormat names the format Create writes for out, in the words of
+// Image.Format: "tar", "tar+gzip", "tar+zstd" or "dir".
+func OutputFormat(out string) string {
+	lower := strings.ToLower(out)
+	for _, s := range []struct{ suffix, format string }{
+		{".tar", "tar"}, {".tar.gz", "tar+gzip"}, {".tgz", "tar+gzip"}, {".tar.zst", "tar+zstd"}, {".tzst", "tar+zstd"},
+	} {
+		if strings.HasSuffix(lower, s.suffix) {
+			return s.format
+		}
+	}
+	return "dir"
 }
 
 // Edit decides what Copy writes for one entry. It may change e's fields
@@ -238,18 +249,18 @@ type tarWriter struct {
 	tw *tar.Writer
 }
 
-func newTarWriter(out, suffix string) (*tarWriter, error) {
+func newTarWriter(out, format string) (*tarWriter, error) {
 	f, err := os.Create(out)
 	if err != nil {
 		return nil, err
 	}
 	t := &tarWriter{f: f, bw: bufio.NewWriterSize(f, 1<<20)}
 	var w io.Writer = t.bw
-	switch suffix {
-	case ".tar.gz", ".tgz":
+	switch format {
+	case "tar+gzip":
 		t.zw = gzip.NewWriter(t.bw)
 		w = t.zw
-	case ".tar.zst", ".tzst":
+	case "tar+zstd":
 		zw, err := zstd.NewWriter(t.bw)
 		if err != nil {
 			f.Close()
