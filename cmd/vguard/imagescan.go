@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,8 @@ type hygieneOptions struct {
 	output string
 	rules  []string
 	quiet  bool
+	// keyFile holds the key of the secrets' fingerprints.
+	keyFile string
 	// sarifRules describe the rules in force, for a SARIF driver.
 	sarifRules []report.ScanRule
 }
@@ -35,6 +38,26 @@ func (o *hygieneOptions) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write the report to `FILE` instead of stdout")
 	cmd.Flags().StringArrayVar(&o.rules, "rules", nil, "add the secret rules of `FILE` (gitleaks TOML format; a rule with the id of a built-in one replaces it); repeatable")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "show no progress bar on stderr")
+	cmd.Flags().StringVar(&o.keyFile, "fingerprint-key", "", "key the secrets' fingerprints with the contents of `FILE` (at least 16 bytes), so one secret has one fingerprint in every report made with it; by default the key is random and fingerprints compare within one report only")
+}
+
+// fingerprintKey reads --fingerprint-key: the file's bytes, less one
+// trailing newline (a key written with echo). Nil without the flag.
+func (o *hygieneOptions) fingerprintKey() ([]byte, error) {
+	if o.keyFile == "" {
+		return nil, nil
+	}
+	key, err := os.ReadFile(o.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--fingerprint-key %s: %w", o.keyFile, unwrapPath(err))
+	}
+	key = bytes.TrimSuffix(bytes.TrimSuffix(key, []byte("\n")), []byte("\r"))
+	if len(key) < secrets.MinKeyLen {
+		// The length only: the key is as secret as what it fingerprints.
+		return nil, fmt.Errorf("--fingerprint-key %s: a key needs at least %d bytes, the file has %d (make one with: head -c 32 /dev/urandom >%s)",
+			o.keyFile, secrets.MinKeyLen, len(key), o.keyFile)
+	}
+	return key, nil
 }
 
 // scanner builds the hygiene scanner from the built-in secret rules and the
@@ -67,10 +90,14 @@ func (o *hygieneOptions) scanner(cmdPath string) (*hygiene.Scanner, error) {
 		}
 		rules = secrets.Merge(rules, extra)
 	}
+	key, err := o.fingerprintKey()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, &inputError{errs: errs}
 	}
-	s, err := hygiene.NewScanner(rules)
+	s, err := hygiene.NewScanner(rules, key)
 	if err != nil {
 		return nil, &inputError{errs: []error{err}}
 	}

@@ -84,7 +84,7 @@ func plant(t *testing.T, root string, ps []planted) {
 }
 
 func newScanner(t *testing.T) *Scanner {
-	s, err := NewScanner(secrets.Builtin())
+	s, err := NewScanner(secrets.Builtin(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,10 @@ type Scanner struct {
 }
 
 // NewScanner returns a scanner for the given secret rules (the built-in
-// ones, with the user's merged in).
-func NewScanner(rules []*secrets.Rule) (*Scanner, error) {
-	s, err := secrets.NewScanner(rules)
+// ones, with the user's merged in) whose fingerprints are keyed by key, or
+// by a random key when it is nil (secrets.NewScannerWithKey).
+func NewScanner(rules []*secrets.Rule, key []byte) (*Scanner, error) {
+	s, err := secrets.NewScannerWithKey(rules, key)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/vguard-dev/vguard/internal/estate"
@@ -79,12 +80,20 @@ func WriteScanSARIF(w io.Writer, rep *scanreport.Report, rules []ScanRule, toolV
 		return map[string]string{fingerprintKey: hex.EncodeToString(sum[:16])}
 	}
 	results := []sarifResult{}
+	// A secret's alert is known across runs by the rule, the file and which
+	// of that rule's secrets in the file it is, not by its fingerprint:
+	// fingerprints are keyed at random unless the scans share a key, and an
+	// alert should not reopen on every run (nor close when the secret is
+	// rotated in place: it is still a secret in the image).
+	nth := map[[2]string]int{}
 	for _, s := range rep.Secrets {
+		k := [2]string{s.Rule, s.Path}
+		nth[k]++
 		results = append(results, sarifResult{
 			RuleID: s.Rule, RuleIndex: ruleOf(s.Rule, true), Level: sarifLevel(estate.SevHigh),
 			Message:             sarifText{Text: "Secret (" + s.Rule + ") in " + s.Path + ": " + s.Redacted + "; remove it from the image (vguard image sanitize) and rotate it."},
 			Locations:           loc(s.Path, s.Line),
-			PartialFingerprints: fp(rep.Image, s.Rule, s.Path, s.Fingerprint),
+			PartialFingerprints: fp(rep.Image, s.Rule, s.Path, strconv.Itoa(nth[k])),
 			Properties: sarifResultProps{Severity: estate.SevHigh.String(), Subject: s.Path, Related: []string{},
 				Evidence: map[string]any{"redacted": s.Redacted, "fingerprint": s.Fingerprint}},
 		})

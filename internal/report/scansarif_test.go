@@ -82,3 +82,44 @@ func TestScanSARIF(t *testing.T) {
 		t.Error("SARIF holds more of a secret than the report's redacted form")
 	}
 }
+
+// TestScanSARIFFingerprintsAcrossKeys: two runs over one image, whose
+// secrets' fingerprints differ (each run keyed at random), give their
+// alerts the same partial fingerprints; two secrets of one rule in one file
+// still get two.
+func TestScanSARIFFingerprintsAcrossKeys(t *testing.T) {
+	partials := func(fps ...string) []string {
+		t.Helper()
+		rep := &scanreport.Report{Image: "hr.qcow2", Format: "qcow2"}
+		for i, f := range fps {
+			rep.Secrets = append(rep.Secrets, scanreport.Secret{Rule: "password-assignment", Path: "/etc/app.env", Line: i + 1, Redacted: "****", Fingerprint: f})
+		}
+		var buf bytes.Buffer
+		if err := WriteScanSARIF(&buf, rep, nil, "test"); err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Runs []struct {
+				Results []struct {
+					PartialFingerprints map[string]string `json:"partialFingerprints"`
+				} `json:"results"`
+			} `json:"runs"`
+		}
+		if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range doc.Runs[0].Results {
+			out = append(out, r.PartialFingerprints[fingerprintKey])
+		}
+		return out
+	}
+	a := partials("sha256:aa", "sha256:bb")
+	b := partials("sha256:cc", "sha256:dd")
+	if len(a) != 2 || a[0] != b[0] || a[1] != b[1] {
+		t.Errorf("partial fingerprints changed with the key: %v and %v", a, b)
+	}
+	if a[0] == a[1] || a[0] == "" {
+		t.Errorf("two secrets in one file share a partial fingerprint: %v", a)
+	}
+}

@@ -443,7 +443,7 @@ func TestCorpus(t *testing.T) {
 			if got := string(data[fd.Path][fd.Offset : fd.Offset+fd.Length]); got != p.value {
 				t.Errorf("%v: span does not hold the planted value", fd)
 			}
-			if fd.Fingerprint != fingerprint([]byte(p.value)) {
+			if fd.Fingerprint != s.fingerprint([]byte(p.value)) {
 				t.Errorf("%v: wrong fingerprint", fd)
 			}
 		})

@@ -70,9 +70,13 @@ secret's value, a redacted form and a fingerprint. The value itself never leaves
 - **Redacted**: values of 16 bytes and more show their first and last 4 characters
   (` + "`AKIA************MPLE`" + `), 12–15 bytes show 2, 8–11 show 1, shorter values are all stars; at most 32
   stars; a value whose shown characters would not be printable ASCII (a keytab) is all stars.
-- **Fingerprint**: ` + "`sha256:`" + ` and the hex SHA-256 of the value, so the same secret is recognised across
-  files and images. It is unsalted, so a weak password can be guessed from it by trying candidates:
-  treat reports as confidential all the same.
+- **Fingerprint**: ` + "`sha256:`" + ` and the hex HMAC-SHA256 of the value under a key, so the same secret is
+  recognised across files. A bare SHA-256 would give a weak password away to anyone holding the report
+  and a list of candidate passwords; keyed, it tells nothing without the key. By default the key is
+  random for each run, so fingerprints compare within one report only; give every scan one key
+  (` + "`vguard image scan --fingerprint-key FILE`" + `, a file of at least 16 bytes kept as secret as the secrets)
+  and one secret has one fingerprint across images and runs, which shows a credential copied from one
+  image into another.
 - One secret, one finding, and a file's findings never overlap (so a sanitizer can overwrite each span
   as it is; ` + "`secrets.Marker`" + `, written in place of every span, scans clean): a generic rule
   (` + "`password-assignment`" + `, ` + "`jwt`" + `, ` + "`generic-api-key`" + `) gives way to a specific rule, of two specific

@@ -8,7 +8,10 @@ import (
 )
 
 func ExampleScanner_Scan() {
-	s, err := secrets.NewScanner(secrets.Builtin())
+	// One key for every scanner whose fingerprints should compare (here a
+	// fixed one; keep a real key as secret as the secrets it fingerprints).
+	key := []byte("example fingerprint key, 32 byte")
+	s, err := secrets.NewScannerWithKey(secrets.Builtin(), key)
 	if err != nil {
 		panic(err)
 	}
@@ -22,5 +25,5 @@ func ExampleScanner_Scan() {
 	}
 	// Output:
 	// /etc/app/env:2: aws-access-key-id AKIA************NOBM
-	// 37 20 sha256:9fe02d70
+	// 37 20 sha256:7f237c90
 }

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -25,8 +26,11 @@ type Finding struct {
 	// Redacted shows a few characters of the value at each end for long
 	// values, fewer for short ones and none below 8 bytes; never the whole.
 	Redacted string `json:"redacted"`
-	// Fingerprint is "sha256:" and the hex SHA-256 of the value, so the
-	// same secret can be recognised across files and images.
+	// Fingerprint is "sha256:" and the hex HMAC-SHA256 of the value under
+	// the scanner's key, so the same secret is recognised across files, and
+	// across images and runs scanned with one key (NewScannerWithKey),
+	// while the fingerprint of a weak password cannot be looked up in a
+	// dictionary of hashes.
 	Fingerprint string `json:"fingerprint"`
 }
 
@@ -93,8 +97,10 @@ func redactValue(v []byte) string {
 	return redact(v[:k], v[len(v)-k:], int64(len(v)))
 }
 
-// fingerprint is "sha256:<hex>" of a value.
-func fingerprint(v []byte) string {
-	sum := sha256.Sum256(v)
-	return "sha256:" + hex.EncodeToString(sum[:])
+// fingerprint is "sha256:" and the hex HMAC-SHA256 of a value under the
+// scanner's key.
+func (s *Scanner) fingerprint(v []byte) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write(v)
+	return "sha256:" + hex.EncodeToString(m.Sum(nil))
 }

@@ -2,6 +2,8 @@ package secrets
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -43,7 +45,9 @@ type Scanner struct {
 	text   *prefilter // keywords of every rule
 	binary *prefilter // keywords of the rules that read binary files
 	kwless []int      // rules with a regex and no keywords
-	pool   sync.Pool
+	// key keys the fingerprints (HMAC-SHA256): see NewScannerWithKey.
+	key  []byte
+	pool sync.Pool
 }
 
 // prefilter is the keyword automaton and, for each keyword, the rules
@@ -84,8 +88,31 @@ func newPrefilter(rules []*Rule, want func(*Rule) bool) *prefilter {
 // automaton. Rule IDs must be unique. NewScanner completes each rule's
 // derived, unexported fields, so the same *Rule values must not be given
 // to two NewScanner calls running at once (Builtin returns fresh ones).
+// Its fingerprints are keyed by a random key: they tell the secrets of one
+// scanner's findings apart and match nothing else (NewScannerWithKey).
 func NewScanner(rules []*Rule) (*Scanner, error) {
-	s := &Scanner{rules: rules}
+	return NewScannerWithKey(rules, nil)
+}
+
+// MinKeyLen is the shortest fingerprint key NewScannerWithKey accepts.
+const MinKeyLen = 16
+
+// NewScannerWithKey is NewScanner with the key of the fingerprints. A
+// fingerprint is the HMAC-SHA256 of the value under that key, not a bare
+// hash: a bare SHA-256 of a weak password is the password again, one
+// dictionary lookup away, and a report travels further than the image.
+// Scanners given one key give one secret one fingerprint, across files,
+// images and runs; a nil key is a random one, good for this scanner only.
+func NewScannerWithKey(rules []*Rule, key []byte) (*Scanner, error) {
+	if key == nil {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("making a fingerprint key: %w", err)
+		}
+	} else if len(key) < MinKeyLen {
+		return nil, fmt.Errorf("a fingerprint key must have at least %d bytes, this one has %d", MinKeyLen, len(key))
+	}
+	s := &Scanner{rules: rules, key: bytes.Clone(key)}
 	seen := map[string]bool{}
 	var errs []error
 	for i, r := range rules {
@@ -221,7 +248,7 @@ func (s *Scanner) Scan(path string, r io.Reader, fn func(Finding)) error {
 	var h hash.Hash
 	var head [4]byte
 	if len(whole) > 0 {
-		h = sha256.New()
+		h = hmac.New(sha256.New, s.key)
 		h.Write(st.buf[:n])
 		copy(head[:], st.buf[:n])
 	}
@@ -541,7 +568,7 @@ func (st *scanState) flush(fn func(Finding)) {
 		fn(Finding{
 			RuleID: rule.ID, Path: st.path, Line: ln,
 			Offset: as, Length: ae - as,
-			Redacted: redactValue(v), Fingerprint: fingerprint(v),
+			Redacted: redactValue(v), Fingerprint: st.s.fingerprint(v),
 		})
 	}
 	st.carry = carry
