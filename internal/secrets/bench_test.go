@@ -192,6 +192,28 @@ func BenchmarkScanBinary(b *testing.B) {
 	}
 }
 
+// BenchmarkScanZeros: a 256 MiB file of zero bytes (a preallocated swap
+// file), with the zero-run shortcut and feeding every byte.
+func BenchmarkScanZeros(b *testing.B) {
+	zeros := make([]byte, 256<<20)
+	for _, feed := range []bool{false, true} {
+		name := map[bool]string{false: "skip", true: "feed"}[feed]
+		b.Run(name, func(b *testing.B) {
+			s, err := NewScanner(Builtin())
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.feedZeros = feed
+			b.SetBytes(int64(len(zeros)))
+			for b.Loop() {
+				if err := s.Scan("/swapfile", bytes.NewReader(zeros), func(Finding) {}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkPrefilter: the keyword automaton alone over the text corpus.
 func BenchmarkPrefilter(b *testing.B) {
 	text, _ := benchData()
