@@ -28,7 +28,8 @@ above change.blockAt, introduced or already in the estate.
 
 libvirt runs /etc/libvirt/hooks/qemu with DOMAIN OPERATION SUB-OPERATION
 EXTRA and the domain XML on stdin. On "prepare begin" (start), "migrate
-begin" (incoming migration), "restore begin" and "attach begin" the domain
+begin" (incoming migration, on the destination), "restore begin" and
+"attach begin" the domain
 becomes a Change against the estate: create (a VM the estate does not
 know), migrate (it ran on another host), detach-nic/attach-nic (NICs added,
 removed or moved), update (security attributes in its <metadata>). A denied
@@ -45,6 +46,13 @@ $VGUARD_HOOK_CONFIG, or --config):
                         # the first of its host name, short name, FQDN and
                         # addresses that the estate knows)
   onError: closed       # closed: refuse when the estate cannot be read; open: allow
+  stateDir: /run/vguard/hook  # markers tying an incoming migration to its prepare
+
+On the destination of a migration libvirt runs "migrate begin" and then
+"prepare begin". An allowed migrate leaves a marker (by domain UUID, good
+for 60 s) in stateDir, and that prepare is then judged like the migration,
+on the findings it introduces only; a start is judged on every finding the
+domain carries.
 
 Install (docs/connectors.md):
 
@@ -139,8 +147,25 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 	if err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
-	if len(chg.Operations) == 0 && !ev.Arrives() {
+	// On the destination of a live migration libvirt runs "migrate begin"
+	// and then the start hooks, "prepare begin" first. That prepare is
+	// the migration arriving, not a start: it is judged like the migrate,
+	// which left a marker when it was allowed.
+	arrives := ev.Arrives()
+	if ev.Op == "prepare" {
+		if incoming := consumeIncoming(g, cfg, string(domXML), ev.Domain); incoming {
+			arrives = false
+			what += " (incoming migration)"
+		}
+	}
+	allowed := func() error {
+		if ev.Op == "migrate" {
+			recordIncoming(g, cfg, string(domXML), ev.Domain)
+		}
 		return nil
+	}
+	if len(chg.Operations) == 0 && !arrives {
+		return allowed()
 	}
 	judge, err := change.NewJudge(x, res.Policy, check.NewDiskFiles())
 	if err != nil {
@@ -162,7 +187,7 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 	if describe == "" {
 		describe = "no change to the estate"
 	}
-	if ev.Arrives() {
+	if arrives {
 		// A domain that starts is judged as if it arrived: sync and watch
 		// list stopped domains, so its violations may be in the estate
 		// already and would not count as introduced.
@@ -190,7 +215,36 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s introduces %s %s %s: %s\n", what, cfg.Hypervisor, f.Check, f.Severity, f.Subject, f.Message)
 		}
 	}
-	return nil
+	return allowed()
+}
+
+// recordIncoming leaves the marker by which the "prepare begin" that
+// follows an allowed "migrate begin" knows it is that migration. The
+// migration itself is allowed either way; without the marker its prepare
+// is judged as a start, which the message says so that an operator whose
+// migration is then refused knows why.
+func recordIncoming(g *globalOptions, cfg *libvirt.HookConfig, domXML, domain string) {
+	uuid, err := libvirt.DomainUUID(domXML)
+	if err == nil {
+		err = cfg.Incoming().Record(uuid, domain)
+	}
+	if err != nil {
+		fmt.Fprintf(g.stderr, "vguard: migrate of domain %q allowed, but no incoming-migration marker was written (%v): the prepare that follows will be judged as a start\n", domain, err)
+	}
+}
+
+// consumeIncoming reports whether a "prepare begin" is the one that
+// follows an allowed incoming migration of the domain.
+func consumeIncoming(g *globalOptions, cfg *libvirt.HookConfig, domXML, domain string) bool {
+	uuid, err := libvirt.DomainUUID(domXML)
+	if err != nil {
+		return false // no marker can have been written for it
+	}
+	incoming, err := cfg.Incoming().Consume(uuid, domain)
+	if err != nil {
+		fmt.Fprintf(g.stderr, "vguard: incoming-migration marker of domain %q not used (%v): judged as a start\n", domain, err)
+	}
+	return incoming
 }
 
 // hookCannotJudge fails closed (exit 2, the reason on stderr) or, when

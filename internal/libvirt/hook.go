@@ -29,10 +29,12 @@ const DefaultHookConfig = "/etc/vguard/libvirt-hook.yaml"
 //	estate: [/var/lib/vguard/estate.yaml]  # what `vguard sync libvirt -o` wrote, plus any policy
 //	hypervisor: hv-a                       # this host's name in the estate (default: its host name)
 //	onError: closed                        # closed (refuse) | open (allow) when it cannot judge
+//	stateDir: /run/vguard/hook             # incoming-migration markers (created 0700)
 type HookConfig struct {
 	Estate     []string `yaml:"estate,required"`
 	Hypervisor string   `yaml:"hypervisor"`
 	OnError    string   `yaml:"onError"`
+	StateDir   string   `yaml:"stateDir"`
 	// FailOpen is OnError == "open".
 	FailOpen bool `yaml:"-"`
 	// Candidates are the names tried for this host when hypervisor: is
@@ -69,6 +71,12 @@ func LoadHookConfig(path string) (*HookConfig, error) {
 			c.Estate[i] = filepath.Join(filepath.Dir(path), p)
 		}
 	}
+	switch {
+	case c.StateDir == "":
+		c.StateDir = DefaultStateDir
+	case !filepath.IsAbs(c.StateDir):
+		c.StateDir = filepath.Join(filepath.Dir(path), c.StateDir)
+	}
 	if c.Hypervisor == "" {
 		c.Candidates = hostNames()
 		if len(c.Candidates) == 0 {
@@ -78,6 +86,9 @@ func LoadHookConfig(path string) (*HookConfig, error) {
 	}
 	return &c, nil
 }
+
+// Incoming is the store of incoming-migration markers in StateDir.
+func (c *HookConfig) Incoming() Incoming { return Incoming{Dir: c.StateDir} }
 
 // hostNames are the names sync may have given this host: the host name,
 // its short form, its fully qualified form, and the host's addresses (a
@@ -358,7 +369,9 @@ func Describe(c *change.Change) string {
 // every finding it carries, not only those its change introduces, since
 // sync and watch put defined but stopped domains in the estate already.
 // An incoming migration is judged by what it introduces only, so that a
-// host can still be evacuated.
+// host can still be evacuated; so is the "prepare begin" that libvirt
+// runs on the destination right after "migrate begin", which the hook
+// tells from a start by the marker (Incoming) the migrate left.
 func (ev HookEvent) Arrives() bool {
 	return ev.Judged() && ev.Op != "migrate"
 }
