@@ -33,6 +33,15 @@ func ParseTarget(s string) (Target, error) {
 	if name, rest, ok := strings.Cut(s, "="); ok && !strings.ContainsAny(name, ":/?") {
 		t.Name, s = name, rest
 	}
+	if atAfterHost(s) {
+		// Not quoted, not even redacted: which part is the password is
+		// what cannot be told.
+		which := "a --uri"
+		if t.Name != "" {
+			which = "--uri " + t.Name + "=..."
+		}
+		return t, fmt.Errorf("%s has an '@' after its host part (in the path, query or fragment): a password holding '@' followed by '/', '?' or '#' would be cut there, and part of it taken for the host and printed; write each '@' of a password, path or query value as %%40 (qemu+ssh://user:pa%%40ss@host/system)", which)
+	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" {
 		return t, fmt.Errorf("--uri %q is not a libvirt URI such as qemu:///system or qemu+ssh://host/system", Redact(s))
@@ -41,8 +50,31 @@ func ParseTarget(s string) (Target, error) {
 	return t, nil
 }
 
-// Redact returns the URI without a password in its user information.
+// atAfterHost reports whether uri has an '@' after the first '/', '?' or
+// '#' that follows "scheme://". url.Parse ends the authority there and
+// splits the user information at the last '@' before it, so a password
+// such as "Sup3r@Secr3t/2024" becomes the password "Sup3r", the host
+// "Secr3t" and the path "/2024@...": nothing would redact the rest.
+func atAfterHost(uri string) bool {
+	_, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return false
+	}
+	i := strings.IndexAny(rest, "/?#")
+	return i >= 0 && strings.Contains(rest[i:], "@")
+}
+
+// Redact returns the URI without a password in its user information. A URI
+// in which the password cannot be told from the rest (an '@' after the
+// host part, see atAfterHost) is redacted whole but for its scheme.
 func Redact(uri string) string {
+	if atAfterHost(uri) {
+		scheme, _, _ := strings.Cut(uri, "://")
+		if scheme == "" || strings.Trim(strings.ToLower(scheme), "abcdefghijklmnopqrstuvwxyz0123456789+-.") != "" {
+			scheme = "<redacted>"
+		}
+		return scheme + "://<redacted>"
+	}
 	u, err := url.Parse(uri)
 	if err != nil {
 		if i := strings.LastIndex(uri, "@"); i >= 0 {

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -161,6 +162,57 @@ func TestParseTargetAndRedact(t *testing.T) {
 	}
 	if _, err := ParseTarget("qemu+ssh://u:S3cretPw@h/%zz"); err == nil || strings.Contains(err.Error(), "S3cretPw") {
 		t.Errorf("an unparsable URI: want an error without the password, got %v", err)
+	}
+
+	// A password holding '@' then '/', '?' or '#': url.Parse cuts the
+	// authority at that character and the user information at the '@'
+	// before it, so the password's tail would be the host and the path.
+	for _, uri := range []string{
+		"qemu+ssh://root:Sup3r@Secr3tPart/2024@hv-a/system",
+		"hv-a=qemu+ssh://root:Sup3r@Secr3tPart?2024@hv-a/system",
+		"qemu+tls://root:Sup3r@Secr3tPart#2024@hv-a/system",
+		"qemu+ssh://root:1234?5678@hv-a/system", // parses as host root, port 1234
+		"qemu+ssh://root:1234#5678@hv-a/system",
+		"qemu+ssh://root:Sup3r@Secr3tPart/2024@hv-a:22/system?keyfile=/k",
+	} {
+		_, err := ParseTarget(uri)
+		if err == nil {
+			t.Errorf("ParseTarget accepted %s", uri)
+			continue
+		}
+		for _, part := range []string{"Sup3r", "Secr3tPart", "2024", "1234", "5678"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("the error quotes %q: %v", part, err)
+			}
+		}
+		if !strings.Contains(err.Error(), "%40") {
+			t.Errorf("the error does not say how to write an '@': %v", err)
+		}
+		_, u, _ := strings.Cut(uri, "=qemu")
+		if u != "" {
+			u = "qemu" + u
+		} else {
+			u = uri
+		}
+		if r := Redact(u); strings.ContainsAny(r, "@?#") || strings.Contains(r, "Secr3tPart") || strings.Contains(r, "2024") || strings.Contains(r, "5678") {
+			t.Errorf("Redact(%s) = %q", u, r)
+		}
+	}
+	if r := Redact("root:Sup3r@x://a/b@c"); strings.Contains(r, "Sup3r") {
+		t.Errorf("Redact printed a scheme that is no scheme: %q", r)
+	}
+	// Written with %40, the same password is accepted, and redacted.
+	tg, err = ParseTarget("qemu+ssh://root:Sup3r%40Secr3tPart%2F2024@hv-a/system?keyfile=/home/a%40b/k")
+	if err != nil {
+		t.Fatalf("an escaped password: %v", err)
+	}
+	if u, _ := url.Parse(tg.URI); u.Hostname() != "hv-a" {
+		t.Errorf("host %q", u.Hostname())
+	} else if p, _ := u.User.Password(); p != "Sup3r@Secr3tPart/2024" {
+		t.Errorf("password %q", p)
+	}
+	if r := Redact(tg.URI); strings.Contains(r, "Sup3r") || strings.Contains(r, "Secr3tPart") || !strings.Contains(r, "@hv-a/system") {
+		t.Errorf("Redact = %q", r)
 	}
 }
 
