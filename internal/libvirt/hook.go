@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -308,6 +309,26 @@ func attrPatch(old, vm *estate.VM) *syntax.Node {
 	if vm.Gateway && !old.Gateway {
 		set.Items = append(set.Items, &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: "gateway"},
 			&syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.BoolTag, Value: "true"})
+	}
+	// Labels drive separate and placement rules and service selectors. An
+	// update's labels replace the VM's whole map, so the estate's labels
+	// (from the overlay, say) are kept and the metadata's laid over them.
+	labels, relabelled := maps.Clone(old.Labels), false
+	for k, v := range vm.Labels {
+		if was, ok := labels[k]; !ok || was != v {
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[k], relabelled = v, true
+		}
+	}
+	if relabelled {
+		m := &syntax.Node{Kind: syntax.MapNode}
+		for _, k := range slices.Sorted(maps.Keys(labels)) {
+			m.Items = append(m.Items, &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: k},
+				&syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: labels[k]})
+		}
+		set.Items = append(set.Items, &syntax.Node{Kind: syntax.ScalarNode, Tag: syntax.StrTag, Value: "labels"}, m)
 	}
 	// Resources: vCPUs or memory grown, or a <cputune>/<memtune> limit
 	// removed, are judged too (VG3xx capacity, VG304 unlimited).

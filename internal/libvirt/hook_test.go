@@ -3,10 +3,12 @@ package libvirt
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vguard-dev/vguard/internal/change"
+	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/load"
 )
@@ -204,5 +206,63 @@ resourceLimits: always
 	}
 	if !found {
 		t.Errorf("the removed limit is not judged: introduced %+v", v.Introduced)
+	}
+}
+
+// TestHookJudgesLabels: labels the domain's metadata gives differently
+// from the estate are part of the update (laid over the estate's own), so
+// that a separate rule they break is judged; the same labels are no change.
+func TestHookJudgesLabels(t *testing.T) {
+	res, err := load.Bytes("estate.yaml", []byte(`apiVersion: vguard.dev/v1
+kind: Estate
+zones: [{name: internal, exposure: internal}]
+networks: [{name: lan, zone: internal}]
+hypervisors: [{name: hv-a}]
+vms:
+  - {name: pci-1, hypervisor: hv-a, labels: {tier: pci}, nics: [{network: lan, mac: "52:54:00:00:00:02"}]}
+  - {name: app-1, hypervisor: hv-a, labels: {tier: web, team: blue}, nics: [{network: lan, mac: "52:54:00:00:00:01"}]}
+---
+apiVersion: vguard.dev/v1
+kind: Policy
+separate:
+  - name: pci-apart
+    scope: hypervisor
+    groups: [{labels: {tier: pci}}, {labels: {tier: dmz}}]
+`), load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := estate.NewIndex(res.Estate)
+	dom := func(labels string) string {
+		return `<domain><name>app-1</name><metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1">` + labels + `</vguard:vm></metadata>
+			<devices><interface type='network'><mac address='52:54:00:00:00:01'/><source network='lan'/></interface></devices></domain>`
+	}
+	same, err := HookChange(x, "hv-a", dom(`<vguard:label name="tier" value="web"/>`))
+	if err != nil || len(same.Operations) != 0 {
+		t.Fatalf("unchanged labels: %v %q", err, Describe(same))
+	}
+	c, err := HookChange(x, "hv-a", dom(`<vguard:label name="tier" value="dmz"/>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Describe(c) != "update app-1" {
+		t.Fatalf("change = %q", Describe(c))
+	}
+	labels := c.Operations[0].Set.Get("labels")
+	if labels == nil || labels.Get("tier").Value != "dmz" || labels.Get("team") == nil || labels.Get("team").Value != "blue" {
+		t.Fatalf("set = %+v: want tier dmz laid over the estate's labels (team blue kept)", c.Operations[0].Set)
+	}
+	j, err := change.NewJudge(x, res.Policy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := j.Judge(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Decision != change.Deny || !slices.ContainsFunc(v.Introduced, func(f check.Finding) bool {
+		return f.Check == "VG401" && slices.Contains(f.Related, "vm/app-1")
+	}) {
+		t.Errorf("the label that breaks the separate rule is not judged: %v %+v", v.Decision, v.Introduced)
 	}
 }
