@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -85,11 +86,14 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 		}
 		names[c.Name] = c.URI
 	}
-	type signal struct {
-		host int
-		err  error
-	}
-	sig := make(chan signal, 64)
+	// Each host has its own pending flag, and one wake-up of capacity 1
+	// says that some flag is set: a burst of events on one host (a mass
+	// start) can then never crowd out another host's event, as it did
+	// through a shared queue that dropped signals when full.
+	pending := make([]atomic.Bool, len(conns))
+	wake := make(chan struct{}, 1)
+	// A lost connection is reported once per goroutine that notices it.
+	lost := make(chan error, 2*len(conns))
 	for i, c := range conns {
 		for _, id := range watchedEvents {
 			ch, err := c.L.SubscribeEvents(ctx, id, golibvirt.OptDomain{})
@@ -98,9 +102,10 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 			}
 			go func() {
 				for range ch {
+					pending[i].Store(true)
 					select {
-					case sig <- signal{host: i}:
-					default: // a re-read is pending already
+					case wake <- struct{}{}:
+					default: // a wake-up is pending already; it reads every flag
 					}
 				}
 			}()
@@ -108,10 +113,7 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 		go func() {
 			select {
 			case <-c.L.Disconnected():
-				select {
-				case sig <- signal{host: i, err: fmt.Errorf("%s: the connection to libvirtd was lost", c.URI)}:
-				case <-ctx.Done():
-				}
+				lost <- fmt.Errorf("%s: the connection to libvirtd was lost", c.URI)
 			case <-ctx.Done():
 			}
 		}()
@@ -125,10 +127,7 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 				case <-tick.C:
 				}
 				if err := c.ping(ctx, o.KeepaliveTimeout); err != nil {
-					select {
-					case sig <- signal{host: i, err: err}:
-					case <-ctx.Done():
-					}
+					lost <- err
 					return
 				}
 			}
@@ -148,18 +147,15 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 		return err
 	}
 	for {
-		dirty := map[int]bool{}
 		select {
 		case <-ctx.Done():
 			return nil
-		case s := <-sig:
-			if s.err != nil {
-				if outer.Err() != nil {
-					return nil
-				}
-				return s.err
+		case err := <-lost:
+			if outer.Err() != nil {
+				return nil
 			}
-			dirty[s.host] = true
+			return err
+		case <-wake:
 		}
 		timer := time.After(debounce)
 	gather:
@@ -167,16 +163,22 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 			select {
 			case <-ctx.Done():
 				return nil
-			case s := <-sig:
-				if s.err != nil {
-					return s.err
-				}
-				dirty[s.host] = true
+			case err := <-lost:
+				return err
+			case <-wake: // more events; the flags say whose
 			case <-timer:
 				break gather
 			}
 		}
-		for i := range dirty {
+		reread := false
+		for i := range conns {
+			// Cleared before the read: an event during it sets the flag
+			// again and leads to another read (its wake-up may then find
+			// the flag read already, and nothing to do).
+			if !pending[i].Swap(false) {
+				continue
+			}
+			reread = true
 			h, err := conns[i].read()
 			var merr *mapError
 			switch {
@@ -189,6 +191,9 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 			default:
 				return err
 			}
+		}
+		if !reread {
+			continue
 		}
 		if err := update(merge(hosts, source)); err != nil {
 			return err

@@ -2,10 +2,12 @@ package libvirt
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -175,5 +177,70 @@ func TestWatchKeepalive(t *testing.T) {
 		t.Logf("watch ended %v after libvirtd stopped: %v", time.Since(start), err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("the watch did not notice that libvirtd stopped answering")
+	}
+}
+
+// TestWatchBusyHostHidesNoOther: host A sends a burst of events (80
+// domains defined) while one update is slow; the one event host B sends
+// in that time must still lead to a re-read of B. Through one shared
+// signal queue of 64, A's burst filled it and B's signal was dropped.
+func TestWatchBusyHostHidesNoOther(t *testing.T) {
+	da, db := libvirttest.Start(t), libvirttest.Start(t)
+	ma, err := Dial(Target{Name: "ma", URI: da.URI("default")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ma.Close()
+	mb, err := Dial(Target{Name: "mb", URI: db.URI("default")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mb.Close()
+	var calls atomic.Int32
+	sawB := make(chan struct{})
+	var once sync.Once
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- WatchWith(ctx, []Target{{Name: "hv-a", URI: da.URI("default")}, {Name: "hv-b", URI: db.URI("default")}},
+			WatchOptions{Debounce: 20 * time.Millisecond}, func(inv *connector.Inventory) error {
+				n := calls.Add(1)
+				for _, vm := range inv.Estate.VMs {
+					if vm.Name == "on-b" {
+						once.Do(func() { close(sawB) })
+					}
+				}
+				if n == 2 {
+					time.Sleep(time.Second) // a slow evaluation or write
+				}
+				return nil
+			})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	for calls.Load() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	def := func(c *Conn, name string) {
+		if _, err := c.L.DomainDefineXML(fmt.Sprintf(`<domain type='test'><name>%s</name><memory>1024</memory><os><type>hvm</type></os></domain>`, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	def(ma, "first")
+	for calls.Load() < 2 { // the second update is running (sleeping)
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range 80 {
+		def(ma, fmt.Sprintf("a-%d", i))
+	}
+	def(mb, "on-b")
+	select {
+	case <-sawB:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the domain defined on hv-b never reached the estate (%d updates)", calls.Load())
 	}
 }
