@@ -211,7 +211,7 @@ func (c *Conn) read() (*host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: domain %s: %w", c.URI, d.Name, err)
 		}
-		vm, w, err := DomainVM(x, c.Name, bridgeNet)
+		vm, gateway, w, err := domainVM(x, c.Name, bridgeNet)
 		if err != nil {
 			return nil, &mapError{fmt.Errorf("%s: %w", c.URI, err)}
 		}
@@ -224,7 +224,7 @@ func (c *Conn) read() (*host, error) {
 			// XML is all there is).
 			if px, err := c.L.DomainGetXMLDesc(d, golibvirt.DomainXMLInactive); err == nil {
 				if pvm, _, err := DomainVM(px, c.Name, bridgeNet); err == nil {
-					fillAttrs(vm, pvm)
+					fillAttrs(vm, gateway != nil, pvm)
 				} else {
 					return nil, &mapError{fmt.Errorf("%s: persistent definition: %w", c.URI, err)}
 				}
@@ -338,8 +338,9 @@ func (e *mapError) Error() string { return e.err.Error() }
 func (e *mapError) Unwrap() error { return e.err }
 
 // fillAttrs gives vm the security attributes and labels of def (the
-// persistent definition) that vm's own (live) metadata leaves out.
-func fillAttrs(vm, def *estate.VM) {
+// persistent definition) that vm's own (live) metadata leaves out;
+// hasGateway says whether it gives gateway (its false is a value).
+func fillAttrs(vm *estate.VM, hasGateway bool, def *estate.VM) {
 	if vm.Owner == "" {
 		vm.Owner = def.Owner
 	}
@@ -355,8 +356,8 @@ func fillAttrs(vm, def *estate.VM) {
 	if vm.Environment == 0 {
 		vm.Environment = def.Environment
 	}
-	if def.Gateway {
-		vm.Gateway = true
+	if !hasGateway {
+		vm.Gateway = def.Gateway
 	}
 	for k, v := range def.Labels {
 		if _, ok := vm.Labels[k]; !ok {

@@ -249,3 +249,47 @@ func TestSyncMetadataOfRunningDomain(t *testing.T) {
 		t.Fatalf("metadata set with --config not seen: %+v", vm)
 	}
 }
+
+// TestSyncLiveGatewayFalseWins: gateway="false" in a running domain's live
+// metadata is a value, not a silence: a stale gateway="true" in its
+// persistent definition must not make it a gateway (which exempts it from
+// VG102 and VG103). Where the live metadata says nothing, the persistent
+// value is taken.
+func TestSyncLiveGatewayFalseWins(t *testing.T) {
+	d := libvirttest.Start(t)
+	uri := d.URI("default")
+	c, err := Dial(Target{Name: "hv", URI: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dom, err := c.L.DomainLookupByName("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(xml string, flags golibvirt.DomainModificationImpact) {
+		t.Helper()
+		err := c.L.DomainSetMetadata(dom, int32(golibvirt.DomainMetadataElement),
+			golibvirt.OptString{xml}, golibvirt.OptString{"vguard"}, golibvirt.OptString{Namespace}, flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	gateway := func() bool {
+		t.Helper()
+		inv, err := Sync(context.Background(), []Target{{Name: "hv", URI: uri}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return estate.NewIndex(&inv.Estate).VMs["test"].Gateway
+	}
+	set(`<vm gateway="true" owner="ops"/>`, golibvirt.DomainAffectConfig)
+	set(`<vm owner="ops"/>`, golibvirt.DomainAffectLive)
+	if !gateway() {
+		t.Error("live metadata without gateway: the persistent gateway=\"true\" is not taken")
+	}
+	set(`<vm gateway="false" owner="ops"/>`, golibvirt.DomainAffectLive)
+	if gateway() {
+		t.Error("live gateway=\"false\" lost to the persistent gateway=\"true\"")
+	}
+}

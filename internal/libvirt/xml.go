@@ -41,18 +41,28 @@ const Namespace = "https://vguard.dev/xmlns/libvirt/v1"
 // (bridgeNet maps a bridge to the libvirt network that owns it, when one
 // does). Warnings say what could not be mapped exactly.
 func DomainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, []string, error) {
+	vm, _, warnings, err := domainVM(domXML, hv, bridgeNet)
+	return vm, warnings, err
+}
+
+// domainVM is DomainVM that also says whether the metadata gives gateway
+// (nil: it does not): gateway="false" and no gateway are both a false
+// vm.Gateway, and only the second may be filled from elsewhere.
+func domainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, *bool, []string, error) {
 	var d libvirtxml.Domain
 	if err := d.Unmarshal(domXML); err != nil {
-		return nil, nil, fmt.Errorf("domain XML: %w", err)
+		return nil, nil, nil, fmt.Errorf("domain XML: %w", err)
 	}
 	if strings.TrimSpace(d.Name) == "" {
-		return nil, nil, errors.New("domain XML: the domain has no name")
+		return nil, nil, nil, errors.New("domain XML: the domain has no name")
 	}
 	vm := &estate.VM{Name: d.Name, Hypervisor: hv}
 	var warnings []string
+	var gateway *bool
 	if d.Metadata != nil {
-		if err := vmMetadata(d.Metadata.XML, vm); err != nil {
-			return nil, nil, fmt.Errorf("domain %s: <metadata>: %w", d.Name, err)
+		var err error
+		if gateway, err = vmMetadata(d.Metadata.XML, vm); err != nil {
+			return nil, nil, nil, fmt.Errorf("domain %s: <metadata>: %w", d.Name, err)
 		}
 	}
 	vm.Identity.UUID = strings.ToLower(d.UUID)
@@ -72,7 +82,7 @@ func DomainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, []str
 	if d.Memory != nil {
 		mib, err := toMiB(d.Memory.Value, d.Memory.Unit)
 		if err != nil {
-			return nil, nil, fmt.Errorf("domain %s: <memory>: %w", d.Name, err)
+			return nil, nil, nil, fmt.Errorf("domain %s: <memory>: %w", d.Name, err)
 		}
 		res.MemoryMiB = mib
 	}
@@ -85,7 +95,7 @@ func DomainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, []str
 	}
 	res.Limited = &limited
 	vm.Resources = res
-	return vm, warnings, nil
+	return vm, gateway, warnings, nil
 }
 
 func nicOf(nic *libvirtxml.DomainInterface, bridgeNet map[string]string) (estate.NIC, string) {
@@ -213,11 +223,12 @@ func findMeta(inner, local string) (*metaElement, error) {
 	}
 }
 
-// vmMetadata reads <vguard:vm> into vm.
-func vmMetadata(inner string, vm *estate.VM) error {
+// vmMetadata reads <vguard:vm> into vm, and returns the gateway attribute
+// when it is given.
+func vmMetadata(inner string, vm *estate.VM) (gateway *bool, err error) {
 	m, err := findMeta(inner, "vm")
 	if err != nil || m == nil {
-		return err
+		return nil, err
 	}
 	for k, v := range m.attrs {
 		var err error
@@ -233,16 +244,18 @@ func vmMetadata(inner string, vm *estate.VM) error {
 		case "securityLevel":
 			err = vm.SecurityLevel.UnmarshalText([]byte(v))
 		case "gateway":
-			vm.Gateway, err = strconv.ParseBool(v)
+			var g bool
+			g, err = strconv.ParseBool(v)
+			vm.Gateway, gateway = g, &g
 		default:
 			err = fmt.Errorf("unknown attribute (want owner, app, environment, securityLevel, homeZone, gateway)")
 		}
 		if err != nil {
-			return fmt.Errorf("vguard:vm %s=%q: %w", k, v, err)
+			return nil, fmt.Errorf("vguard:vm %s=%q: %w", k, v, err)
 		}
 	}
 	vm.Labels = m.labels
-	return nil
+	return gateway, nil
 }
 
 // NetworkOf turns a libvirt network's XML into a network, with its bridge
