@@ -93,6 +93,11 @@ type Conn struct {
 	L    *golibvirt.Libvirt
 	Name string // the hypervisor's name in the estate
 	URI  string // redacted
+
+	// listed, when set, is called by read after it listed the networks
+	// and after it listed the domains, with "networks" or "domains": tests
+	// change the daemon there, between the list and the reads of XML.
+	listed func(what string)
 }
 
 // Dial connects to the target's libvirtd and opens its URI.
@@ -167,9 +172,8 @@ func (c *Conn) read() (*host, error) {
 	}
 	h.hv.Capacity = &estate.Capacity{CPUs: int(cpus), MemoryMiB: int64(memKiB / 1024)}
 	nets, _, err := c.L.ConnectListAllNetworks(1, 0)
-	var lerr golibvirt.Error
 	switch {
-	case errors.As(err, &lerr) && lerr.Code == uint32(golibvirt.ErrNoSupport):
+	case libvirtErr(err, golibvirt.ErrNoSupport):
 		// No network driver (a modular daemon without virtnetworkd, or
 		// hosts that bridge by hand): there are no libvirt networks, and
 		// NICs are named after their bridge or device.
@@ -178,9 +182,17 @@ func (c *Conn) read() (*host, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%s: listing networks: %w", c.URI, err)
 	}
+	if c.listed != nil {
+		c.listed("networks")
+	}
 	bridgeNet := map[string]string{}
 	for _, n := range nets {
 		x, err := c.L.NetworkGetXMLDesc(n, 0)
+		if libvirtErr(err, golibvirt.ErrNoNetwork) {
+			// Undefined since the list: it is gone.
+			h.warnings = append(h.warnings, fmt.Sprintf("%s: network %s went away while being read; skipped", c.Name, n.Name))
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: network %s: %w", c.URI, n.Name, err)
 		}
@@ -206,8 +218,18 @@ func (c *Conn) read() (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: listing domains: %w", c.URI, err)
 	}
+	if c.listed != nil {
+		c.listed("domains")
+	}
 	for _, d := range doms {
 		x, err := c.L.DomainGetXMLDesc(d, 0)
+		if libvirtErr(err, golibvirt.ErrNoDomain) {
+			// Undefined, or a transient domain destroyed, since the list:
+			// routine on hosts that churn domains, and the reason a watch
+			// reads again. It is gone; its event brings the next read.
+			h.warnings = append(h.warnings, fmt.Sprintf("%s: domain %s went away while being read; skipped", c.Name, d.Name))
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: domain %s: %w", c.URI, d.Name, err)
 		}
@@ -233,6 +255,12 @@ func (c *Conn) read() (*host, error) {
 		h.domains = append(h.domains, domain{vm: vm, active: d.ID > 0})
 	}
 	return h, nil
+}
+
+// libvirtErr reports whether err is libvirt's error code.
+func libvirtErr(err error, code golibvirt.ErrorNumber) bool {
+	var lerr golibvirt.Error
+	return errors.As(err, &lerr) && lerr.Code == uint32(code)
 }
 
 // Sync reads every target (one hypervisor each) and returns the inventory.

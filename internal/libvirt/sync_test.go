@@ -293,3 +293,68 @@ func TestSyncLiveGatewayFalseWins(t *testing.T) {
 		t.Error("live gateway=\"false\" lost to the persistent gateway=\"true\"")
 	}
 }
+
+// TestReadSkipsWhatWentAway: a domain undefined, a transient domain
+// destroyed and a network undefined between the list and the read of
+// their XML are skipped with a warning; the read (a watch's re-read, made
+// exactly while domains change) does not fail.
+func TestReadSkipsWhatWentAway(t *testing.T) {
+	d := libvirttest.Start(t)
+	uri := d.URI("default")
+	m, err := Dial(Target{Name: "mutator", URI: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	doomed, err := m.L.DomainDefineXML(`<domain type='test'><name>doomed</name><memory>1024</memory><os><type>hvm</type></os></domain>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flash, err := m.L.DomainCreateXML(`<domain type='test'><name>flash</name><memory>1024</memory><os><type>hvm</type></os></domain>`, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := m.L.NetworkDefineXML(`<network><name>doomed-net</name><bridge name='virbr7'/></network>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Dial(Target{Name: "hv", URI: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.listed = func(what string) {
+		switch what {
+		case "networks":
+			if err := m.L.NetworkUndefine(net); err != nil {
+				t.Error(err)
+			}
+		case "domains":
+			if err := m.L.DomainUndefine(doomed); err != nil {
+				t.Error(err)
+			}
+			if err := m.L.DomainDestroy(flash); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	h, err := c.read()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var names []string
+	for _, d := range h.domains {
+		names = append(names, d.vm.Name)
+	}
+	for _, n := range h.networks {
+		names = append(names, n.Name)
+	}
+	if slices.Contains(names, "doomed") || slices.Contains(names, "flash") || slices.Contains(names, "doomed-net") || !slices.Contains(names, "test") {
+		t.Errorf("read %v", names)
+	}
+	for _, w := range []string{"domain doomed went away", "domain flash went away", "network doomed-net went away"} {
+		if !slices.ContainsFunc(h.warnings, func(s string) bool { return strings.Contains(s, w) }) {
+			t.Errorf("no warning %q in %q", w, h.warnings)
+		}
+	}
+}
