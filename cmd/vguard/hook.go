@@ -29,10 +29,10 @@ above change.blockAt, introduced or already in the estate.
 libvirt runs /etc/libvirt/hooks/qemu with DOMAIN OPERATION SUB-OPERATION
 EXTRA and the domain XML on stdin. On "prepare begin" (start), "migrate
 begin" (incoming migration, on the destination), "restore begin" and
-"attach begin" the domain
-becomes a Change against the estate: create (a VM the estate does not
-know), migrate (it ran on another host), detach-nic/attach-nic (NICs added,
-removed or moved), update (security attributes in its <metadata>). A denied
+"attach begin" the domain becomes a Change against the estate: create (a
+VM the estate does not know), migrate (it ran on another host),
+detach-nic/attach-nic (NICs added, removed or moved), update (security
+attributes and labels in its <metadata>, resources). A denied
 change exits non-zero with the reasons on stderr, which libvirt shows the
 operator; every other event exits 0 at once. Nothing is ever printed on
 stdout (libvirt would take it as a rewritten domain XML), and the hook never
