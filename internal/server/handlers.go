@@ -520,8 +520,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	if _, err := token.ParseRole(req.Role); err != nil {
 		return userError(http.StatusBadRequest, "role: %v", err)
 	}
-	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 {
-		return userError(http.StatusBadRequest, "name: required, at most 200 bytes")
+	if err := token.CheckName(req.Name); err != nil {
+		return userError(http.StatusBadRequest, "name: %v", err)
 	}
 	t, secret, err := CreateToken(context.WithoutCancel(r.Context()), s.st, req.Name, req.Role, c.actor())
 	if err != nil {
@@ -535,6 +535,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 // one transaction: a token never works without its record. It returns the
 // secret, which is never stored.
 func CreateToken(ctx context.Context, st store.Store, name, role, actor string) (store.Token, string, error) {
+	if err := token.CheckName(name); err != nil {
+		return store.Token{}, "", err
+	}
 	secret, id, hash, err := token.New()
 	if err != nil {
 		return store.Token{}, "", err
