@@ -172,7 +172,8 @@ type Head struct {
 // the chain's write lock, and stores the records build returns (which must
 // continue from that head) in the same transaction: when AppendAudit returns
 // nil they are durable, and no other writer (another process or replica)
-// can have appended in between.
+// can have appended in between. build may return no records: the Log does
+// that to read the head after a failed commit.
 type Appender interface {
 	AppendAudit(ctx context.Context, build func(head Head) ([]Record, error)) error
 }
