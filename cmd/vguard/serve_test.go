@@ -428,3 +428,19 @@ func TestAuditVerifyReadOnly(t *testing.T) {
 		t.Fatalf("unparsable DSN: %d %s %s", code, out, errs)
 	}
 }
+
+// TestTokenCreateName: a token's name with a control character is a usage
+// error, and nothing is stored (a NUL once reached the store and failed
+// there on PostgreSQL).
+func TestTokenCreateName(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "serve.yaml")
+	os.WriteFile(config, []byte("store: {sqlite: vguard.db}\n"), 0o600)
+	code, out, errs := vguardRun(t, "token", "create", "--config", config, "--role", "viewer", "--name", "ci\x00x")
+	if code != 2 || out != "" || !strings.Contains(errs, "control character U+0000") {
+		t.Fatalf("token create with a NUL in its name: %d %q %s", code, out, errs)
+	}
+	if code, out, _ := vguardRun(t, "token", "list", "--config", config); code != 0 || strings.Count(out, "\n") != 1 {
+		t.Fatalf("token list after a refused create: %d %s", code, out)
+	}
+}

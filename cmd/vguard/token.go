@@ -84,6 +84,9 @@ func runTokenCreate(ctx context.Context, g *globalOptions, o *tokenOptions, cmdP
 	if o.name == "" {
 		return usagef(cmdPath, "--name is required")
 	}
+	if err := token.CheckName(o.name); err != nil {
+		return usagef(cmdPath, "--name: %v", err)
+	}
 	return withStore(ctx, cmdPath, o.config, func(st store.Store) error {
 		t, secret, err := server.CreateToken(ctx, st, o.name, o.role, "cli")
 		if err != nil {

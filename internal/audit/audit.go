@@ -15,6 +15,12 @@
 // written) and P the previous record's hash (64 zeros for the first record).
 // Anyone can recompute the chain from an export (`vguard audit export`)
 // with a JSON library and SHA-256.
+//
+// Kind, actor and subject come from clients (a change's name, a token's
+// name), so Seal stores them as valid UTF-8 without control characters:
+// anything else becomes U+FFFD. A NUL would make PostgreSQL refuse the
+// record, and other control characters could forge lines in a terminal or
+// a log that shows them.
 package audit
 
 import (
@@ -29,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/vguard-dev/vguard/internal/jsonstr"
 )
@@ -165,7 +172,8 @@ type Head struct {
 // the chain's write lock, and stores the records build returns (which must
 // continue from that head) in the same transaction: when AppendAudit returns
 // nil they are durable, and no other writer (another process or replica)
-// can have appended in between.
+// can have appended in between. build may return no records: the Log does
+// that to read the head after a failed commit.
 type Appender interface {
 	AppendAudit(ctx context.Context, build func(head Head) ([]Record, error)) error
 }
@@ -188,13 +196,28 @@ func Seal(r *Record, head Head) (Head, error) {
 		return head, err
 	}
 	r.Data = data
-	r.Actor = strings.ToValidUTF8(r.Actor, "\uFFFD")
-	r.Subject = strings.ToValidUTF8(r.Subject, "\uFFFD")
-	r.Kind = strings.ToValidUTF8(r.Kind, "\uFFFD")
+	r.Actor = clean(r.Actor)
+	r.Subject = clean(r.Subject)
+	r.Kind = clean(r.Kind)
 	r.Seq = head.Seq + 1
 	r.Prev = head.Hash
 	r.Hash = r.ComputeHash()
 	return Head{Seq: r.Seq, Hash: r.Hash}, nil
+}
+
+// clean returns s as valid UTF-8 with every control character (C0, DEL,
+// C1) replaced by U+FFFD.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 // NewRecord makes the unsealed record of e at time t.

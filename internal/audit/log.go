@@ -15,7 +15,9 @@ const maxBatch = 1024
 // that arrive while a transaction is being committed wait together and go
 // into the next one, so that one fsync covers many requests. Append returns
 // only once its record is durable, which is what lets a server answer a
-// client after the verdict is in the trail and not before.
+// client after the verdict is in the trail and not before. A batch the
+// store refuses is committed again record by record, so that a record the
+// database cannot take fails only its own Append.
 type Log struct {
 	store Appender
 	now   func() time.Time
@@ -113,9 +115,10 @@ func (l *Log) run(ctx context.Context) {
 	}
 }
 
+// commit appends the records of batch in one transaction, or one by one
+// if that fails, and tells each waiting Append how its record went.
 func (l *Log) commit(batch []*pending) {
 	now := l.now()
-	recs := make([]Record, 0, len(batch))
 	var live []*pending
 	for _, p := range batch {
 		r, err := NewRecord(p.entry, now)
@@ -124,32 +127,81 @@ func (l *Log) commit(batch []*pending) {
 			close(p.ready)
 			continue
 		}
-		recs = append(recs, r)
+		p.rec = r
 		live = append(live, p)
 	}
 	if len(live) == 0 {
 		return
 	}
-	err := l.store.AppendAudit(context.Background(), func(head Head) ([]Record, error) {
-		out := make([]Record, len(recs))
-		copy(out, recs)
-		for i := range out {
-			var err error
-			if head, err = Seal(&out[i], head); err != nil {
-				return nil, err
-			}
-		}
-		recs = out
-		return out, nil
-	})
-	for i, p := range live {
-		if err != nil {
+	sealed, err := l.append(live)
+	if err != nil && len(live) > 1 {
+		err = l.isolate(live, sealed, err)
+	}
+	for _, p := range live {
+		if p.err == nil && err != nil {
 			p.err = fmt.Errorf("audit: committing: %w", err)
-		} else {
-			p.rec = recs[i]
 		}
 		close(p.ready)
 	}
+}
+
+// append stores the records of ps in one transaction; on success each
+// p.rec is its sealed record. It returns the records as sealed, also when
+// the commit then failed (nil if it failed before sealing).
+func (l *Log) append(ps []*pending) ([]Record, error) {
+	var sealed []Record
+	err := l.store.AppendAudit(context.Background(), func(head Head) ([]Record, error) {
+		sealed = make([]Record, len(ps))
+		for i, p := range ps {
+			sealed[i] = p.rec
+			var err error
+			if head, err = Seal(&sealed[i], head); err != nil {
+				return nil, err
+			}
+		}
+		return sealed, nil
+	})
+	if err == nil {
+		for i, p := range ps {
+			p.rec = sealed[i]
+		}
+	}
+	return sealed, err
+}
+
+// isolate follows a batch that failed to commit. One bad record (one the
+// database refuses) must fail only its own request, not every request that
+// happened to share its transaction, so the records are committed again
+// one by one and each p.err says how its own went. It returns batchErr, for
+// all of them, only when the store cannot be reached at all.
+func (l *Log) isolate(ps []*pending, sealed []Record, batchErr error) error {
+	// First read the chain's head: a store that cannot even do that is
+	// down, and trying each record would only wait for it len(ps) times.
+	var head Head
+	err := l.store.AppendAudit(context.Background(), func(h Head) ([]Record, error) {
+		head = h
+		return nil, nil
+	})
+	if err != nil {
+		return batchErr
+	}
+	// A commit whose answer was lost: the head is the batch's last
+	// record, and committing the records again would record them twice.
+	// (Had another writer appended since, that goes unseen, and the
+	// records are committed again: the lesser evil against refusing
+	// every request.)
+	if n := len(sealed); n == len(ps) && head == (Head{Seq: sealed[n-1].Seq, Hash: sealed[n-1].Hash}) {
+		for i, p := range ps {
+			p.rec = sealed[i]
+		}
+		return nil
+	}
+	for _, p := range ps {
+		if _, err := l.append([]*pending{p}); err != nil {
+			p.err = fmt.Errorf("audit: committing: %w", err)
+		}
+	}
+	return nil
 }
 
 func canonical(data []byte) bool {

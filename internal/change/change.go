@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/load"
@@ -161,6 +163,17 @@ func parse(file string, docs []*syntax.Node) (*Change, error) {
 	}
 	var cd changeDoc
 	errs = append(errs, syntax.Decode(file, doc, "", &cd)...)
+	// The name is the change's ticket: it goes into reports and, under
+	// vguard serve, into the audit trail, where a NUL cannot be stored in
+	// PostgreSQL and an escape sequence would reach whoever reads it.
+	if i := strings.IndexFunc(cd.Metadata.Name, unicode.IsControl); i >= 0 {
+		line := doc.Line
+		if n := doc.Get("metadata").Get("name"); n != nil {
+			line = n.Line
+		}
+		r, _ := utf8.DecodeRuneInString(cd.Metadata.Name[i:])
+		errorf(line, "metadata.name", "control character %U in the change's name", r)
+	}
 	opsNode := doc.Get("operations")
 	for i, op := range cd.Operations {
 		if op == nil {

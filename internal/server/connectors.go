@@ -220,8 +220,14 @@ func (s *Server) syncFailed(ctx context.Context, c *connector, err error) {
 	}
 	s.logger.Error("connector sync", "connector", c.cfg.Name, "err", err)
 	s.metrics.syncFailed(c.cfg.Name)
+	msg := firstLine(err.Error())
+	var fault *serverFault
+	if errors.As(err, &fault) {
+		// Viewers read the trail: a database error stays in the log.
+		msg = "the store failed; the server's log has the cause"
+	}
 	entry := audit.Entry{Kind: audit.KindSync, Actor: "connector " + c.cfg.Name, Subject: c.cfg.Name,
-		Data: map[string]any{"ok": false, "error": firstLine(err.Error())}}
+		Data: map[string]any{"ok": false, "error": msg}}
 	if _, aerr := s.audit.Append(context.WithoutCancel(ctx), entry); aerr != nil {
 		s.logger.Error("audit", "err", aerr)
 	}
@@ -259,6 +265,9 @@ func (s *Server) storeSynced(ctx context.Context, c *connector, srcs []load.Sour
 			Put: docs, Replace: &store.Prefix{Kind: store.KindEstate, Prefix: prefix}}, entry)
 		if errors.Is(err, store.ErrStale) && attempt < maxAttempts {
 			continue
+		}
+		if err != nil && !errors.Is(err, store.ErrLeaseLost) {
+			return &serverFault{err}
 		}
 		if err != nil {
 			return err

@@ -50,7 +50,7 @@ func (f *sideFiles) Manifest(path string) (*manifest.Manifest, error) {
 		}
 		m, err := manifest.Parse(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, withFile(path, err)
 		}
 		return m, nil
 	})
@@ -69,7 +69,7 @@ func (f *sideFiles) Scan(path string) (*scanreport.Report, error) {
 		}
 		r, err := scanreport.Parse(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, withFile(path, err)
 		}
 		return r, nil
 	})

@@ -139,9 +139,56 @@ func (s *Server) putDocument(kind, def string) handler {
 		if err != nil {
 			return err
 		}
+		if err := checkKind(kind, name, data); err != nil {
+			return inputError(fmt.Sprintf("the %s does not load; nothing was changed", kind), err)
+		}
 		doc := store.Document{Kind: kind, Name: name, Data: data, Updated: time.Now().UTC()}
 		return s.update(w, r, c, doc, auditKind)
 	}
+}
+
+// checkKind refuses documents of another kind than the endpoint's (an
+// Estate sent to /api/v1/policy): stored under the wrong kind, an estate
+// would load but not count as uploaded, and the audit record would name the
+// wrong kind of update. Documents without a kind, or that do not parse,
+// are left to the loader, which says what is wrong with them.
+func checkKind(kind, name string, data []byte) error {
+	want, other := "Estate", "policy"
+	if kind == store.KindPolicy {
+		want, other = "Policy", "estate"
+	}
+	docs, perr := load.ParseDocuments(name, data)
+	if perr != nil {
+		return nil
+	}
+	var errs load.Errors
+	for _, d := range docs {
+		k := d.Get("kind")
+		if k == nil || k.Kind != syntax.ScalarNode || k.Value == want {
+			continue
+		}
+		msg := fmt.Sprintf("kind %s does not go to /api/v1/%s (want kind: %s)", k.Value, kind, want)
+		if k.Value == "Estate" || k.Value == "Policy" {
+			msg += fmt.Sprintf("; PUT it to /api/v1/%s", other)
+		}
+		errs = append(errs, &syntax.Error{File: name, Line: k.Line, Path: "kind", Msg: msg})
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// withFile names file in a parse error that does not name its file yet, so
+// that it reads as the CLI prints it (file:line: field: message).
+func withFile(file string, err error) error {
+	var serr *syntax.Error
+	if errors.As(err, &serr) && serr.File == "" {
+		e := *serr
+		e.File = file
+		return &e
+	}
+	return fmt.Errorf("%s: %w", file, err)
 }
 
 // putSideFile stores a scan report or manifest after parsing it.
@@ -165,7 +212,7 @@ func (s *Server) putSideFile(kind string) handler {
 			_, err = manifest.Parse(data)
 		}
 		if err != nil {
-			return inputError(fmt.Sprintf("%s %s is not valid", kind, name), fmt.Errorf("%s: %w", name, err))
+			return inputError(fmt.Sprintf("%s %s is not valid", kind, name), withFile(name, err))
 		}
 		doc := store.Document{Kind: kind, Name: name, Data: data, Updated: time.Now().UTC()}
 		return s.update(w, r, c, doc, audit.KindFile)
@@ -183,6 +230,10 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, c *caller, doc s
 	defer s.updateMu.Unlock()
 	for attempt := 0; ; attempt++ {
 		st, err := s.loadState(ctx, nil, doc)
+		var fault *serverFault
+		if errors.As(err, &fault) {
+			return internalError("could not read the stored documents; nothing was changed", err)
+		}
 		if err != nil {
 			return inputError(fmt.Sprintf("the %s does not load; nothing was changed", doc.Kind), err)
 		}
@@ -238,6 +289,18 @@ func (s *Server) getFindings(w http.ResponseWriter, r *http.Request, _ *caller) 
 	case "", "open", "resolved", "all":
 	default:
 		return userError(http.StatusBadRequest, "state %q: want open, resolved or all", f.State)
+	}
+	if f.Check != "" {
+		// Check IDs are taken in any case, as by the CLI's --only.
+		f.Check = strings.ToUpper(strings.TrimSpace(f.Check))
+		if check.Lookup(f.Check) == nil {
+			return userError(http.StatusBadRequest, "check %q: no such check (vguard checks lists them)", q.Get("check"))
+		}
+	}
+	switch check.Pillar(f.Pillar) {
+	case "", check.Confidentiality, check.Integrity, check.Availability:
+	default:
+		return userError(http.StatusBadRequest, "pillar %q: want %s, %s or %s", f.Pillar, check.Confidentiality, check.Integrity, check.Availability)
 	}
 	fs, err := s.st.Findings(r.Context(), f)
 	if err != nil {
@@ -352,6 +415,10 @@ func (s *Server) judgeWith(ctx context.Context, st *state, chg *change.Change) (
 	return v, func() { j.Release(v) }, err
 }
 
+// defaultPairs is how many pairs blast-radius?k=2 gives when top is not
+// given: the CLI's --top default.
+const defaultPairs = 20
+
 func (s *Server) blastRadius(w http.ResponseWriter, r *http.Request, _ *caller) error {
 	q := r.URL.Query()
 	st := s.state.Load()
@@ -371,6 +438,11 @@ func (s *Server) blastRadius(w http.ResponseWriter, r *http.Request, _ *caller) 
 		if k, err = strconv.Atoi(v); err != nil || (k != 1 && k != 2) {
 			return userError(http.StatusBadRequest, "k: want 1 or 2")
 		}
+	}
+	if k == 2 {
+		// As `vguard blast-radius --k 2 --format json`: the worst pairs,
+		// --top 20 unless told.
+		top = defaultPairs
 	}
 	if v := q.Get("top"); v != "" {
 		if top, err = strconv.Atoi(v); err != nil || top < 0 {
@@ -520,8 +592,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 	if _, err := token.ParseRole(req.Role); err != nil {
 		return userError(http.StatusBadRequest, "role: %v", err)
 	}
-	if strings.TrimSpace(req.Name) == "" || len(req.Name) > 200 {
-		return userError(http.StatusBadRequest, "name: required, at most 200 bytes")
+	if err := token.CheckName(req.Name); err != nil {
+		return userError(http.StatusBadRequest, "name: %v", err)
 	}
 	t, secret, err := CreateToken(context.WithoutCancel(r.Context()), s.st, req.Name, req.Role, c.actor())
 	if err != nil {
@@ -535,6 +607,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *caller) 
 // one transaction: a token never works without its record. It returns the
 // secret, which is never stored.
 func CreateToken(ctx context.Context, st store.Store, name, role, actor string) (store.Token, string, error) {
+	if err := token.CheckName(name); err != nil {
+		return store.Token{}, "", err
+	}
 	secret, id, hash, err := token.New()
 	if err != nil {
 		return store.Token{}, "", err

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,5 +97,85 @@ func TestReplicasOnPostgres(t *testing.T) {
 	fb := b.must(token.Viewer, "GET", "/api/v1/findings?state=all", nil, 200)
 	if string(fa) != string(fb) {
 		t.Fatalf("findings differ between replicas:\n%s\n%s", fa, fb)
+	}
+}
+
+// pgServer is newTestServer on a fresh PostgreSQL database.
+func pgServer(t *testing.T) *testServer {
+	ctx := context.Background()
+	st, err := store.OpenPostgres(ctx, pgtest.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := &Config{Judges: 2}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(ctx, cfg, Options{Store: st, ReloadEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	ts := &testServer{t: t, srv: srv, st: st, url: hs.URL, tokens: map[token.Role]string{}}
+	for _, r := range []token.Role{token.Viewer, token.Operator, token.Admin} {
+		_, secret, err := CreateToken(ctx, st, "test-"+r.String(), r.String(), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.tokens[r] = secret
+	}
+	return ts
+}
+
+// TestNULNamesOnPostgres: a change or token named with a NUL (YAML "\0",
+// JSON "\u0000"), which PostgreSQL cannot store in TEXT, is refused as bad
+// input; changes sent at the same time as such ones are all judged and
+// recorded (once, one NUL failed the whole group commit, and every verdict
+// in it was refused with 500).
+func TestNULNamesOnPostgres(t *testing.T) {
+	ts := pgServer(t)
+	dir := filepath.Join(examples, "night-patch")
+	ts.upload(dir)
+	good := string(read(t, filepath.Join(dir, "change.yaml")))
+	bad := strings.Replace(good, "name: CHG-5120", `name: "CHG\0x"`, 1)
+	if bad == good {
+		t.Fatal("the example's change name moved")
+	}
+	code, body := ts.do(token.Operator, "POST", "/api/v1/judge", []byte(bad))
+	if code != 400 || !strings.Contains(string(body), "metadata.name: control character U+0000") {
+		t.Fatalf("NUL in a change's name: %d %s", code, body)
+	}
+	const n = 60
+	var wg sync.WaitGroup
+	codes := make([]int, 2*n)
+	for i := range 2 * n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := good
+			if i%2 == 1 {
+				body = bad
+			}
+			codes[i], _ = ts.do(token.Operator, "POST", "/api/v1/judge", []byte(body))
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if want := []int{200, 400}[i%2]; c != want {
+			t.Errorf("judge %d: %d, want %d", i, c, want)
+		}
+	}
+	code, body = ts.do(token.Admin, "POST", "/api/v1/tokens", []byte(`{"name":"a\u0000b","role":"viewer"}`))
+	if code != 400 || !strings.Contains(string(body), "control character U+0000") {
+		t.Fatalf("NUL in a token's name: %d %s", code, body)
+	}
+	var v struct {
+		OK      bool
+		Records int
+	}
+	if err := json.Unmarshal(ts.must(token.Viewer, "GET", "/api/v1/audit/verify", nil, 200), &v); err != nil || !v.OK || v.Records < n {
+		t.Fatalf("audit verify: %+v %v", v, err)
 	}
 }

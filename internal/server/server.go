@@ -184,7 +184,8 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // when replace is set, without the stored documents it names that are not
 // in overrides (a connector's sync), and builds the state: loads and
 // judges the estate. Load problems come back as load.Errors; problems
-// evaluating it (a missing side file) as errors.
+// evaluating it (a missing side file) as errors; the store's failures as a
+// *serverFault.
 func (s *Server) loadState(ctx context.Context, replace *store.Prefix, overrides ...store.Document) (*state, error) {
 	var srcs []load.Source
 	st := &state{loaded: time.Now().UTC(), files: newSideFiles()}
@@ -192,7 +193,7 @@ func (s *Server) loadState(ctx context.Context, replace *store.Prefix, overrides
 	// next poll reload, never the reverse.
 	stamp, err := s.st.DocumentsStamp(ctx)
 	if err != nil {
-		return nil, err
+		return nil, &serverFault{err}
 	}
 	st.base = stamp
 	if len(overrides) == 0 && replace == nil {
@@ -202,7 +203,7 @@ func (s *Server) loadState(ctx context.Context, replace *store.Prefix, overrides
 	for _, kind := range []string{store.KindEstate, store.KindPolicy, store.KindScan, store.KindManifest} {
 		docs, err := s.st.Documents(ctx, kind)
 		if err != nil {
-			return nil, err
+			return nil, &serverFault{err}
 		}
 		if replace != nil && replace.Kind == kind {
 			docs = slices.DeleteFunc(docs, func(d store.Document) bool { return strings.HasPrefix(d.Name, replace.Prefix) })
@@ -270,6 +271,15 @@ func (s *Server) loadState(ctx context.Context, replace *store.Prefix, overrides
 	}
 	return st, nil
 }
+
+// serverFault is a failure of the server or its store (a database error)
+// where a problem of the input could also come back: the client gets a 5xx
+// and the cause goes to the log, never to the client, nor into the audit
+// trail that viewers read.
+type serverFault struct{ err error }
+
+func (e *serverFault) Error() string { return e.err.Error() }
+func (e *serverFault) Unwrap() error { return e.err }
 
 // reloadLoop notices documents put by another process or replica (an
 // upload to another replica, a connector's sync there) and loads them.

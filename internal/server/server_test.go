@@ -38,6 +38,12 @@ type testServer struct {
 
 func newTestServer(t testing.TB, mutate func(*Config)) *testServer {
 	t.Helper()
+	return newTestServerOpts(t, mutate, Options{})
+}
+
+// newTestServerOpts is newTestServer with options (o.Store is set here).
+func newTestServerOpts(t testing.TB, mutate func(*Config), o Options) *testServer {
+	t.Helper()
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "vguard.db")
 	st, err := store.OpenSQLite(ctx, dbPath, store.SQLiteOptions{})
@@ -52,7 +58,8 @@ func newTestServer(t testing.TB, mutate func(*Config)) *testServer {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(ctx, cfg, Options{Store: st})
+	o.Store = st
+	srv, err := New(ctx, cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

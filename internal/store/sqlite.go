@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strings"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite", pure Go
 )
@@ -24,6 +25,12 @@ type SQLiteOptions struct {
 	ReadOnly bool
 }
 
+// uriPath escapes what a file: URI's path cannot hold as it is: SQLite
+// decodes %XX in it, the driver takes everything after the first ? as
+// options, and # starts a fragment. Unescaped, "prod#1.db" would open
+// "prod", and "a%41b.db" "aAb.db".
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 // OpenSQLite opens (creating it if needed) the SQLite database at path in
 // WAL mode and brings its schema up to date.
 func OpenSQLite(ctx context.Context, path string, o SQLiteOptions) (Store, error) {
@@ -35,7 +42,7 @@ func OpenSQLite(ctx context.Context, path string, o SQLiteOptions) (Store, error
 	if o.ReadOnly {
 		q.Set("mode", "ro")
 		q.Add("_pragma", "busy_timeout(10000)")
-		db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+		db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path)+"?"+q.Encode())
 		if err != nil {
 			return nil, fmt.Errorf("sqlite %s: %w", path, err)
 		}
@@ -52,7 +59,7 @@ func OpenSQLite(ctx context.Context, path string, o SQLiteOptions) (Store, error
 	// Every write transaction takes the write lock at BEGIN, so that two
 	// processes cannot both read the audit head and then collide.
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path)+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}

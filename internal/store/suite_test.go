@@ -259,6 +259,62 @@ func runSuite(t *testing.T, newDB func(t *testing.T) func(t *testing.T) Store) {
 		}
 	})
 
+	// A NUL in a change's or token's name once failed the whole group
+	// commit on PostgreSQL (TEXT cannot hold it): every store takes such
+	// records, with the control characters replaced, and a record the
+	// database does refuse fails only its own Append, not its batch.
+	t.Run("audit control characters", func(t *testing.T) {
+		s := newDB(t)(t)
+		rec, err := audit.NewRecord(audit.Entry{Kind: audit.KindTokenCreate, Actor: "adm\x00in", Subject: "t\x00\x1b[1m",
+			Data: map[string]any{"name": "a\x00b"}}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Apply(ctx, Change{Audit: []audit.Record{rec}}); err != nil {
+			t.Fatalf("apply with a NUL in the record: %v", err)
+		}
+		// Refused by the database itself: a record that takes a place
+		// in the chain that is taken (seq 1).
+		poisoned := poisonAppender{s}
+		l := audit.NewLog(poisoned)
+		const n = 200
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var failedGood []error
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e := audit.Entry{Kind: audit.KindJudge, Actor: "op\x00", Subject: fmt.Sprintf("CHG\x00%d", i), Data: map[string]any{"i": i}}
+				if i%2 == 1 {
+					e.Subject = "poison"
+				}
+				_, err := l.Append(ctx, e)
+				if (err == nil) == (i%2 == 1) {
+					mu.Lock()
+					failedGood = append(failedGood, fmt.Errorf("append %d (%q): %v", i, e.Subject, err))
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		l.Close()
+		if len(failedGood) > 0 {
+			t.Fatalf("%d appends went wrong, the first: %v", len(failedGood), failedGood[0])
+		}
+		if got, err := audit.Verify(ctx, s); err != nil || got != 1+n/2 {
+			t.Fatalf("verify: %d records, %v; want %d", got, err, 1+n/2)
+		}
+		recs, err := s.AuditRecords(ctx, 0, 2)
+		if err != nil || len(recs) != 2 {
+			t.Fatal(recs, err)
+		}
+		if recs[0].Actor != "adm\uFFFDin" || recs[0].Subject != "t\uFFFD\uFFFD[1m" || string(recs[0].Data) != `{"name":"a\u0000b"}` ||
+			recs[1].Actor != "op\uFFFD" || !strings.HasPrefix(recs[1].Subject, "CHG\uFFFD") {
+			t.Fatalf("stored records: %+v", recs)
+		}
+	})
+
 	t.Run("lease", func(t *testing.T) {
 		open := newDB(t)
 		a, b := open(t), open(t)
@@ -431,5 +487,22 @@ func runSuite(t *testing.T, newDB func(t *testing.T) func(t *testing.T) Store) {
 		if d, err := a.Document(ctx, KindPolicy, "n"); err != nil || string(d.Data) != strconv.Itoa(4*per) {
 			t.Fatalf("counter %q %v; want %d", d.Data, err, 4*per)
 		}
+	})
+}
+
+// poisonAppender is a store whose transactions that hold a record with
+// the subject "poison" the database refuses: the record is given seq 1,
+// which is taken.
+type poisonAppender struct{ Store }
+
+func (p poisonAppender) AppendAudit(ctx context.Context, build func(audit.Head) ([]audit.Record, error)) error {
+	return p.Store.AppendAudit(ctx, func(h audit.Head) ([]audit.Record, error) {
+		recs, err := build(h)
+		for i := range recs {
+			if recs[i].Subject == "poison" {
+				recs[i].Seq = 1
+			}
+		}
+		return recs, err
 	})
 }

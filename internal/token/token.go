@@ -9,8 +9,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Role is what a token may do. Each role may do what the ones below it may.
@@ -41,6 +44,29 @@ func ParseRole(s string) (Role, error) {
 		}
 	}
 	return None, fmt.Errorf("unknown role %q: want viewer, operator or admin", s)
+}
+
+// MaxName is the longest token name, in bytes.
+const MaxName = 200
+
+// CheckName checks a token's name (who or what holds it): not blank, at
+// most MaxName bytes of UTF-8, no control characters. The name is shown in
+// listings and logs and is the actor of the holder's audit records, where
+// PostgreSQL cannot store a NUL.
+func CheckName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return errors.New("a token needs a name (who or what holds it)")
+	case len(name) > MaxName:
+		return fmt.Errorf("a token's name is at most %d bytes", MaxName)
+	case !utf8.ValidString(name):
+		return errors.New("a token's name must be UTF-8")
+	}
+	if i := strings.IndexFunc(name, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		return fmt.Errorf("control character %U in a token's name", r)
+	}
+	return nil
 }
 
 // prefix marks vguard tokens, so that secret scanners can find leaked ones.

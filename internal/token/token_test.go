@@ -38,3 +38,16 @@ func TestRoles(t *testing.T) {
 		t.Fatal("role order")
 	}
 }
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"ci-pipeline", "Jörg's laptop", strings.Repeat("x", MaxName)} {
+		if err := CheckName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "  ", "a\x00b", "a\nb", "\x1b[2J", "a\u0085", "\xff", strings.Repeat("x", MaxName+1)} {
+		if err := CheckName(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
