@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/syntax"
@@ -36,11 +38,32 @@ func (l *loader) define(ns names, kind, name, path string, pos estate.Pos) {
 	if name == "" {
 		return // the decoder already reported the missing name
 	}
+	if !l.checkName(name, path, pos) {
+		return
+	}
 	if first, dup := ns[name]; dup {
 		l.errorf(pos.File, pos.Line, path, "duplicate %s %q (first defined at %s)", kind, name, first)
 		return
 	}
 	ns[name] = pos
+}
+
+// checkName refuses a name that is not valid UTF-8 or holds a control
+// character: names reach terminals, reports, SARIF, the audit trail and
+// database TEXT columns (PostgreSQL refuses NUL), where such bytes either
+// break the record or disguise one name as another.
+func (l *loader) checkName(name, path string, pos estate.Pos) bool {
+	if !utf8.ValidString(name) {
+		l.errorf(pos.File, pos.Line, path, "name %q is not valid UTF-8", name)
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			l.errorf(pos.File, pos.Line, path, "name %q holds the control character %U", name, r)
+			return false
+		}
+	}
+	return true
 }
 
 var macRE = regexp.MustCompile(`^(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{12}$`)
@@ -70,6 +93,9 @@ func (l *loader) mergeEstates() *estate.Estate {
 		}
 		for i, im := range d.Images {
 			path := syntax.IndexPath("images", i)
+			if im.Name != "" {
+				l.checkName(im.Name, path+".name", im.Pos)
+			}
 			if im.Version < 1 && im.Name != "" {
 				l.errorf(im.File, im.Line, path+".version", "version must be an integer >= 1")
 			}

@@ -114,6 +114,10 @@ func TestLoadErrors(t *testing.T) {
 			`vms[0].gateway: want true or false`, `vms[0].nics: want a list`, `vms[0].resources.cpus: want an integer`}},
 		{"dup", base + "vms:\n  - {name: a, hypervisor: hv-1}\n  - {name: a, hypervisor: hv-1}\n", []string{
 			`x.yaml:10: vms[1].name: duplicate vm "a" (first defined at x.yaml:9)`}},
+		{"control-names", base + "vms:\n  - {name: \"a\\0b\", hypervisor: hv-1}\n  - {name: \"\\e[31mred\", hypervisor: hv-1}\n---\n" + header + "images: [{name: \"m\\tx\", version: 1}]\n", []string{
+			`x.yaml:9: vms[0].name: name "a\x00b" holds the control character U+0000`,
+			`x.yaml:10: vms[1].name: name "\x1b[31mred" holds the control character U+001B`,
+			`images[0].name: name "m\tx" holds the control character U+0009`}},
 		{"dup-image", base + "---\n" + header + "images: [{name: m, version: 1}]\n", []string{`duplicate image "m@1"`}},
 		{"version", "apiVersion: vguard.dev/v2\nkind: Estate\n", []string{`x.yaml:1: apiVersion: unsupported apiVersion "vguard.dev/v2"`}},
 		{"no-version", "kind: Estate\n", []string{`missing apiVersion`}},
