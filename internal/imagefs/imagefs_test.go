@@ -7,14 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vguard-dev/vguard/internal/testdeps"
 )
 
-func openT(t testing.TB, path, format string) Image {
+func openT(t testing.TB, path, format string, opts ...Option) Image {
 	t.Helper()
-	img, err := Open(path)
+	img, err := Open(path, opts...)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", filepath.Base(path), err)
 	}
@@ -132,7 +133,7 @@ func TestSmallFormats(t *testing.T) {
 		qemu(t, base)
 		overlay := filepath.Join(dir, "overlay.qcow2")
 		run(t, testdeps.Program(t, "qemu-img"), "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay)
-		compare(t, readImage(t, openT(t, overlay, "qcow2")), src, "")
+		compare(t, readImage(t, openT(t, overlay, "qcow2", AllowBacking(true))), src, "")
 	})
 	for _, c := range []struct{ name, flag, format string }{
 		{"tar", "", "tar"},
@@ -288,16 +289,130 @@ func TestBadImages(t *testing.T) {
 func TestQcow2BackingChain(t *testing.T) {
 	qemu := testdeps.Program(t, "qemu-img")
 	dir := t.TempDir()
+	pipe := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	dev := filepath.Join(dir, "dev.qcow2")
-	run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", "/dev/zero", "-F", "raw", dev, "1M")
+	run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", "pipe", "-F", "raw", dev, "1M")
 	a, b := filepath.Join(dir, "a.qcow2"), filepath.Join(dir, "b.qcow2")
 	run(t, qemu, "create", "-q", "-f", "qcow2", b, "1M")
 	run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", a, "1M")
 	run(t, qemu, "rebase", "-q", "-u", "-f", "qcow2", "-b", "a.qcow2", "-F", "qcow2", b)
 	for file, want := range map[string]string{dev: "is not a regular file", a: "backing chain loops"} {
-		_, err := Open(file)
+		_, err := Open(file, AllowBacking(true))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", filepath.Base(file), err, want)
 		}
 	}
+}
+
+// TestQcow2BackingConfined: a backing file is not read unless allowed
+// (an uploaded image naming another VM's disk would otherwise be read as
+// that disk: OSSN-0093), and when allowed, only inside the directory of
+// the image naming it, symlinks resolved.
+func TestQcow2BackingConfined(t *testing.T) {
+	qemu := testdeps.Program(t, "qemu-img")
+	testdeps.Program(t, "mke2fs")
+	victim := smallTree(t)
+	os.WriteFile(filepath.Join(victim, "notes.txt"), []byte("the victim's private file\n"), 0o600)
+	host := t.TempDir()
+	disk := filepath.Join(host, "other-vm.img")
+	mkfs(t, victim, disk, 0)
+	base := t.TempDir()
+	uploads := filepath.Join(base, "uploads")
+	sub := filepath.Join(uploads, "sub")
+	os.MkdirAll(sub, 0o755)
+	overlay := func(name, backing string) string {
+		p := filepath.Join(uploads, name)
+		run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F", "raw", p, "64M")
+		return p
+	}
+	os.Symlink(disk, filepath.Join(uploads, "link-out.img"))
+	os.Symlink("../../"+filepath.Base(host)+"/other-vm.img", filepath.Join(uploads, "rel-link-out.img"))
+	copyFile(t, disk, filepath.Join(sub, "inside.img"))
+	os.Symlink("sub/inside.img", filepath.Join(uploads, "link-in.img"))
+
+	for _, c := range []struct {
+		name, backing string
+		allow         bool
+		want          string // "" when the image must read as the victim's tree
+	}{
+		{"absolute.qcow2", disk, false, "not read"},
+		{"absolute-allowed.qcow2", disk, true, "outside the image's directory"},
+		{"dotdot.qcow2", "../../" + filepath.Base(host) + "/other-vm.img", true, "outside the image's directory"},
+		{"symlink-out.qcow2", "link-out.img", true, "outside the image's directory"},
+		{"rel-symlink-out.qcow2", "rel-link-out.img", true, "outside the image's directory"},
+		{"inside.qcow2", "sub/inside.img", false, "not read"},
+		{"inside-allowed.qcow2", "sub/inside.img", true, ""},
+		{"symlink-in.qcow2", "link-in.img", true, ""},
+		{"absolute-in.qcow2", filepath.Join(sub, "inside.img"), true, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := overlay(c.name, c.backing)
+			img, err := Open(p, AllowBacking(c.allow))
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer img.Close()
+				compare(t, readImage(t, img), readSource(t, victim), "")
+				return
+			}
+			if err == nil {
+				img.Close()
+				t.Fatal("Open succeeded: the backing file was read")
+			}
+			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.backing) && !strings.Contains(err.Error(), filepath.Base(c.backing)) {
+				t.Errorf("err = %v, want %q naming the backing file %q", err, c.want, c.backing)
+			}
+			if !c.allow && !errors.Is(err, ErrBackingFile) {
+				t.Errorf("err = %v, want ErrBackingFile", err)
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackingOpenerRefusesUnvetted: the library opens backing files by
+// name again after the check; a file other than the one checked (a name
+// switched in between) is refused with an error, not read or panicked on.
+func TestBackingOpenerRefusesUnvetted(t *testing.T) {
+	dir := t.TempDir()
+	checked, other := filepath.Join(dir, "checked.img"), filepath.Join(dir, "other.img")
+	os.WriteFile(checked, make([]byte, 4096), 0o644)
+	os.WriteFile(other, make([]byte, 4096), 0o644)
+	fi, err := os.Stat(checked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := backingOpener([]os.FileInfo{fi})
+	f, _ := os.Open(other)
+	img, err := open(f, "raw")
+	if err == nil || !strings.Contains(err.Error(), "not the file checked") {
+		t.Fatalf("other file: err = %v, want a refusal", err)
+	}
+	img.Close() // what the library does with it
+	f, _ = os.Open(checked)
+	img, err = open(f, "vmdk")
+	if err == nil || !strings.Contains(err.Error(), `format "vmdk"`) {
+		t.Fatalf("vmdk: err = %v, want a refusal", err)
+	}
+	img.Close()
+	f, _ = os.Open(checked)
+	img, err = open(f, "")
+	if err != nil || img.Size() != 4096 {
+		t.Fatalf("checked file: %v", err)
+	}
+	img.Close()
 }
