@@ -146,7 +146,9 @@ Kerberos keytabs, passwords in shell histories, ...; docs/secrets.md lists
 every rule) and its clone-identity material (machine ID, SSH host keys, MAC
 pins, DHCP leases, hostname, random seed, cloud-init state, ...;
 docs/identity.md). A secret's value is never shown: the report gives a few
-characters at each end and a SHA-256 fingerprint.
+characters at each end and a keyed fingerprint (HMAC-SHA256 under a key
+random per run, so fingerprints are comparable across reports only when
+each is made with the same --fingerprint-key).
 
 Exit 1 when anything is found, 0 when the image is clean.
 
