@@ -1,11 +1,14 @@
 package imagefs
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -415,4 +418,105 @@ func TestBackingOpenerRefusesUnvetted(t *testing.T) {
 		t.Fatalf("checked file: %v", err)
 	}
 	img.Close()
+}
+
+// TestExt4DirectoryBlockRepeats: a directory whose block map points many
+// logical blocks at one block of entries, built as an attacker would
+// (mke2fs, then debugfs and a written indirect block), or two directories
+// sharing a block, is refused with the inode and its byte offset, instead
+// of listing the same entries once per block of declared size.
+func TestExt4DirectoryBlockRepeats(t *testing.T) {
+	mke2fs, debugfs := testdeps.Program(t, "mke2fs"), testdeps.Program(t, "debugfs")
+	root := t.TempDir()
+	for _, d := range []string{"d", "e"} {
+		os.Mkdir(filepath.Join(root, d), 0o755)
+	}
+	for i := range 300 {
+		os.WriteFile(filepath.Join(root, "d", fmt.Sprintf("file-%03d", i)), []byte("x"), 0o644)
+	}
+	base := filepath.Join(t.TempDir(), "base.img")
+	run(t, mke2fs, "-q", "-F", "-t", "ext2", "-b", "4096", "-d", root, base, "16M")
+	debug := func(file string, cmds ...string) string {
+		t.Helper()
+		cmd := exec.Command(debugfs, "-w", "-f", "-", file)
+		cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("debugfs %v: %v\n%s", cmds, err, out)
+		}
+		return string(out)
+	}
+	number := func(out, after string) uint32 {
+		t.Helper()
+		_, rest, ok := strings.Cut(out, after)
+		if !ok {
+			t.Fatalf("no %q in debugfs output:\n%s", after, out)
+		}
+		var n uint32
+		if _, err := fmt.Sscan(rest, &n); err != nil {
+			t.Fatalf("after %q: %v\n%s", after, err, out)
+		}
+		return n
+	}
+	out := debug(base, "blocks /d", "ffb 2 3000")
+	lines := strings.Split(out, "\n")
+	var b uint32 // the block of /d's entries
+	for i, l := range lines {
+		if strings.HasPrefix(l, "debugfs: blocks /d") {
+			fmt.Sscan(lines[i+1], &b)
+		}
+	}
+	ind := number(out, "Free blocks found: ")
+	if b == 0 {
+		t.Fatalf("no block of /d in:\n%s", out)
+	}
+
+	t.Run("one-directory", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "disk.img")
+		copyFile(t, base, file)
+		// The indirect block: 1024 pointers to b.
+		ptrs := make([]byte, 4096)
+		for i := 0; i < len(ptrs); i += 4 {
+			binary.LittleEndian.PutUint32(ptrs[i:], b)
+		}
+		f, err := os.OpenFile(file, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(ptrs, int64(ind)*4096)
+		f.Close()
+		cmds := []string{}
+		for i := 1; i < 12; i++ {
+			cmds = append(cmds, fmt.Sprintf("sif /d block[%d] %d", i, b))
+		}
+		cmds = append(cmds, fmt.Sprintf("sif /d block[IND] %d", ind), fmt.Sprintf("sif /d size %d", (12+1024)*4096))
+		debug(file, cmds...)
+		dNum := number(debug(file, "stat /d"), "Inode: ")
+		want := fmt.Sprintf(`directory inode %d \(at byte \d+\): block %d at file offset 4096 is mapped twice`, dNum, b)
+		walkRefused(t, file, want)
+	})
+	t.Run("two-directories", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "disk.img")
+		copyFile(t, base, file)
+		debug(file, fmt.Sprintf("sif /e block[0] %d", b))
+		out := debug(file, "stat /d", "stat /e")
+		dNum, eNum := number(out, "Inode: "), number(out[strings.Index(out, "stat /e"):], "Inode: ")
+		want := fmt.Sprintf(`directory inode %d \(at byte \d+\): block %d at file offset 0 is also a block of directory inode %d`, eNum, b, dNum)
+		walkRefused(t, file, want)
+	})
+}
+
+// walkRefused walks an image that must fail with an error matching want,
+// having listed no more entries than the filesystem really holds.
+func walkRefused(t *testing.T, file, want string) {
+	t.Helper()
+	img := openT(t, file, "raw")
+	n := 0
+	err := img.Walk(func(*Entry) error { n++; return nil })
+	if err == nil || !regexp.MustCompile(want).MatchString(err.Error()) {
+		t.Fatalf("walk after %d entries: err = %v, want %q", n, err, want)
+	}
+	if n > 400 {
+		t.Errorf("%d entries listed before the error", n)
+	}
 }
