@@ -586,6 +586,7 @@ func (f *ext4FS) walk(prefix string, fn func(*Entry) error) error {
 	}
 	seen := map[uint32]bool{ext4RootInode: true}
 	dirBlocks := map[uint64]uint32{}
+	firstName := map[uint32]string{} // files of several links: the path met first
 	stack := []pending{{prefix, root}}
 	block := make([]byte, f.bs)
 	for len(stack) > 0 {
@@ -604,6 +605,13 @@ func (f *ext4FS) walk(prefix string, fn func(*Entry) error) error {
 			e, err := f.entry(p, in)
 			if err != nil {
 				return err
+			}
+			if e.Type == File && in.links > 1 {
+				if first, ok := firstName[num]; ok {
+					e.Link = first
+				} else {
+					firstName[num] = p
+				}
 			}
 			if e.Type == Dir {
 				if seen[num] {

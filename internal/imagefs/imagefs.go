@@ -99,10 +99,14 @@ type Entry struct {
 	Size int64
 	// Target is a symlink's target.
 	Target string
-	// Link is set by tar images only, for a hard link: the path of the
-	// earlier entry whose content this file shares. Its Size is that
-	// entry's, and Open returns ErrStreamPassed, since that content has gone
-	// by in the stream.
+	// Link is set for a hard link: the path of the earlier entry (in
+	// Walk's order) whose content this file shares. A tar archive says so
+	// in the entry; in a directory, raw or qcow2 image, the second and
+	// later paths of a file of several links (same inode; st_dev and
+	// st_ino in a directory) are links to the first. Its Size is that
+	// entry's. For tar, Open returns ErrStreamPassed, since that content
+	// has gone by in the stream; elsewhere it reads the shared content.
+	// Writers make it a hard link again, so a copy keeps the tree's links.
 	Link string
 	// ModTime is the last modification time.
 	ModTime time.Time
