@@ -43,8 +43,9 @@
 // Images come from outside and may be truncated or hostile: every size,
 // count and offset is checked against the image before it is used, errors
 // name the byte offset, memory is bounded (an extent tree is walked with a
-// depth limit and strictly increasing keys, directories that loop are
-// refused), and nothing panics.
+// depth limit and strictly increasing keys, directories that loop and
+// directory blocks met twice are refused), and nothing panics. A qcow2
+// image's backing files are followed only when allowed (AllowBacking).
 package imagefs
 
 import (
