@@ -174,9 +174,10 @@ func backingOpener(vetted []os.FileInfo) image.OpenWithType {
 		case qcow2.Type:
 			img, err := qcow2.Open(f, open)
 			if err != nil {
-				if img != nil {
-					img.Close()
+				if img == nil {
+					return fail(err)
 				}
+				img.Close() // closes f
 				return refusedImage{}, fmt.Errorf("backing file %s: %w", f.Name(), err)
 			}
 			return img, nil
