@@ -27,18 +27,28 @@ func newImageCmd(g *globalOptions) *cobra.Command {
 
 // treeOptions are the flags of the commands that read file trees.
 type treeOptions struct {
-	quiet, noCache bool
+	quiet, noCache, allowBacking bool
 }
 
 func (o *treeOptions) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "show no progress bar on stderr")
 	cmd.Flags().BoolVar(&o.noCache, "no-cache", false, "hash every file of a directory; neither read nor write its stat cache")
+	registerAllowBacking(cmd, &o.allowBacking)
+}
+
+// registerAllowBacking adds --allow-backing to a command that opens
+// images. Off by default: a backing file is read as the image's own data,
+// and an uploaded qcow2 can name any file vguard can read (another VM's
+// disk, a key) as its backing file (OSSN-0093, CVE-2024-32498).
+func registerAllowBacking(cmd *cobra.Command, allow *bool) {
+	cmd.Flags().BoolVar(allow, "allow-backing", false, "read a qcow2 image's backing files, each of which must lie in the directory of the image naming it (symlinks resolved); without it an image with a backing file is refused")
 }
 
 const imageFormatsHelp = `IMAGE is a directory holding a root filesystem; a tar archive (plain,
 gzip, bzip2 or zstd, recognized by content, not by name); a raw disk image
 with an ext2/3/4 filesystem on the whole disk or in MBR or GPT partitions;
-or a qcow2 image (compressed clusters and backing files included). A disk
+or a qcow2 image (compressed clusters included; backing files only with
+--allow-backing, and only inside the image's directory). A disk
 with several ext2/3/4 partitions lists each under /partN, N the partition
 number. Nothing is mounted and no root is needed.
 
@@ -80,7 +90,7 @@ every core, except in a tar, which is one stream.
 func readImageTree(g *globalOptions, path string, opts treeOptions) (*manifest.Manifest, error) {
 	bar := progress.New(g.stderr, progress.Enabled(g.stderr, opts.quiet), "manifest "+filepath.Base(path))
 	defer bar.Done()
-	m, _, err := tree.ManifestPath(path, tree.Options{NoCache: opts.noCache, Progress: bar})
+	m, _, err := tree.ManifestPath(path, tree.Options{NoCache: opts.noCache, Progress: bar, AllowBacking: opts.allowBacking})
 	if err != nil {
 		// Errors of the image readers name the image already; those of a
 		// file inside it (or of the OS) may not.

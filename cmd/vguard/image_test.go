@@ -40,6 +40,12 @@ func scriptCondition(cond string) (bool, error) {
 // partition 2, after a partition of junk), mbr (likewise, MBR), qcow2,
 // qcow2c (compressed), tar, tar.gz, tar.zst, or ext4-truncated (the first
 // 64 KiB of an ext4 disk).
+//
+//	mkimage overlay BACKING OUT
+//
+// writes a qcow2 overlay OUT (16 MiB, nothing allocated) whose backing
+// file is named BACKING, as written: relative to OUT's directory, as qemu
+// resolves it, or absolute. Reading it needs --allow-backing.
 func cmdMkimage(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: mkimage FORMAT DIR OUT")
@@ -103,6 +109,20 @@ func cmdMkimage(ts *testscript.TestScript, neg bool, args []string) {
 			args = append([]string{"--zstd"}, args...)
 		}
 		run("", "tar", args...)
+	case "overlay":
+		backing := args[1]
+		resolved := backing
+		if !filepath.IsAbs(backing) {
+			resolved = filepath.Join(filepath.Dir(out), backing)
+		}
+		b, err := os.ReadFile(resolved)
+		ts.Check(err)
+		backingFormat := "raw"
+		if strings.HasPrefix(string(b), "QFI\xfb") {
+			backingFormat = "qcow2"
+		}
+		// -u: the backing file is not opened, so the name stays as given.
+		run("", "qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F", backingFormat, out, "16M")
 	default:
 		ts.Fatalf("mkimage: unknown format %q", format)
 	}

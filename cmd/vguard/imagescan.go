@@ -31,6 +31,8 @@ type hygieneOptions struct {
 	keyFile string
 	// sarifRules describe the rules in force, for a SARIF driver.
 	sarifRules []report.ScanRule
+	// allowBacking lets a qcow2 image's backing file be read.
+	allowBacking bool
 }
 
 func (o *hygieneOptions) register(cmd *cobra.Command) {
@@ -38,6 +40,7 @@ func (o *hygieneOptions) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write the report to `FILE` instead of stdout")
 	cmd.Flags().StringArrayVar(&o.rules, "rules", nil, "add the secret rules of `FILE` (gitleaks TOML format; a rule with the id of a built-in one replaces it); repeatable")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "show no progress bar on stderr")
+	registerAllowBacking(cmd, &o.allowBacking)
 	cmd.Flags().StringVar(&o.keyFile, "fingerprint-key", "", "key the secrets' fingerprints with the contents of `FILE` (at least 16 bytes), so one secret has one fingerprint in every report made with it; by default the key is random and fingerprints compare within one report only")
 }
 
@@ -118,8 +121,8 @@ func unjoin(err error) []error {
 }
 
 // openImage opens an image of any format; errors are the input's fault.
-func openImage(path string) (imagefs.Image, error) {
-	img, err := imagefs.Open(path)
+func openImage(path string, allowBacking bool) (imagefs.Image, error) {
+	img, err := imagefs.Open(path, imagefs.AllowBacking(allowBacking))
 	if err != nil {
 		if pe, ok := err.(*os.PathError); ok && pe.Path == path {
 			err = fmt.Errorf("%s: %w", path, pe.Err)
@@ -143,7 +146,9 @@ Kerberos keytabs, passwords in shell histories, ...; docs/secrets.md lists
 every rule) and its clone-identity material (machine ID, SSH host keys, MAC
 pins, DHCP leases, hostname, random seed, cloud-init state, ...;
 docs/identity.md). A secret's value is never shown: the report gives a few
-characters at each end and a SHA-256 fingerprint.
+characters at each end and a keyed fingerprint (HMAC-SHA256 under a key
+random per run, so fingerprints are comparable across reports only when
+each is made with the same --fingerprint-key).
 
 Exit 1 when anything is found, 0 when the image is clean.
 
@@ -165,7 +170,7 @@ func runImageScan(g *globalOptions, cmdPath, path string, opts hygieneOptions) e
 	if err != nil {
 		return err
 	}
-	img, err := openImage(path)
+	img, err := openImage(path, opts.allowBacking)
 	if err != nil {
 		return err
 	}
@@ -274,7 +279,7 @@ func runImageSanitize(g *globalOptions, cmdPath, path, out string, opts hygieneO
 			return usagef(cmdPath, "OUT %s is inside IMAGE %s: the copy would be read while it is written", out, path)
 		}
 	}
-	img, err := openImage(path)
+	img, err := openImage(path, opts.allowBacking)
 	if err != nil {
 		return err
 	}

@@ -294,17 +294,22 @@ type fileState struct {
 	content string
 	mode    fs.FileMode
 	kind    string
+	// link is the path a hard link shares its content with.
+	link string
 }
 
 // readTree reads an image (directory or tar) into path -> state, through
 // imagefs, so that the test compares what any reader of the copy sees.
+// A hard link has its target's content, and names the target.
 func readTree(t *testing.T, path string) map[string]fileState {
 	out := map[string]fileState{}
 	img := open(t, path)
 	err := img.Walk(func(e *imagefs.Entry) error {
-		st := fileState{mode: fs.FileMode(e.Mode), kind: e.Type.String()}
-		switch e.Type {
-		case imagefs.File:
+		st := fileState{mode: fs.FileMode(e.Mode), kind: e.Type.String(), link: e.Link}
+		switch {
+		case e.Link != "":
+			st.content = out[e.Link].content
+		case e.Type == imagefs.File:
 			rc, err := e.Open()
 			if err != nil {
 				return err
@@ -320,7 +325,7 @@ func readTree(t *testing.T, path string) map[string]fileState {
 			} else {
 				st.content = string(b)
 			}
-		case imagefs.Symlink:
+		case e.Type == imagefs.Symlink:
 			st.content = e.Target
 		}
 		out[e.Path] = st

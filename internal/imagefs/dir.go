@@ -27,8 +27,11 @@ func (d *dirImage) RandomAccess() bool { return true }
 func (d *dirImage) Close() error       { return nil }
 
 // Walk visits the tree in lexical order. Symlinks are recorded, never
-// followed.
+// followed. A file of several links is a hard link (Entry.Link) to the
+// path of it met first.
 func (d *dirImage) Walk(fn func(*Entry) error) error {
+	type fileID struct{ dev, ino uint64 }
+	firstName := map[fileID]string{}
 	return filepath.WalkDir(d.root, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -55,6 +58,14 @@ func (d *dirImage) Walk(fn func(*Entry) error) error {
 			e.Type, e.Size = File, info.Size()
 			full := p
 			e.open = func() (io.ReadCloser, error) { return os.Open(full) }
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				id := fileID{uint64(st.Dev), st.Ino}
+				if first, ok := firstName[id]; ok {
+					e.Link = first
+				} else {
+					firstName[id] = e.Path
+				}
+			}
 		case m.IsDir():
 			e.Type = Dir
 		case m&fs.ModeSymlink != 0:

@@ -585,13 +585,15 @@ func (f *ext4FS) walk(prefix string, fn func(*Entry) error) error {
 		in   *inode
 	}
 	seen := map[uint32]bool{ext4RootInode: true}
+	dirBlocks := map[uint64]uint32{}
+	firstName := map[uint32]string{} // files of several links: the path met first
 	stack := []pending{{prefix, root}}
 	block := make([]byte, f.bs)
 	for len(stack) > 0 {
 		dir := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		var subdirs []pending
-		err := f.readDir(dir.in, block, func(name []byte, num uint32) error {
+		err := f.readDir(dir.in, block, dirBlocks, func(name []byte, num uint32) error {
 			in, err := f.readInode(num)
 			if err != nil {
 				return fmt.Errorf("%s/%s: %w", dir.path, name, err)
@@ -603,6 +605,13 @@ func (f *ext4FS) walk(prefix string, fn func(*Entry) error) error {
 			e, err := f.entry(p, in)
 			if err != nil {
 				return err
+			}
+			if e.Type == File && in.links > 1 {
+				if first, ok := firstName[num]; ok {
+					e.Link = first
+				} else {
+					firstName[num] = p
+				}
 			}
 			if e.Type == Dir {
 				if seen[num] {
@@ -690,7 +699,15 @@ func (f *ext4FS) symlink(in *inode) (string, error) {
 // order they are stored. Hash-indexed directories are read linearly: their
 // index blocks hold one empty entry spanning the block, skipped like any
 // deleted entry.
-func (f *ext4FS) readDir(dir *inode, block []byte, fn func(name []byte, ino uint32) error) error {
+//
+// A directory block belongs to one directory, once: owners records the
+// directory inode of each block read so far in the filesystem, and a block
+// met again is an error. Without it, a block map pointing every logical
+// block at one block of 300 entries (three blocks of metadata: the direct
+// pointers, an indirect and a double indirect block) lists its entries
+// once per 4 KiB of declared directory size: 78 million entries per GiB,
+// from a 16 MiB image (a 200 KB qcow2).
+func (f *ext4FS) readDir(dir *inode, block []byte, owners map[uint64]uint32, fn func(name []byte, ino uint32) error) error {
 	if dir.size > maxDirSize {
 		return fmt.Errorf("directory inode %d (at byte %d): size %d", dir.num, dir.diskOff, dir.size)
 	}
@@ -715,13 +732,20 @@ func (f *ext4FS) readDir(dir *inode, block []byte, fn func(name []byte, ino uint
 	}
 	for off := int64(0); off < dir.size; off += f.bs {
 		lblk := uint64(off / f.bs)
-		_, _, hole, err := c.lookup(lblk)
+		pblk, _, hole, err := c.lookup(lblk)
 		if err != nil {
 			return err
 		}
 		if hole {
 			continue
 		}
+		if owner, ok := owners[pblk]; ok {
+			if owner == dir.num {
+				return fmt.Errorf("directory inode %d (at byte %d): block %d at file offset %d is mapped twice in the directory (a block map that repeats a block; corrupt or crafted filesystem)", dir.num, dir.diskOff, pblk, off)
+			}
+			return fmt.Errorf("directory inode %d (at byte %d): block %d at file offset %d is also a block of directory inode %d (directories sharing a block; corrupt or crafted filesystem)", dir.num, dir.diskOff, pblk, off, owner)
+		}
+		owners[pblk] = dir.num
 		n := min(f.bs, dir.size-off)
 		if _, err := c.ReadAt(block[:n], off); err != nil {
 			return err

@@ -2,9 +2,11 @@
 // a helper VM, in pure Go: a directory holding a root filesystem; a tar
 // archive (plain, gzip, bzip2 or zstd, told apart by magic bytes); a raw disk
 // image holding an ext2/3/4 filesystem directly or in MBR or GPT partitions;
-// and a qcow2 image (compressed clusters and backing files included, through
+// and a qcow2 image (compressed clusters included, through
 // github.com/lima-vm/go-qcow2reader), whose virtual disk then goes through
-// the same partition and ext4 path.
+// the same partition and ext4 path. A qcow2 backing file is followed only
+// when the caller allows it (AllowBacking), and then only inside the
+// directory of the image that names it.
 //
 // Every image is read the same way: Open detects the format, Walk visits
 // each entry (path, type, mode, owner, size, link target, mtime) and an
@@ -41,8 +43,9 @@
 // Images come from outside and may be truncated or hostile: every size,
 // count and offset is checked against the image before it is used, errors
 // name the byte offset, memory is bounded (an extent tree is walked with a
-// depth limit and strictly increasing keys, directories that loop are
-// refused), and nothing panics.
+// depth limit and strictly increasing keys, directories that loop and
+// directory blocks met twice are refused), and nothing panics. A qcow2
+// image's backing files are followed only when allowed (AllowBacking).
 package imagefs
 
 import (
@@ -97,10 +100,14 @@ type Entry struct {
 	Size int64
 	// Target is a symlink's target.
 	Target string
-	// Link is set by tar images only, for a hard link: the path of the
-	// earlier entry whose content this file shares. Its Size is that
-	// entry's, and Open returns ErrStreamPassed, since that content has gone
-	// by in the stream.
+	// Link is set for a hard link: the path of the earlier entry (in
+	// Walk's order) whose content this file shares. A tar archive says so
+	// in the entry; in a directory, raw or qcow2 image, the second and
+	// later paths of a file of several links (same inode; st_dev and
+	// st_ino in a directory) are links to the first. Its Size is that
+	// entry's. For tar, Open returns ErrStreamPassed, since that content
+	// has gone by in the stream; elsewhere it reads the shared content.
+	// Writers make it a hard link again, so a copy keeps the tree's links.
 	Link string
 	// ModTime is the last modification time.
 	ModTime time.Time
@@ -179,10 +186,35 @@ type Image interface {
 	Close() error
 }
 
+// Option tunes Open.
+type Option func(*openOptions)
+
+type openOptions struct {
+	allowBacking bool
+}
+
+// AllowBacking(true) lets Open follow the backing files of a qcow2 image,
+// each of which must resolve (symlinks included) inside the directory of
+// the image that names it. By default an image with a backing file is
+// refused with ErrBackingFile: a backing file is read as the image's own
+// data, and a hostile image can name any file the user can read
+// (OpenStack OSSN-0093, CVE-2024-32498).
+func AllowBacking(allow bool) Option {
+	return func(o *openOptions) { o.allowBacking = allow }
+}
+
+// ErrBackingFile is returned (wrapped, with the file's name) by Open for a
+// qcow2 image with a backing file, unless AllowBacking(true) is given.
+var ErrBackingFile = errors.New("backing files are followed only with --allow-backing, and then only inside the image's directory")
+
 // Open opens the image at path, detecting its format: a directory, or a
 // file whose leading bytes say tar (possibly compressed), qcow2, or a raw
 // disk with an ext2/3/4 filesystem, a GPT or an MBR.
-func Open(path string) (Image, error) {
+func Open(path string, opts ...Option) (Image, error) {
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -197,7 +229,7 @@ func Open(path string) (Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := openFile(f, path)
+	img, err := openFile(f, path, o)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -205,7 +237,7 @@ func Open(path string) (Image, error) {
 	return img, nil
 }
 
-func openFile(f *os.File, path string) (Image, error) {
+func openFile(f *os.File, path string, o openOptions) (Image, error) {
 	head := make([]byte, 4096)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
@@ -218,7 +250,7 @@ func openFile(f *os.File, path string) (Image, error) {
 	}
 	switch {
 	case bytes.HasPrefix(head, qcow2Magic):
-		return openQcow2(f, path, size)
+		return openQcow2(f, path, size, o.allowBacking)
 	case compressionOf(head) != "":
 		return openTar(f, path, compressionOf(head))
 	case isTarHeader(head):

@@ -1,20 +1,24 @@
 package imagefs
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vguard-dev/vguard/internal/testdeps"
 )
 
-func openT(t testing.TB, path, format string) Image {
+func openT(t testing.TB, path, format string, opts ...Option) Image {
 	t.Helper()
-	img, err := Open(path)
+	img, err := Open(path, opts...)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", filepath.Base(path), err)
 	}
@@ -132,7 +136,7 @@ func TestSmallFormats(t *testing.T) {
 		qemu(t, base)
 		overlay := filepath.Join(dir, "overlay.qcow2")
 		run(t, testdeps.Program(t, "qemu-img"), "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", overlay)
-		compare(t, readImage(t, openT(t, overlay, "qcow2")), src, "")
+		compare(t, readImage(t, openT(t, overlay, "qcow2", AllowBacking(true))), src, "")
 	})
 	for _, c := range []struct{ name, flag, format string }{
 		{"tar", "", "tar"},
@@ -288,16 +292,231 @@ func TestBadImages(t *testing.T) {
 func TestQcow2BackingChain(t *testing.T) {
 	qemu := testdeps.Program(t, "qemu-img")
 	dir := t.TempDir()
+	pipe := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	dev := filepath.Join(dir, "dev.qcow2")
-	run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", "/dev/zero", "-F", "raw", dev, "1M")
+	run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", "pipe", "-F", "raw", dev, "1M")
 	a, b := filepath.Join(dir, "a.qcow2"), filepath.Join(dir, "b.qcow2")
 	run(t, qemu, "create", "-q", "-f", "qcow2", b, "1M")
 	run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", a, "1M")
 	run(t, qemu, "rebase", "-q", "-u", "-f", "qcow2", "-b", "a.qcow2", "-F", "qcow2", b)
 	for file, want := range map[string]string{dev: "is not a regular file", a: "backing chain loops"} {
-		_, err := Open(file)
+		_, err := Open(file, AllowBacking(true))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", filepath.Base(file), err, want)
 		}
+	}
+}
+
+// TestQcow2BackingConfined: a backing file is not read unless allowed
+// (an uploaded image naming another VM's disk would otherwise be read as
+// that disk: OSSN-0093), and when allowed, only inside the directory of
+// the image naming it, symlinks resolved.
+func TestQcow2BackingConfined(t *testing.T) {
+	qemu := testdeps.Program(t, "qemu-img")
+	testdeps.Program(t, "mke2fs")
+	victim := smallTree(t)
+	os.WriteFile(filepath.Join(victim, "notes.txt"), []byte("the victim's private file\n"), 0o600)
+	host := t.TempDir()
+	disk := filepath.Join(host, "other-vm.img")
+	mkfs(t, victim, disk, 0)
+	base := t.TempDir()
+	uploads := filepath.Join(base, "uploads")
+	sub := filepath.Join(uploads, "sub")
+	os.MkdirAll(sub, 0o755)
+	overlay := func(name, backing string) string {
+		p := filepath.Join(uploads, name)
+		run(t, qemu, "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F", "raw", p, "64M")
+		return p
+	}
+	os.Symlink(disk, filepath.Join(uploads, "link-out.img"))
+	os.Symlink("../../"+filepath.Base(host)+"/other-vm.img", filepath.Join(uploads, "rel-link-out.img"))
+	copyFile(t, disk, filepath.Join(sub, "inside.img"))
+	os.Symlink("sub/inside.img", filepath.Join(uploads, "link-in.img"))
+
+	for _, c := range []struct {
+		name, backing string
+		allow         bool
+		want          string // "" when the image must read as the victim's tree
+	}{
+		{"absolute.qcow2", disk, false, "not read"},
+		{"absolute-allowed.qcow2", disk, true, "outside the image's directory"},
+		{"dotdot.qcow2", "../../" + filepath.Base(host) + "/other-vm.img", true, "outside the image's directory"},
+		{"symlink-out.qcow2", "link-out.img", true, "outside the image's directory"},
+		{"rel-symlink-out.qcow2", "rel-link-out.img", true, "outside the image's directory"},
+		{"inside.qcow2", "sub/inside.img", false, "not read"},
+		{"inside-allowed.qcow2", "sub/inside.img", true, ""},
+		{"symlink-in.qcow2", "link-in.img", true, ""},
+		{"absolute-in.qcow2", filepath.Join(sub, "inside.img"), true, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := overlay(c.name, c.backing)
+			img, err := Open(p, AllowBacking(c.allow))
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer img.Close()
+				compare(t, readImage(t, img), readSource(t, victim), "")
+				return
+			}
+			if err == nil {
+				img.Close()
+				t.Fatal("Open succeeded: the backing file was read")
+			}
+			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.backing) && !strings.Contains(err.Error(), filepath.Base(c.backing)) {
+				t.Errorf("err = %v, want %q naming the backing file %q", err, c.want, c.backing)
+			}
+			if !c.allow && !errors.Is(err, ErrBackingFile) {
+				t.Errorf("err = %v, want ErrBackingFile", err)
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackingOpenerRefusesUnvetted: the library opens backing files by
+// name again after the check; a file other than the one checked (a name
+// switched in between) is refused with an error, not read or panicked on.
+func TestBackingOpenerRefusesUnvetted(t *testing.T) {
+	dir := t.TempDir()
+	checked, other := filepath.Join(dir, "checked.img"), filepath.Join(dir, "other.img")
+	os.WriteFile(checked, make([]byte, 4096), 0o644)
+	os.WriteFile(other, make([]byte, 4096), 0o644)
+	fi, err := os.Stat(checked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := backingOpener([]os.FileInfo{fi})
+	f, _ := os.Open(other)
+	img, err := open(f, "raw")
+	if err == nil || !strings.Contains(err.Error(), "not the file checked") {
+		t.Fatalf("other file: err = %v, want a refusal", err)
+	}
+	img.Close() // what the library does with it
+	f, _ = os.Open(checked)
+	img, err = open(f, "vmdk")
+	if err == nil || !strings.Contains(err.Error(), `format "vmdk"`) {
+		t.Fatalf("vmdk: err = %v, want a refusal", err)
+	}
+	img.Close()
+	f, _ = os.Open(checked)
+	img, err = open(f, "")
+	if err != nil || img.Size() != 4096 {
+		t.Fatalf("checked file: %v", err)
+	}
+	img.Close()
+}
+
+// TestExt4DirectoryBlockRepeats: a directory whose block map points many
+// logical blocks at one block of entries, built as an attacker would
+// (mke2fs, then debugfs and a written indirect block), or two directories
+// sharing a block, is refused with the inode and its byte offset, instead
+// of listing the same entries once per block of declared size.
+func TestExt4DirectoryBlockRepeats(t *testing.T) {
+	mke2fs, debugfs := testdeps.Program(t, "mke2fs"), testdeps.Program(t, "debugfs")
+	root := t.TempDir()
+	for _, d := range []string{"d", "e"} {
+		os.Mkdir(filepath.Join(root, d), 0o755)
+	}
+	for i := range 300 {
+		os.WriteFile(filepath.Join(root, "d", fmt.Sprintf("file-%03d", i)), []byte("x"), 0o644)
+	}
+	base := filepath.Join(t.TempDir(), "base.img")
+	run(t, mke2fs, "-q", "-F", "-t", "ext2", "-b", "4096", "-d", root, base, "16M")
+	debug := func(file string, cmds ...string) string {
+		t.Helper()
+		cmd := exec.Command(debugfs, "-w", "-f", "-", file)
+		cmd.Stdin = strings.NewReader(strings.Join(cmds, "\n") + "\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("debugfs %v: %v\n%s", cmds, err, out)
+		}
+		return string(out)
+	}
+	number := func(out, after string) uint32 {
+		t.Helper()
+		_, rest, ok := strings.Cut(out, after)
+		if !ok {
+			t.Fatalf("no %q in debugfs output:\n%s", after, out)
+		}
+		var n uint32
+		if _, err := fmt.Sscan(rest, &n); err != nil {
+			t.Fatalf("after %q: %v\n%s", after, err, out)
+		}
+		return n
+	}
+	out := debug(base, "blocks /d", "ffb 2 3000")
+	lines := strings.Split(out, "\n")
+	var b uint32 // the block of /d's entries
+	for i, l := range lines {
+		if strings.HasPrefix(l, "debugfs: blocks /d") {
+			fmt.Sscan(lines[i+1], &b)
+		}
+	}
+	ind := number(out, "Free blocks found: ")
+	if b == 0 {
+		t.Fatalf("no block of /d in:\n%s", out)
+	}
+
+	t.Run("one-directory", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "disk.img")
+		copyFile(t, base, file)
+		// The indirect block: 1024 pointers to b.
+		ptrs := make([]byte, 4096)
+		for i := 0; i < len(ptrs); i += 4 {
+			binary.LittleEndian.PutUint32(ptrs[i:], b)
+		}
+		f, err := os.OpenFile(file, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(ptrs, int64(ind)*4096)
+		f.Close()
+		cmds := []string{}
+		for i := 1; i < 12; i++ {
+			cmds = append(cmds, fmt.Sprintf("sif /d block[%d] %d", i, b))
+		}
+		cmds = append(cmds, fmt.Sprintf("sif /d block[IND] %d", ind), fmt.Sprintf("sif /d size %d", (12+1024)*4096))
+		debug(file, cmds...)
+		dNum := number(debug(file, "stat /d"), "Inode: ")
+		want := fmt.Sprintf(`directory inode %d \(at byte \d+\): block %d at file offset 4096 is mapped twice`, dNum, b)
+		walkRefused(t, file, want)
+	})
+	t.Run("two-directories", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "disk.img")
+		copyFile(t, base, file)
+		debug(file, fmt.Sprintf("sif /e block[0] %d", b))
+		out := debug(file, "stat /d", "stat /e")
+		dNum, eNum := number(out, "Inode: "), number(out[strings.Index(out, "stat /e"):], "Inode: ")
+		want := fmt.Sprintf(`directory inode %d \(at byte \d+\): block %d at file offset 0 is also a block of directory inode %d`, eNum, b, dNum)
+		walkRefused(t, file, want)
+	})
+}
+
+// walkRefused walks an image that must fail with an error matching want,
+// having listed no more entries than the filesystem really holds.
+func walkRefused(t *testing.T, file, want string) {
+	t.Helper()
+	img := openT(t, file, "raw")
+	n := 0
+	err := img.Walk(func(*Entry) error { n++; return nil })
+	if err == nil || !regexp.MustCompile(want).MatchString(err.Error()) {
+		t.Fatalf("walk after %d entries: err = %v, want %q", n, err, want)
+	}
+	if n > 400 {
+		t.Errorf("%d entries listed before the error", n)
 	}
 }

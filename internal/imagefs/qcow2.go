@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/lima-vm/go-qcow2reader"
+	"github.com/lima-vm/go-qcow2reader/image"
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
+	"github.com/lima-vm/go-qcow2reader/image/raw"
 	qcow2log "github.com/lima-vm/go-qcow2reader/log"
 )
 
@@ -71,10 +75,12 @@ func (c *cluster) Close() error {
 
 // openQcow2 opens a qcow2 image through go-qcow2reader, after checking
 // the headers of the image and of its backing chain (see checkQcow2Chain).
-// Backing files are followed as qemu does, relative to the image's
-// directory.
-func openQcow2(f *os.File, name string, fileSize int64) (Image, error) {
-	if err := checkQcow2Chain(f, name, fileSize); err != nil {
+// An image with a backing file is refused unless allowBacking; then
+// backing files are followed as qemu does, relative to the directory of
+// the image naming them, but only within it.
+func openQcow2(f *os.File, name string, fileSize int64, allowBacking bool) (Image, error) {
+	vetted, err := checkQcow2Chain(f, name, fileSize, allowBacking)
+	if err != nil {
 		return nil, err
 	}
 	registerDecompressors.Do(func() {
@@ -99,7 +105,7 @@ func openQcow2(f *os.File, name string, fileSize int64) (Image, error) {
 			return inflateCluster(zr)
 		})
 	})
-	img, err := openQcow2Lib(f)
+	img, err := openQcow2Lib(f, backingOpener(vetted))
 	if err != nil {
 		return nil, fmt.Errorf("%s: qcow2: %w", name, err)
 	}
@@ -120,7 +126,7 @@ func openQcow2(f *os.File, name string, fileSize int64) (Image, error) {
 
 // openQcow2Lib turns a panic of the library on a hostile header into an
 // error.
-func openQcow2Lib(f *os.File) (img interface {
+func openQcow2Lib(f *os.File, openBacking image.OpenWithType) (img interface {
 	io.ReaderAt
 	io.Closer
 	Size() int64
@@ -131,8 +137,63 @@ func openQcow2Lib(f *os.File) (img interface {
 			img, err = nil, fmt.Errorf("corrupt image: %v", r)
 		}
 	}()
-	return qcow2reader.OpenWithType(f, qcow2.Type)
+	return qcow2.Open(f, openBacking)
 }
+
+// backingOpener opens the backing files the library asks for (it opens
+// them by name itself): only files checkQcow2Chain vetted, compared by
+// device and inode, so a name switched to another file after the check
+// is refused; and only as qcow2 or raw, the formats the check read.
+func backingOpener(vetted []os.FileInfo) image.OpenWithType {
+	var open image.OpenWithType
+	open = func(ra io.ReaderAt, t image.Type) (image.Image, error) {
+		f, ok := ra.(*os.File)
+		if !ok {
+			return refusedImage{}, fmt.Errorf("backing file of type %T", ra)
+		}
+		fail := func(err error) (image.Image, error) {
+			f.Close()
+			// The library closes what it is given even on an error.
+			return refusedImage{}, fmt.Errorf("backing file %s: %w", f.Name(), err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			return fail(err)
+		}
+		if !slices.ContainsFunc(vetted, func(v os.FileInfo) bool { return os.SameFile(v, fi) }) {
+			return fail(errors.New("not the file checked before (replaced in between?); refusing to read it"))
+		}
+		if t == "" {
+			head := make([]byte, len(qcow2Magic))
+			t = raw.Type
+			if _, err := f.ReadAt(head, 0); err == nil && bytes.Equal(head, qcow2Magic) {
+				t = qcow2.Type
+			}
+		}
+		switch t {
+		case qcow2.Type:
+			img, err := qcow2.Open(f, open)
+			if err != nil {
+				if img == nil {
+					return fail(err)
+				}
+				img.Close() // closes f
+				return refusedImage{}, fmt.Errorf("backing file %s: %w", f.Name(), err)
+			}
+			return img, nil
+		case raw.Type:
+			return raw.Open(f)
+		}
+		return fail(fmt.Errorf("format %q is not read (qcow2 and raw are)", t))
+	}
+	return open
+}
+
+// refusedImage stands for a backing file that was not opened: the library
+// calls Close on what it got back, even with an error.
+type refusedImage struct{ image.Image }
+
+func (refusedImage) Close() error { return nil }
 
 // maxBackingChain bounds a chain of backing files; qemu has no fixed
 // limit, but real chains are a few snapshots deep.
@@ -141,20 +202,25 @@ const maxBackingChain = 16
 // checkQcow2Chain checks each header of the image's backing chain before
 // the library trusts it: fields it would allocate by (an L1 table of 2^32
 // entries is 32 GiB), a chain that loops (the library would recurse until
-// the stack overflows), and backing files that are not regular files. A
-// crafted image naming /dev/sda as its backing file would otherwise have
-// vguard read the host's own disk as the image's.
-func checkQcow2Chain(f *os.File, name string, size int64) error {
+// the stack overflows), and the backing files themselves. A backing file
+// is read as part of the image, so a crafted image naming
+// /var/lib/libvirt/images/other-vm.img, ~/.ssh/id_rsa or /dev/sda would
+// have vguard read that file as the image's own data (the qcow2 backing
+// file disclosure of OpenStack OSSN-0093, CVE-2024-32498). So a backing
+// file is refused unless allow, and even then must resolve, after
+// symlinks, inside the directory of the image naming it, and be a regular
+// file. It returns the backing files' FileInfos, for backingOpener.
+func checkQcow2Chain(f *os.File, name string, size int64, allow bool) ([]os.FileInfo, error) {
 	var seen []os.FileInfo
 	cur, curName := f, name
 	for depth := 0; ; depth++ {
 		fi, err := cur.Stat()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, s := range seen {
 			if os.SameFile(s, fi) {
-				return fmt.Errorf("%s: the qcow2 backing chain loops back to %s", name, curName)
+				return nil, fmt.Errorf("%s: the qcow2 backing chain loops back to %s", name, curName)
 			}
 		}
 		seen = append(seen, fi)
@@ -162,33 +228,80 @@ func checkQcow2Chain(f *os.File, name string, size int64) error {
 		if depth > 0 {
 			cur.Close()
 		}
-		if err != nil || backing == "" {
-			return err
+		if err != nil {
+			return nil, err
+		}
+		if backing == "" {
+			return seen[1:], nil
+		}
+		if !allow {
+			return nil, fmt.Errorf("%s: qcow2 image with the backing file %q, which is not read: an image can name any file on the host as its backing file; %w", curName, backing, ErrBackingFile)
 		}
 		if depth+1 >= maxBackingChain {
-			return fmt.Errorf("%s: qcow2 backing chain deeper than %d", name, maxBackingChain)
+			return nil, fmt.Errorf("%s: qcow2 backing chain deeper than %d", name, maxBackingChain)
 		}
-		if !filepath.IsAbs(backing) {
-			backing = filepath.Join(filepath.Dir(curName), backing)
-		}
-		bfi, err := os.Stat(backing)
+		next, nextName, err := openBacking(curName, backing)
 		if err != nil {
-			return fmt.Errorf("%s: backing file of %s: %w", name, curName, err)
-		}
-		if !bfi.Mode().IsRegular() {
-			return fmt.Errorf("%s: backing file %s of %s is not a regular file (%s); refusing to read it", name, backing, curName, bfi.Mode().Type())
-		}
-		next, err := os.Open(backing)
-		if err != nil {
-			return fmt.Errorf("%s: backing file: %w", name, err)
+			if depth > 0 {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
+			return nil, err
 		}
 		head := make([]byte, 4)
 		if _, err := next.ReadAt(head, 0); err != nil || !bytes.Equal(head, qcow2Magic) {
+			// A raw backing file: nothing more to follow.
+			fi, err := next.Stat()
 			next.Close()
-			return nil // a raw backing file: nothing more to follow
+			if err != nil {
+				return nil, err
+			}
+			return append(seen[1:], fi), nil
 		}
-		cur, curName = next, backing
+		cur, curName = next, nextName
 	}
+}
+
+// openBacking opens the backing file named backing by the qcow2 image at
+// img, resolved as the library and qemu do (relative to img's directory),
+// if it lies inside that directory once symlinks are resolved and is a
+// regular file. It returns the file and the absolute name the library
+// will give it.
+func openBacking(img, backing string) (*os.File, string, error) {
+	dir, err := filepath.Abs(filepath.Dir(img))
+	if err != nil {
+		return nil, "", err
+	}
+	p := backing
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: its directory: %w", img, err)
+	}
+	resolved, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: backing file %q: %w", img, backing, err)
+	}
+	if rel, err := filepath.Rel(realDir, resolved); err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+		return nil, "", fmt.Errorf("%s: backing file %q resolves to %s, outside the image's directory %s; refusing to read it (backing files are followed only within the directory of the image naming them)", img, backing, resolved, realDir)
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: backing file %q: %w", img, backing, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("%s: backing file %s is not a regular file (%s); refusing to read it", img, resolved, fi.Mode().Type())
+	}
+	f, err := os.Open(resolved)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: backing file: %w", img, err)
+	}
+	if ofi, err := f.Stat(); err != nil || !os.SameFile(fi, ofi) {
+		f.Close()
+		return nil, "", fmt.Errorf("%s: backing file %s changed while it was checked; refusing to read it", img, resolved)
+	}
+	return f, p, nil
 }
 
 // checkQcow2Header validates one qcow2 header and returns its backing

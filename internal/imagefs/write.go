@@ -77,6 +77,11 @@ func Copy(img Image, w Writer, edit Edit) error {
 	return img.Walk(func(e *Entry) error {
 		for _, d := range droppedDirs {
 			if strings.HasPrefix(e.Path, d+"/") {
+				if e.Type == File {
+					// A later hard link to it would name a path the
+					// copy does not hold.
+					dropped[e.Path] = true
+				}
 				return nil
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,5 +148,126 @@ func TestDirWriterStaysInside(t *testing.T) {
 	})
 	if _, err := os.Stat(filepath.Join(filepath.Dir(out), "escape")); err == nil {
 		t.Error("../../escape written outside the output")
+	}
+}
+
+// TestHardLinks: a file of several links in a directory, ext4 or qcow2
+// image is one file under several paths: the paths after the first are
+// hard links to it (Entry.Link), as in a tar, and a copy into a directory
+// or a tar keeps them links instead of writing the content again. A file
+// whose other link lies outside a directory image is a plain file.
+func TestHardLinks(t *testing.T) {
+	testdeps.Program(t, "mke2fs")
+	root := t.TempDir()
+	for _, d := range []string{"a", "b", "c"} {
+		os.Mkdir(filepath.Join(root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "a/f"), []byte(strings.Repeat("shared content\n", 1000)), 0o644)
+	os.Link(filepath.Join(root, "a/f"), filepath.Join(root, "b/g"))
+	os.Link(filepath.Join(root, "a/f"), filepath.Join(root, "c/h"))
+	os.WriteFile(filepath.Join(root, "solo"), []byte("one path here\n"), 0o644)
+	os.Link(filepath.Join(root, "solo"), filepath.Join(t.TempDir(), "outside"))
+	group := []string{"/a/f", "/b/g", "/c/h"}
+
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "disk.img")
+	mkfs(t, root, raw, 0)
+	qcow := filepath.Join(dir, "disk.qcow2")
+	run(t, testdeps.Program(t, "qemu-img"), "convert", "-f", "raw", "-O", "qcow2", raw, qcow)
+
+	for _, in := range []struct{ path, format string }{{root, "dir"}, {raw, "raw"}, {qcow, "qcow2"}} {
+		t.Run(in.format, func(t *testing.T) {
+			links := map[string]string{}
+			img := openT(t, in.path, in.format)
+			img.Walk(func(e *Entry) error {
+				if e.Type == File {
+					links[e.Path] = e.Link
+				}
+				return nil
+			})
+			first := ""
+			for _, p := range group {
+				if links[p] == "" {
+					if first != "" {
+						t.Fatalf("%s and %s are both first of the same file: %v", first, p, links)
+					}
+					first = p
+				}
+			}
+			for _, p := range group {
+				if p != first && links[p] != first {
+					t.Errorf("%s: Link %q, want %q", p, links[p], first)
+				}
+			}
+			if links["/solo"] != "" {
+				t.Errorf("/solo: Link %q, want none (its other link is outside the image)", links["/solo"])
+			}
+
+			out := filepath.Join(t.TempDir(), "out")
+			w, err := Create(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Copy(img, w, nil); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			fi0, _ := os.Stat(filepath.Join(out, first))
+			for _, p := range group {
+				fi, err := os.Stat(filepath.Join(out, p))
+				if err != nil || !os.SameFile(fi0, fi) {
+					t.Errorf("copy into a directory: %s is not %s (%v)", p, first, err)
+				}
+			}
+
+			tarFile := filepath.Join(t.TempDir(), "out.tar")
+			w, err = Create(tarFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Copy(img, w, nil); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			f, _ := os.Open(tarFile)
+			defer f.Close()
+			tr := tar.NewReader(f)
+			n := 0
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					break
+				}
+				if h.Typeflag == tar.TypeLink {
+					n++
+					if "/"+h.Linkname != first {
+						t.Errorf("tar: %s links to %s, want %s", h.Name, h.Linkname, first)
+					}
+				}
+			}
+			if n != 2 {
+				t.Errorf("tar: %d hard links, want 2", n)
+			}
+
+			// Links to a file in a dropped directory go with it, as
+			// links to a dropped file do.
+			out = filepath.Join(t.TempDir(), "out")
+			if w, err = Create(out); err != nil {
+				t.Fatal(err)
+			}
+			dropDir := path.Dir(first)
+			err = Copy(img, w, func(e *Entry) (bool, io.Reader, error) { return e.Path == dropDir, nil, nil })
+			if cerr := w.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatalf("copy without %s: %v", dropDir, err)
+			}
+			for _, p := range group {
+				if _, err := os.Lstat(filepath.Join(out, p)); err == nil {
+					t.Errorf("copy without %s holds %s", dropDir, p)
+				}
+			}
+		})
 	}
 }

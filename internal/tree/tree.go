@@ -35,6 +35,9 @@ type Options struct {
 	CacheDir string
 	// Progress, if not nil, is told the totals and each file hashed.
 	Progress *progress.Bar
+	// AllowBacking lets ManifestPath read a qcow2 image's backing files
+	// (imagefs.AllowBacking); an image with one is refused otherwise.
+	AllowBacking bool
 
 	// granularity coarsens the timestamps the cache sees, so tests can
 	// act out a filesystem with 1 s (or coarser) timestamps.
@@ -68,7 +71,7 @@ func ManifestDir(root string) (*manifest.Manifest, error) {
 // stat matches the stat cache keep their cached hash and the cache is
 // rewritten afterwards.
 func ManifestPath(path string, opts Options) (*manifest.Manifest, Stats, error) {
-	img, err := imagefs.Open(path)
+	img, err := imagefs.Open(path, imagefs.AllowBacking(opts.AllowBacking))
 	if err != nil {
 		return nil, Stats{}, err
 	}
