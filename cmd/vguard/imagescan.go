@@ -179,7 +179,11 @@ func runImageScan(g *globalOptions, cmdPath, path string, opts hygieneOptions) e
 	res, err := s.Scan(img, bar)
 	bar.Done()
 	if err != nil {
-		return &inputError{errs: []error{fmt.Errorf("%s: %w", path, err)}}
+		// Errors of the image's reader already start with its path.
+		if !strings.HasPrefix(err.Error(), path+":") {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+		return &inputError{errs: []error{err}}
 	}
 	rep := res.Report(path)
 	err = g.writeOutput(opts.output, func(w io.Writer) error {
