@@ -101,6 +101,36 @@ func TestCases(t *testing.T) {
 	}
 }
 
+// TestPartitionPaths: on a disk with several filesystems every path is
+// under /partN; identity is found in each filesystem as at the root, and
+// only a first component of exactly /part and digits is taken for one.
+func TestPartitionPaths(t *testing.T) {
+	for p, want := range map[string]string{
+		"/part1/etc/machine-id":                   "machine-id",
+		"/part16/etc/ssh/ssh_host_ed25519_key":    "ssh-host-key",
+		"/part2/var/lib/dhcp/dhclient.eth0.lease": "dhcp-lease",
+		"/part1/var/lib/cloud/instances/i-1/x":    "cloud-init-instance",
+		"/etc/machine-id":                         "machine-id",
+		"/part/etc/machine-id":                    "",
+		"/partx1/etc/machine-id":                  "",
+		"/part1x/etc/machine-id":                  "",
+		"/part1":                                  "",
+		"/part1/part2/etc/machine-id":             "",
+		"/srv/part1/etc/machine-id":               "",
+	} {
+		got := ""
+		if r := Match(p); r != nil {
+			got = r.ID
+		}
+		if got != want {
+			t.Errorf("Match(%s) = %q, want %q", p, got, want)
+		}
+	}
+	if f, ok := Check("/part1/etc/hostname", []byte("hr-db-01\n")); !ok || f.Path != "/part1/etc/hostname" || f.Kind != "hostname" {
+		t.Errorf("Check(/part1/etc/hostname) = %+v, %v", f, ok)
+	}
+}
+
 // TestNoRuleOverlaps: every path belongs to one rule at most, so the
 // sanitizer's action for a file is never ambiguous.
 func TestNoRuleOverlaps(t *testing.T) {
@@ -187,7 +217,9 @@ func TestDocs(t *testing.T) {
 	b.WriteString("Generated from `internal/identity` by `go test ./internal/identity -update-docs`; do not edit.\n\n")
 	b.WriteString("`vguard image scan` reports these files as `identity`; `vguard image sanitize` applies the action.\n")
 	b.WriteString("Actions: **empty** truncates the file but keeps it, **remove** deletes it, **rewrite** keeps the file\n")
-	b.WriteString("without the identity lines, **reset** writes a neutral value.\n\n")
+	b.WriteString("without the identity lines, **reset** writes a neutral value.\n")
+	b.WriteString("The paths are those of a filesystem: on a disk with several, where each is shown under `/partN`\n")
+	b.WriteString("(N the partition's number), they match in each one (`/part1/etc/machine-id`).\n\n")
 	b.WriteString("| kind | what | paths | action |\n|---|---|---|---|\n")
 	for _, r := range Rules() {
 		cond := ""
