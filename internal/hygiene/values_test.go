@@ -34,6 +34,7 @@ func TestSanitizeWholeValues(t *testing.T) {
 		{"/opt/app/escaped.env", "DB_PASSWORD=%s\nAPP=hr\n", `Tr0ub4dor\&3\;xyzQ`, "sh", "DB_PASSWORD"},
 		{"/opt/app/application.properties", "spring.datasource.password=%s\nserver.port=8080\n", `Tr0ub4dor&3xyzQ`, "", ""},
 		{"/opt/app/ldap.properties", "ldap.bind.pwd=%s\n", `ab;Kx92mVq7Lp0`, "", ""},
+		{"/etc/app/db.conf", "url = \"postgres://app:%s@db.internal:5432/hr\"\n", `p@ss:w0rd9X`, "", ""},
 		{"/root/.bash_history", "mysql -u root -p\"%s\" hr\nls\n", `S3cr\"t9Xk2`, "", ""},
 	}
 	root := t.TempDir()

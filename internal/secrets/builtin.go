@@ -431,10 +431,10 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "db-connection-uri",
-			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://. The secret is the password.",
+			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://. The secret is the password: up to the last '@' before the first '/', '?' or '#', as URL parsers (Python's, SQLAlchemy's) split a password holding an unescaped '@'.",
 			Scope:       everyText,
 			Keywords:    []string{"postgres://", "postgresql://", "mysql://", "mariadb://", "mongodb://", "mongodb+srv://", "redis://", "rediss://", "amqp://", "amqps://", "mssql://", "sqlserver://", "clickhouse://"},
-			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:@/"'<>]*:([^\s@/"'<>]+)@[^\s"'<>]+`),
+			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:@/"'<>]*:([^\s/?#"'<>]+)@[^\s@/?#"'<>]+[^\s"'<>]*`),
 			verify:      realValue(3),
 			MustMatch: []string{
 				"DATABASE_URL=postgres://hr_app:z2oCtIsjhvNK4p@db1.internal:5432/hr",
@@ -442,6 +442,7 @@ func builtinRules() []*Rule {
 				"REDIS_URL=redis://:z2oCtIsjhvNK4p@cache:6379/0",
 				"amqp://guest:z2oCtIsjhvNK4p@rabbit:5672/",
 				"mysql://root:s3cr3t-pw@127.0.0.1/app",
+				`url = "postgres://app:p@ss:w0rd9X@db.internal:5432/hr"`,
 			},
 			MustNotMatch: []string{
 				"DATABASE_URL=postgres://hr_app@db1.internal:5432/hr",

@@ -33,6 +33,9 @@ func TestValueSpans(t *testing.T) {
 		{"mysql-cnf-password", "/root/.my.cnf", "[client]\npassword=\"z2o\\\"CtIsjhvNK4p\"\n", `z2o\"CtIsjhvNK4p`},
 		{"wordpress-db-password", "/var/www/wp-config.php", `define( 'DB_PASSWORD', 'z2o\'CtIsjhvNK4p' );`, `z2o\'CtIsjhvNK4p`},
 		{"cloud-init-password", "/var/lib/cloud/instance/user-data.txt", "#cloud-config\npassword: 'z2o''CtIsjhvNK4p'\n", `z2o''CtIsjhvNK4p`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = \"postgres://app:p@ss:w0rd9X@db.internal:5432/hr\"\n", `p@ss:w0rd9X`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = postgres://app:w0rd9Xq7@db.internal:5432/hr?opt=a@b\n", `w0rd9Xq7`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = mongodb://app:p@ss9Xq7@h1,h2/admin#x@y\n", `p@ss9Xq7`},
 	} {
 		s := builtinScanner(t)
 		var got []string
