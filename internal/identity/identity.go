@@ -215,7 +215,6 @@ func linesWith(prefixes ...string) (func([]byte) bool, func([]byte) []byte) {
 var (
 	ifcfgApplies, ifcfgFix       = linesWith("hwaddr=", "macaddr=", "uuid=", "hostname=", "dhcp_hostname=")
 	nmApplies, nmFix             = linesWith("mac-address=", "cloned-mac-address=", "uuid=")
-	netplanApplies, netplanFix   = linesWith("macaddress:")
 	ifupdownApplies, ifupdownFix = linesWith("hwaddress ")
 )
 
@@ -253,7 +252,7 @@ var rules = []*Rule{
 		Applies: nmApplies, Action: Rewrite, Fix: nmFix,
 	},
 	{
-		ID: "netplan-mac-pin", Description: "macaddress: pins in netplan configuration",
+		ID: "netplan-mac-pin", Description: "macaddress: pins in netplan configuration; a match: left empty goes with its set-name:, so that netplan still reads the file",
 		Paths:   []string{"/etc/netplan/*.yaml", "/etc/netplan/*.yml"},
 		Applies: netplanApplies, Action: Rewrite, Fix: netplanFix,
 	},
