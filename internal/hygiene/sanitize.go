@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/vguard-dev/vguard/internal/identity"
 	"github.com/vguard-dev/vguard/internal/imagefs"
@@ -113,7 +116,18 @@ func (s *Scanner) Sanitize(img imagefs.Image, image, out string, opts SanitizeOp
 }
 
 // rescan scans the copy and records what it found.
-func (s *Scanner) rescan(rep *SanitizeReport) error {
+func (s *Scanner) rescan(rep *SanitizeReport) (err error) {
+	if rep.Format == "dir" {
+		restore, err := readableCopy(rep.Output)
+		if err != nil {
+			return fmt.Errorf("sanitize: reading the copy back: %w", err)
+		}
+		defer func() {
+			if rerr := restore(); rerr != nil && err == nil {
+				err = fmt.Errorf("sanitize: putting back the modes of the copy: %w", rerr)
+			}
+		}()
+	}
 	img, err := imagefs.Open(rep.Output)
 	if err != nil {
 		return fmt.Errorf("sanitize: reading the copy back: %w", err)
@@ -128,6 +142,70 @@ func (s *Scanner) rescan(rep *SanitizeReport) error {
 		return fmt.Errorf("%w: %d finding(s) in %s", ErrNotClean, n, rep.Output)
 	}
 	return nil
+}
+
+// readableCopy lets a user other than root scan the directory copy it
+// wrote: the copy keeps the image's modes, and a file of mode 0000 (the
+// /etc/shadow of RHEL and Fedora) is then closed even to the user who owns
+// it. Files of out that this user owns and cannot read get u+r, and such
+// directories u+rx, until restore puts their modes back. Root reads them
+// as they are.
+func readableCopy(out string) (restore func() error, err error) {
+	uid := os.Geteuid()
+	type opened struct {
+		path string
+		mode fs.FileMode
+	}
+	var done []opened
+	restore = func() error {
+		var errs []error
+		// Backwards: a directory's entries before the directory, which
+		// may close again.
+		for i := len(done) - 1; i >= 0; i-- {
+			if err := os.Chmod(done[i].path, done[i].mode); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if uid == 0 {
+		return restore, nil
+	}
+	err = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var need fs.FileMode
+		switch {
+		case d.IsDir():
+			need = 0o500
+		case d.Type().IsRegular():
+			need = 0o400
+		default:
+			return nil // a link is not followed; nothing else is read
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != uid {
+			return nil
+		}
+		mode := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		if mode&need == need {
+			return nil
+		}
+		// WalkDir reads a directory after this call: opened first.
+		if err := os.Chmod(p, mode|need); err != nil {
+			return err
+		}
+		done = append(done, opened{p, mode})
+		return nil
+	})
+	if err != nil {
+		return nil, errors.Join(err, restore())
+	}
+	return restore, nil
 }
 
 // editor decides, entry by entry, what the copy holds (imagefs.Edit).

@@ -85,7 +85,22 @@ type Finding struct {
 // Match returns the rule whose paths match p (an absolute path with '/'),
 // or nil. Only regular files hold identity material: a machine-id that is a
 // symlink to /etc/machine-id, say, carries nothing of its own.
+//
+// A disk image with several filesystems shows each under /partN (the
+// partition's number; internal/imagefs), so /part1/etc/machine-id is the
+// machine-id of the filesystem in partition 1: a path that matches no rule
+// as it is is matched again without such a first component.
 func Match(p string) *Rule {
+	if r := match(p); r != nil {
+		return r
+	}
+	if rel, ok := inPartition(p); ok {
+		return match(rel)
+	}
+	return nil
+}
+
+func match(p string) *Rule {
 	for _, r := range rules {
 		for _, pat := range r.Paths {
 			if matchPath(pat, p) {
@@ -94,6 +109,24 @@ func Match(p string) *Rule {
 		}
 	}
 	return nil
+}
+
+// inPartition returns p without its first component when that is /partN
+// (N decimal digits, as internal/imagefs names the filesystems of a disk
+// with more than one), and whether it was.
+func inPartition(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, "/part")
+	if !ok {
+		return "", false
+	}
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || i == len(rest) || rest[i] != '/' {
+		return "", false
+	}
+	return rest[i:], true
 }
 
 // Check returns the finding for the regular file p with the given content
@@ -182,7 +215,6 @@ func linesWith(prefixes ...string) (func([]byte) bool, func([]byte) []byte) {
 var (
 	ifcfgApplies, ifcfgFix       = linesWith("hwaddr=", "macaddr=", "uuid=", "hostname=", "dhcp_hostname=")
 	nmApplies, nmFix             = linesWith("mac-address=", "cloned-mac-address=", "uuid=")
-	netplanApplies, netplanFix   = linesWith("macaddress:")
 	ifupdownApplies, ifupdownFix = linesWith("hwaddress ")
 )
 
@@ -220,7 +252,7 @@ var rules = []*Rule{
 		Applies: nmApplies, Action: Rewrite, Fix: nmFix,
 	},
 	{
-		ID: "netplan-mac-pin", Description: "macaddress: pins in netplan configuration",
+		ID: "netplan-mac-pin", Description: "macaddress: pins in netplan configuration; a match: left empty goes with its set-name:, so that netplan still reads the file",
 		Paths:   []string{"/etc/netplan/*.yaml", "/etc/netplan/*.yml"},
 		Applies: netplanApplies, Action: Rewrite, Fix: netplanFix,
 	},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/vguard-dev/vguard/internal/testdeps"
 )
 
@@ -35,7 +37,9 @@ var cases = []struct {
 	{"ifcfg-mac-pin", "/etc/sysconfig/network-scripts/ifcfg-eth0", "DEVICE=eth0\nHWADDR=52:54:00:12:34:56\nUUID=5fb06bd0-0bb0-7ffb-45f1-d6edd65f3e03\nBOOTPROTO=dhcp\n", true, "DEVICE=eth0\nBOOTPROTO=dhcp\n"},
 	{"ifcfg-mac-pin", "/etc/sysconfig/network-scripts/ifcfg-eth0", "DEVICE=eth0\nBOOTPROTO=dhcp\n", false, ""},
 	{"networkmanager-mac-pin", "/etc/NetworkManager/system-connections/Wired.nmconnection", "[connection]\nid=Wired\nuuid=8d7b0a33-f7b6-4e4a-9e4c-0a2a3b1f6c11\ntype=ethernet\n[ethernet]\nmac-address=52:54:00:12:34:56\n[ipv4]\nmethod=auto\n", true, "[connection]\nid=Wired\ntype=ethernet\n[ethernet]\n[ipv4]\nmethod=auto\n"},
-	{"netplan-mac-pin", "/etc/netplan/50-cloud-init.yaml", "network:\n  ethernets:\n    eth0:\n      match:\n        macaddress: 52:54:00:12:34:56\n      set-name: eth0\n      dhcp4: true\n", true, "network:\n  ethernets:\n    eth0:\n      match:\n      set-name: eth0\n      dhcp4: true\n"},
+	{"netplan-mac-pin", "/etc/netplan/50-cloud-init.yaml", cloudInitNetplan, true, cloudInitHeader + "network:\n    ethernets:\n        ens3:\n            dhcp4: true\n    version: 2\n"},
+	{"netplan-mac-pin", "/etc/netplan/01-netcfg.yaml", "network:\n  version: 2\n  ethernets:\n    lan:\n      match: {macaddress: \"52:54:00:12:34:56\", driver: virtio_net}\n      set-name: lan\n      dhcp4: true\n    eth1:\n      macaddress: 52:54:00:00:00:01 # pinned\n      addresses:\n        - 10.0.0.2/24\n", true,
+		"network:\n  version: 2\n  ethernets:\n    lan:\n      match: {driver: virtio_net}\n      set-name: lan\n      dhcp4: true\n    eth1:\n      addresses:\n        - 10.0.0.2/24\n"},
 	{"netplan-mac-pin", "/etc/netplan/01.yaml", "network:\n  ethernets:\n    eth0:\n      dhcp4: true\n", false, ""},
 	{"ifupdown-mac-pin", "/etc/network/interfaces", "auto eth0\niface eth0 inet dhcp\n    hwaddress ether 52:54:00:12:34:56\n", true, "auto eth0\niface eth0 inet dhcp\n"},
 	{"ifupdown-mac-pin", "/etc/network/interfaces", "auto lo\niface lo inet loopback\n", false, ""},
@@ -57,6 +61,65 @@ var cases = []struct {
 	{"login-records", "/var/log/syslog", "boot\n", false, ""},
 	{"sssd-cache", "/var/lib/sss/db/cache_example.com.ldb", "x", true, ""},
 	{"puppet-agent-state", "/var/lib/puppet/ssl/certs/host.pem", "x", true, ""},
+}
+
+// cloudInitNetplan is /etc/netplan/50-cloud-init.yaml as cloud-init
+// writes it for a NIC found by its MAC (Ubuntu cloud images).
+const (
+	cloudInitHeader = "# This file is generated from information provided by the datasource.  Changes\n" +
+		"# to it will not persist across an instance reboot.  To disable cloud-init's\n" +
+		"# network configuration capabilities, write a file\n" +
+		"# /etc/cloud/cloud.cfg.d/99-disable-network-config.cfg with the following:\n" +
+		"# network: {config: disabled}\n"
+	cloudInitNetplan = cloudInitHeader + "network:\n    ethernets:\n        ens3:\n            dhcp4: true\n" +
+		"            match:\n                macaddress: fa:16:3e:12:34:56\n            set-name: ens3\n    version: 2\n"
+)
+
+// TestNetplanStaysValid: the MAC pins leave a netplan file netplan still
+// reads: YAML whose interfaces have no macaddress, no match that is not a
+// mapping of properties, and no set-name without one.
+func TestNetplanStaysValid(t *testing.T) {
+	for _, in := range []string{
+		cloudInitNetplan,
+		"network:\n  version: 2\n  ethernets:\n    enp1s0:\n      match:\n        macaddress: \"52:54:00:4c:5f:a0\"\n      dhcp4: true\n      set-name: \"enp1s0\"\n",
+		"network:\n  version: 2\n  ethernets:\n    e0: {match: {macaddress: \"52:54:00:4c:5f:a0\"}, set-name: e0, dhcp4: true}\n  bonds:\n    bond0:\n      interfaces: [e0]\n      macaddress: 52:54:00:4c:5f:a1\n",
+	} {
+		r := Match("/etc/netplan/50-cloud-init.yaml")
+		if !r.Applies([]byte(in)) {
+			t.Fatalf("no MAC pin found in\n%s", in)
+		}
+		out := r.Fix([]byte(in))
+		var doc struct {
+			Network map[string]any `yaml:"network"`
+		}
+		if err := yaml.Unmarshal(out, &doc); err != nil {
+			t.Fatalf("the rewritten file is not YAML: %v\n%s", err, out)
+		}
+		for kind, devs := range doc.Network {
+			devs, ok := devs.(map[string]any)
+			if !ok {
+				continue // version: 2
+			}
+			for name, dev := range devs {
+				dev := dev.(map[string]any)
+				if _, ok := dev["macaddress"]; ok {
+					t.Errorf("%s %s keeps its macaddress:\n%s", kind, name, out)
+				}
+				match, hasMatch := dev["match"]
+				if m, ok := match.(map[string]any); hasMatch && (!ok || len(m) == 0) {
+					t.Errorf("%s %s: match is %#v, not a mapping of properties:\n%s", kind, name, match, out)
+				} else if ok && m["macaddress"] != nil {
+					t.Errorf("%s %s matches a MAC still:\n%s", kind, name, out)
+				}
+				if _, ok := dev["set-name"]; ok && !hasMatch {
+					t.Errorf("%s %s: set-name without match:\n%s", kind, name, out)
+				}
+			}
+		}
+		if r.Applies(out) {
+			t.Errorf("the rewritten file still pins a MAC:\n%s", out)
+		}
+	}
 }
 
 func TestCases(t *testing.T) {
@@ -98,6 +161,36 @@ func TestCases(t *testing.T) {
 		if (r.Action == Rewrite || r.Action == Reset) != (r.Fix != nil) {
 			t.Errorf("rule %s: action %s and Fix disagree", r.ID, r.Action)
 		}
+	}
+}
+
+// TestPartitionPaths: on a disk with several filesystems every path is
+// under /partN; identity is found in each filesystem as at the root, and
+// only a first component of exactly /part and digits is taken for one.
+func TestPartitionPaths(t *testing.T) {
+	for p, want := range map[string]string{
+		"/part1/etc/machine-id":                   "machine-id",
+		"/part16/etc/ssh/ssh_host_ed25519_key":    "ssh-host-key",
+		"/part2/var/lib/dhcp/dhclient.eth0.lease": "dhcp-lease",
+		"/part1/var/lib/cloud/instances/i-1/x":    "cloud-init-instance",
+		"/etc/machine-id":                         "machine-id",
+		"/part/etc/machine-id":                    "",
+		"/partx1/etc/machine-id":                  "",
+		"/part1x/etc/machine-id":                  "",
+		"/part1":                                  "",
+		"/part1/part2/etc/machine-id":             "",
+		"/srv/part1/etc/machine-id":               "",
+	} {
+		got := ""
+		if r := Match(p); r != nil {
+			got = r.ID
+		}
+		if got != want {
+			t.Errorf("Match(%s) = %q, want %q", p, got, want)
+		}
+	}
+	if f, ok := Check("/part1/etc/hostname", []byte("hr-db-01\n")); !ok || f.Path != "/part1/etc/hostname" || f.Kind != "hostname" {
+		t.Errorf("Check(/part1/etc/hostname) = %+v, %v", f, ok)
 	}
 }
 
@@ -187,7 +280,9 @@ func TestDocs(t *testing.T) {
 	b.WriteString("Generated from `internal/identity` by `go test ./internal/identity -update-docs`; do not edit.\n\n")
 	b.WriteString("`vguard image scan` reports these files as `identity`; `vguard image sanitize` applies the action.\n")
 	b.WriteString("Actions: **empty** truncates the file but keeps it, **remove** deletes it, **rewrite** keeps the file\n")
-	b.WriteString("without the identity lines, **reset** writes a neutral value.\n\n")
+	b.WriteString("without the identity lines, **reset** writes a neutral value.\n")
+	b.WriteString("The paths are those of a filesystem: on a disk with several, where each is shown under `/partN`\n")
+	b.WriteString("(N the partition's number), they match in each one (`/part1/etc/machine-id`).\n\n")
 	b.WriteString("| kind | what | paths | action |\n|---|---|---|---|\n")
 	for _, r := range Rules() {
 		cond := ""

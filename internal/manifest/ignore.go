@@ -96,7 +96,40 @@ func (ig *Ignore) Patterns() []string {
 
 // Match reports whether p (an absolute, clean path) or one of its parent
 // directories matches a pattern.
+//
+// A disk image with several filesystems shows each under /partN (the
+// partition's number; internal/imagefs): a path under /partN is also
+// matched as the path in its own filesystem, so /part1/var/log/syslog is
+// ignored by /var/log as /var/log/syslog of a single-filesystem image is.
 func (ig *Ignore) Match(p string) bool {
+	if ig.match(p) {
+		return true
+	}
+	if rel, ok := inPartition(p); ok {
+		return ig.match(rel)
+	}
+	return false
+}
+
+// inPartition returns p without its first component when that is /partN
+// (N decimal digits, as internal/imagefs names the filesystems of a disk
+// with more than one), and whether it was.
+func inPartition(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, "/part")
+	if !ok {
+		return "", false
+	}
+	i := 0
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		i++
+	}
+	if i == 0 || i == len(rest) || rest[i] != '/' {
+		return "", false
+	}
+	return rest[i:], true
+}
+
+func (ig *Ignore) match(p string) bool {
 	if ig == nil || p == "" {
 		return false
 	}

@@ -155,6 +155,10 @@ func TestIgnoreMatch(t *testing.T) {
 		"/etc/ssh/sshd_config": false, "/home/bob/.python_history": true,
 		"/home/bob/.local/share/fish/fish_history": true, "/home/.bash_history": false,
 		"/root/.bash_history": true, "/root/x/.bash_history": false, "/proc/1/status": true,
+		// A disk with several filesystems: each under /partN.
+		"/part1/var/log/syslog": true, "/part16/etc/machine-id": true, "/part2/etc/ssh/ssh_host_rsa_key": true,
+		"/part1/home/ann/.bash_history": true, "/part1/etc/hostname": false, "/part1": false,
+		"/part/var/log/x": false, "/partx/var/log/x": false, "/part1x/var/log/x": false, "/srv/part1/var/log/x": false,
 	} {
 		if got := ig.Match(p); got != want {
 			t.Errorf("Match(%q) = %v, want %v", p, got, want)

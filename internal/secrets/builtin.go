@@ -68,9 +68,38 @@ const (
 )
 
 const (
-	everyText   = "every text file"
-	everyFile   = "every file, binary ones included"
-	quotedValue = `(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^ \t\r\n"'` + "`" + `;,&|]+))`
+	everyText = "every text file"
+	everyFile = "every file, binary ones included"
+)
+
+// The value of an assignment, in three groups: double-quoted, single-
+// quoted, unquoted (verifyAssignment tells them apart by number). A value
+// taken short of its end is a secret half left in a copy called clean, so
+// the quoted forms know their escapes: a backslash escapes the next
+// character in double quotes (JSON, YAML, shell, .env); in single quotes
+// ” is a quote (YAML, SQL, and shell's 'a”b', one word) and so is \'
+// (PHP, Python, MySQL option files). A single-quoted value that ends in a
+// backslash (a YAML or shell 'C:\') is the last alternative, a fourth
+// group.
+//
+// An unquoted value runs to a blank or the end of the line: '&', '|', and
+// ';' and ',' within it, are part of it (a Java properties password
+// "Tr0ub4dor&3"). It stops at a quote or backtick (the end of a string
+// holding "password=..."); a ',', ';' or closing bracket is part of it
+// only with more of the value after it ({password: abc}, a statement's
+// ';', a trailing comma in code). One that starts with '#' is a comment,
+// with '&' or '|' a YAML anchor or block, an HTML entity or an operator.
+const (
+	dqValue       = `"((?:[^"\\\r\n]|\\[^\r\n])*)"`
+	sqValue       = `'((?:[^'\\\r\n]|''|\\[^\r\n])*)'`
+	valueEnd      = " \t\r\n\"'`"
+	valueCloser   = `,;)\]}`
+	unquotedValue = `([^` + valueEnd + `#&|` + valueCloser + `](?:[^` + valueEnd + valueCloser + `]|[` + valueCloser + `]+[^` + valueEnd + valueCloser + `])*)`
+	quotedValue   = `(?:` + dqValue + `|` + sqValue + `|` + unquotedValue + `|'([^'\r\n]*)')`
+	// shellValue is a value on a shell command line: ';', '&' and '|'
+	// end an unquoted one, as they end the command; single quotes have
+	// no escapes ('' joins two quoted strings into one word).
+	shellValue = `(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|([^` + valueEnd + `;&|]+))`
 )
 
 // builtinRules is the table of built-in rules. Documented example keys
@@ -345,13 +374,15 @@ func builtinRules() []*Rule {
 			ID: "password-assignment",
 			Description: "A password or secret assigned in a config, env or source file (password=, PASSWORD:, passwd, passphrase, secret=, pwd): " +
 				"keys that name a setting about passwords (password_file, password_min_length), references ($VAR, ${VAR}, %(x)s, {{ x }}), " +
-				"placeholders (<password>, changeme, your_password, xxxx, ****), code (self.password) and values under 4 characters are not reported.",
+				"placeholders (<password>, changeme, your_password, xxxx, ****), code (self.password) and values under 4 characters are not reported. " +
+				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line, ';', '&' and '|' included, except a '&', ',' or ';' that starts another key=value (a URL query, mount options).`,
 			Scope:    everyText,
 			Keywords: []string{"password", "passwd", "passphrase", "secret", "pwd"},
 			Regex:    re(`(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|pwd)[a-z0-9_.-]*["'\]]?[ \t]*(?:=>|:=|=|:)[ \t]*` + quotedValue),
 			anchor:   anchorIdent,
 			Generic:  true,
 			verify:   verifyAssignment,
+			unquoted: 3,
 			Allowlists: []Allowlist{{
 				Description: "files whose passwd: or password lines are not assignments of a secret: the name service switch, lintian overrides",
 				Paths:       []*regexp.Regexp{re(`(?:^|/)nsswitch\.conf$`), re(`/lintian/overrides/`)},
@@ -365,6 +396,12 @@ func builtinRules() []*Rule {
 				`$db_passwd = "z2oCtIsjhvNK4p";`,
 				"SECRET_KEY_BASE=z2oCtIsjhvNK4pz2oCtIsjhvNK4p",
 				`'password' => 'hunter22',`,
+				`{"db": {"password": "Xq7\"vLp92!mZr8Kw"}}`,
+				"DB_PASSWORD=\"Xq7\\\"vLp92mZr8Kw\"\n",
+				"password: 'Xq7''vLp92!mZr8Kw'\n",
+				"spring.datasource.password=Tr0ub4dor&3xyzQ\n",
+				"ldap.bind.pwd=ab;Kx92mVq7Lp0\n",
+				`'password' => 'it\'sS3cr3tXy',`,
 			},
 			MustNotMatch: []string{
 				"DB_PASSWORD=",
@@ -394,10 +431,10 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "db-connection-uri",
-			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://. The secret is the password.",
+			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://. The secret is the password: up to the last '@' before the first '/', '?' or '#', as URL parsers (Python's, SQLAlchemy's) split a password holding an unescaped '@'.",
 			Scope:       everyText,
 			Keywords:    []string{"postgres://", "postgresql://", "mysql://", "mariadb://", "mongodb://", "mongodb+srv://", "redis://", "rediss://", "amqp://", "amqps://", "mssql://", "sqlserver://", "clickhouse://"},
-			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:@/"'<>]*:([^\s@/"'<>]+)@[^\s"'<>]+`),
+			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:@/"'<>]*:([^\s/?#"'<>]+)@[^\s@/?#"'<>]+[^\s"'<>]*`),
 			verify:      realValue(3),
 			MustMatch: []string{
 				"DATABASE_URL=postgres://hr_app:z2oCtIsjhvNK4p@db1.internal:5432/hr",
@@ -405,6 +442,7 @@ func builtinRules() []*Rule {
 				"REDIS_URL=redis://:z2oCtIsjhvNK4p@cache:6379/0",
 				"amqp://guest:z2oCtIsjhvNK4p@rabbit:5672/",
 				"mysql://root:s3cr3t-pw@127.0.0.1/app",
+				`url = "postgres://app:p@ss:w0rd9X@db.internal:5432/hr"`,
 			},
 			MustNotMatch: []string{
 				"DATABASE_URL=postgres://hr_app@db1.internal:5432/hr",
@@ -477,10 +515,12 @@ func builtinRules() []*Rule {
 			Keywords:    []string{"password"},
 			Regex:       re(`(?m)^[ \t]*password[ \t]*=[ \t]*` + quotedValue),
 			verify:      realValue(1),
+			unquoted:    3,
 			TestPath:    "/root/.my.cnf",
 			MustMatch: []string{
 				"[client]\nuser=root\npassword=z2oCtIsjhvNK4p\n",
 				"[mysqladmin]\npassword = \"z2oCt sjhvNK4p\"\n",
+				"[client]\npassword=\"z2o\\\"CtIsjhvNK4p\"\n",
 			},
 			MustNotMatch: []string{
 				"[client]\nuser=root\npassword=\n",
@@ -581,13 +621,14 @@ func builtinRules() []*Rule {
 			Scope:       "cloud-init user-data, vendor-data, cloud.cfg and cloud.cfg.d/*.cfg",
 			Path:        re(`(?:^|/)(?:user-data(?:\.txt)?(?:\.i)?|vendor-data(?:\.txt)?(?:\.i)?|cloud\.cfg|cloud\.cfg\.d/[^/]+\.cfg|[^/]*cloud-config[^/]*\.ya?ml)$`),
 			Keywords:    []string{"passw"},
-			Regex:       re(`(?m)^[ \t]*(?:-[ \t]+)?(?:password|plain_text_passwd|passwd|hashed_passwd)[ \t]*:[ \t]*(?:"([^"\r\n]*)"|'([^'\r\n]*)'|([^ \t\r\n#"']+))`),
+			Regex:       re(`(?m)^[ \t]*(?:-[ \t]+)?(?:password|plain_text_passwd|passwd|hashed_passwd)[ \t]*:[ \t]*(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|([^ \t\r\n#"']+))`),
 			verify:      realValue(1),
 			TestPath:    "/var/lib/cloud/instance/user-data.txt",
 			MustMatch: []string{
 				"#cloud-config\nusers:\n  - name: hr\n    passwd: $6$rounds=4096$Yt3a$Qm1lXz0T0m9vVhZxS2ZkP0sTqNnV1S4pYxH5dJ8eF3kL2cB7aR6wU9iO0pQ1zX2yV3tW4sU5rT6qP7oN8mL9\n",
 				"#cloud-config\npassword: z2oCtIsjhvNK4p\nchpasswd: { expire: False }\n",
 				"#cloud-config\nchpasswd:\n  users:\n    - name: root\n      password: \"z2oCtIsjhvNK4p\"\n      type: text\n",
+				"#cloud-config\npassword: 'z2o''CtIsjhvNK4p'\n",
 			},
 			MustNotMatch: []string{
 				"#cloud-config\nchpasswd:\n  users:\n    - name: root\n      password: RANDOM\n",
@@ -649,11 +690,12 @@ func builtinRules() []*Rule {
 			Description: "DB_PASSWORD defined in a WordPress wp-config.php. The sample's password_here is not reported.",
 			Scope:       everyText,
 			Keywords:    []string{"db_password"},
-			Regex:       re(`(?i)define\([ \t]*['"]DB_PASSWORD['"][ \t]*,[ \t]*(?:'([^'\r\n]*)'|"([^"\r\n]*)")`),
+			Regex:       re(`(?i)define\([ \t]*['"]DB_PASSWORD['"][ \t]*,[ \t]*(?:'((?:[^'\\\r\n]|\\[^\r\n])*)'|` + dqValue + `)`),
 			verify:      realValue(1),
 			MustMatch: []string{
 				"define( 'DB_PASSWORD', 'z2oCtIsjhvNK4p' );",
 				`define("DB_PASSWORD", "z2oCtIsjhvNK4p");`,
+				`define( 'DB_PASSWORD', 'z2o\'CtIsjhvNK4p' );`,
 			},
 			MustNotMatch: []string{
 				"define( 'DB_PASSWORD', 'password_here' );",
@@ -663,10 +705,10 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "mysql-cli-password",
-			Description: "A password on a mysql/mariadb client command line (-pSECRET, --password=SECRET), as left in shell histories and scripts.",
+			Description: "A password on a mysql/mariadb client command line (-pSECRET, --password=SECRET), as left in shell histories and scripts. An unquoted password ends at a blank or at ';', '&' or '|', which end the command.",
 			Scope:       everyText,
 			Keywords:    []string{"mysql", "mariadb"},
-			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t]+[^ \t\r\n|;&]+){0,16}?[ \t]+(?:-p|--password=)` + quotedValue),
+			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t]+[^ \t\r\n|;&]+){0,16}?[ \t]+(?:-p|--password=)` + shellValue),
 			anchor:      anchorSep,
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
@@ -674,6 +716,8 @@ func builtinRules() []*Rule {
 				"mysql -u root -pz2oCtIsjhvNK4p hr\n",
 				"mysql -pz2oCtIsjhvNK4p\n",
 				"mysqldump --user=backup --password='z2oCtIsjhvNK4p' hr > hr.sql\n",
+				"mysql -u root -p\"S3cr\\\"t9Xk2\" hr\n",
+				"mysql -uroot -pS3cr,t9Xk2;ls\n",
 			},
 			MustNotMatch: []string{
 				"mysql -u root -p hr\n",
@@ -686,7 +730,7 @@ func builtinRules() []*Rule {
 			Description: "A password given to sshpass with -p, as left in shell histories and scripts.",
 			Scope:       everyText,
 			Keywords:    []string{"sshpass"},
-			Regex:       re(`sshpass[ \t]+(?:-[a-oq-zA-Z][ \t]+(?:[^ \t\r\n-][^ \t\r\n]*[ \t]+)?)*-p[ \t]*` + quotedValue),
+			Regex:       re(`sshpass[ \t]+(?:-[a-oq-zA-Z][ \t]+(?:[^ \t\r\n-][^ \t\r\n]*[ \t]+)?)*-p[ \t]*` + shellValue),
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
 			MustMatch: []string{
@@ -722,12 +766,13 @@ func builtinRules() []*Rule {
 			Description: "A password passed to a command through the environment on its command line (PGPASSWORD=, MYSQL_PWD=, REDISCLI_AUTH=, SSHPASS=, VAULT_TOKEN=).",
 			Scope:       everyText,
 			Keywords:    []string{"pgpassword=", "mysql_pwd=", "rediscli_auth=", "sshpass=", "vault_token="},
-			Regex:       re(`(?:^|[ \t;&|(])(?:export[ \t]+)?(?:PGPASSWORD|MYSQL_PWD|REDISCLI_AUTH|SSHPASS|VAULT_TOKEN)=` + quotedValue),
+			Regex:       re(`(?:^|[ \t;&|(])(?:export[ \t]+)?(?:PGPASSWORD|MYSQL_PWD|REDISCLI_AUTH|SSHPASS|VAULT_TOKEN)=` + shellValue),
 			verify:      realValue(3),
 			TestPath:    "/root/.bash_history",
 			MustMatch: []string{
 				"PGPASSWORD=z2oCtIsjhvNK4p psql -h db1 -U hr_app hr\n",
 				"export MYSQL_PWD='z2oCtIsjhvNK4p'\n",
+				"PGPASSWORD='ab''cd9Xk2' psql -h db1\n",
 			},
 			MustNotMatch: []string{
 				"PGPASSWORD=$(cat /run/secrets/pg) psql -h db1\n",

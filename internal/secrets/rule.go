@@ -67,6 +67,11 @@ type Rule struct {
 	// cannot express (a base64 blob that must decode to "user:password",
 	// a placeholder that is not a secret).
 	verify func(c *candidate) bool
+	// unquoted, when set, is the regex group of an unquoted value, which
+	// ends before a '&', ',' or ';' that starts another key=value (a URL
+	// query, mount options): a regex without lookahead cannot say so, and
+	// a password may hold those bytes otherwise.
+	unquoted int
 	// wholeFile, when set, recognises a file from its first bytes (a
 	// Kerberos keytab); the whole file is then the secret.
 	wholeFile func(head []byte) bool
@@ -336,6 +341,28 @@ func (r *Rule) secretSpan(m []int) (start, end, group int, ok bool) {
 		}
 	}
 	return 0, 0, 0, false
+}
+
+// unquotedLen returns the length of the unquoted value v up to the first
+// '&', ',' or ';' followed by a key and '=' (the next key=value of a list),
+// or all of it.
+func unquotedLen(v []byte) int {
+	for i, b := range v {
+		if b != '&' && b != ',' && b != ';' {
+			continue
+		}
+		j := i + 1
+		if j >= len(v) || !(v[j] == '_' || 'a' <= v[j] && v[j] <= 'z' || 'A' <= v[j] && v[j] <= 'Z') {
+			continue
+		}
+		for j < len(v) && isIdentByte(v[j]) {
+			j++
+		}
+		if j < len(v) && v[j] == '=' {
+			return i
+		}
+	}
+	return len(v)
 }
 
 // accept judges a candidate: entropy, allowlists, then the rule's own test.

@@ -504,6 +504,15 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 		if !ok || st.base+int64(ws+s) < st.lastEnd[ri] {
 			continue
 		}
+		if g != 0 && g == rule.unquoted {
+			if n := unquotedLen(w[s:e]); n < e-s {
+				e = s + n
+				m[1] = e // the match ends with its value
+			}
+			if e == s {
+				continue
+			}
+		}
 		c := candidate{secret: w[s:e], match: w[m[0]:m[1]], group: g, line: st.lineAround(ws+s, ws+e)}
 		if m[1] < len(w) {
 			c.next = w[m[1]]

@@ -196,8 +196,11 @@ func verifyAssignment(c *candidate) bool {
 		// "key: value more words" is prose or a log line (dpkg's
 		// "install base-passwd:amd64 <none> 3.6.1"), not a YAML setting,
 		// whose unquoted value would be the whole rest of the line.
+		// The closing bracket of a flow mapping ({user: hr, password: x})
+		// ends the value, not the line; a comma after it is code
+		// (Password: parts[4],) or prose.
 		if colonSeparated(c.match) {
-			if rest := bytes.TrimSpace(c.rest); len(rest) > 0 && rest[0] != '#' {
+			if rest := bytes.TrimLeft(bytes.TrimSpace(c.rest), ")]}"); len(rest) > 0 && rest[0] != '#' {
 				return false
 			}
 		}

@@ -1,0 +1,147 @@
+package hygiene
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/vguard-dev/vguard/internal/secrets"
+	"github.com/vguard-dev/vguard/internal/testdeps"
+)
+
+// TestSanitizeWholeValues: values with escaped quotes, and unquoted ones
+// holding ';', '&' or ',', are redacted whole: the sanitized file is the
+// original with exactly the value replaced by the marker (no byte of it
+// left), and JSON, YAML and shell (.env) files still parse, to the
+// marker.
+func TestSanitizeWholeValues(t *testing.T) {
+	sh := testdeps.Program(t, "sh")
+	cases := []struct {
+		path, before, value string
+		parse               string // json, yaml or sh: how to read the value back
+		key                 string // where the value is: a dotted path, or a variable
+	}{
+		{"/opt/app/config.json", `{"db": {"password": "%s", "user": "hr"}}`, `Xq7\"vLp92!mZr8Kw`, "json", "db.password"},
+		{"/opt/app/config.yaml", "db:\n  password: '%s'\n  user: hr\n", `Xq7''vLp92!mZr8Kw`, "yaml", "db.password"},
+		{"/opt/app/other.yaml", "db:\n  password: \"%s\" # rotated\n  user: hr\n", `Xq7\"vLp92\\!mZr8Kw`, "yaml", "db.password"},
+		{"/opt/app/flow.yaml", "db: {user: hr, password: %s}\n", `Xq7vLp92mZr8`, "yaml", "db.password"},
+		{"/opt/app/app.env", "DB_PASSWORD=\"%s\"\nAPP=hr\n", `Xq7\"vLp92mZr8Kw`, "sh", "DB_PASSWORD"},
+		{"/opt/app/escaped.env", "DB_PASSWORD=%s\nAPP=hr\n", `Tr0ub4dor\&3\;xyzQ`, "sh", "DB_PASSWORD"},
+		{"/opt/app/application.properties", "spring.datasource.password=%s\nserver.port=8080\n", `Tr0ub4dor&3xyzQ`, "", ""},
+		{"/opt/app/ldap.properties", "ldap.bind.pwd=%s\n", `ab;Kx92mVq7Lp0`, "", ""},
+		{"/etc/app/db.conf", "url = \"postgres://app:%s@db.internal:5432/hr\"\n", `p@ss:w0rd9X`, "", ""},
+		{"/root/.bash_history", "mysql -u root -p\"%s\" hr\nls\n", `S3cr\"t9Xk2`, "", ""},
+	}
+	root := t.TempDir()
+	var ps []planted
+	for _, c := range cases {
+		ps = append(ps, planted{path: c.path, content: strings.Replace(c.before, "%s", c.value, 1), mode: 0o640})
+	}
+	plant(t, root, ps)
+	dst := filepath.Join(t.TempDir(), "copy")
+	if rep, err := newScanner(t).Sanitize(open(t, root), root, dst, SanitizeOptions{}); err != nil {
+		t.Fatalf("Sanitize: %v (rescan %+v)", err, rep.Rescan)
+	}
+	for i, c := range cases {
+		full := filepath.Join(dst, filepath.FromSlash(c.path))
+		got, err := os.ReadFile(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.Replace(c.before, "%s", secrets.Marker, 1); string(got) != want {
+			t.Errorf("%s in the copy:\n%s\nwant\n%s", c.path, got, want)
+			continue
+		}
+		var read func(content []byte) string
+		switch c.parse {
+		case "json", "yaml":
+			read = func(content []byte) string {
+				var doc map[string]any
+				if c.parse == "json" {
+					err = json.Unmarshal(content, &doc)
+				} else {
+					err = yaml.Unmarshal(content, &doc)
+				}
+				if err != nil {
+					t.Errorf("%s no longer parses: %v", c.path, err)
+					return ""
+				}
+				var v any = doc
+				for _, k := range strings.Split(c.key, ".") {
+					m, _ := v.(map[string]any)
+					v = m[k]
+				}
+				s, _ := v.(string)
+				return s
+			}
+		case "sh":
+			read = func(content []byte) string {
+				f := filepath.Join(t.TempDir(), "env")
+				os.WriteFile(f, content, 0o600)
+				out, err := exec.Command(sh, "-c", `set -e; . "$1"; printf %s "$`+c.key+`"`, "sh", f).Output()
+				if err != nil {
+					t.Errorf("%s no longer runs in sh: %v", c.path, err)
+				}
+				return string(out)
+			}
+		default:
+			continue
+		}
+		if v := read([]byte(ps[i].content)); v == "" || v == secrets.Marker {
+			t.Errorf("%s: the original reads as %q; the test means a real value", c.path, v)
+		}
+		if v := read(got); v != secrets.Marker {
+			t.Errorf("%s: the copy reads as %q, want the marker", c.path, v)
+		}
+	}
+}
+
+// TestSanitizeKeepsSyntax: every rule's JSON and YAML test strings still
+// parse once sanitized (a value redacted short of its end leaves a
+// stray quote behind).
+func TestSanitizeKeepsSyntax(t *testing.T) {
+	s := newScanner(t)
+	n := 0
+	for _, r := range secrets.Builtin() {
+		for i, content := range r.MustMatch {
+			p := r.TestPath
+			if p == "" {
+				p = "/test.txt"
+			}
+			var y any
+			isJSON := json.Valid([]byte(content))
+			isYAML := !isJSON && strings.Contains(content, ": ") && yaml.Unmarshal([]byte(content), &y) == nil
+			if !isJSON && !isYAML {
+				continue
+			}
+			n++
+			root := t.TempDir()
+			plant(t, root, []planted{{path: p, content: content, mode: 0o644}})
+			dst := filepath.Join(t.TempDir(), "copy")
+			if _, err := s.Sanitize(open(t, root), root, dst, SanitizeOptions{}); err != nil {
+				t.Errorf("%s MustMatch[%d]: %v", r.ID, i, err)
+				continue
+			}
+			out, err := os.ReadFile(filepath.Join(dst, filepath.FromSlash(p)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if isJSON && !json.Valid(out) {
+				t.Errorf("%s MustMatch[%d]: JSON no longer valid:\n%s\n---\n%s", r.ID, i, content, out)
+			}
+			if isYAML {
+				if err := yaml.Unmarshal(out, &y); err != nil {
+					t.Errorf("%s MustMatch[%d]: YAML no longer valid: %v\n%s\n---\n%s", r.ID, i, err, content, out)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d JSON or YAML test strings", n)
+	}
+}

@@ -1,0 +1,51 @@
+package secrets
+
+import "testing"
+
+// TestValueSpans: the span a finding gives is the whole value, the bytes a
+// sanitizer overwrites. A value cut short at an escaped quote or at a
+// ';', '&', '|' or ',' inside it would leave the rest of the secret in a
+// copy called clean; one run past its end would eat the syntax around it.
+func TestValueSpans(t *testing.T) {
+	for _, c := range []struct {
+		rule, path, content, want string
+	}{
+		{"password-assignment", "/opt/app/config.json", `{"db": {"password": "Xq7\"vLp92!mZr8Kw"}}`, `Xq7\"vLp92!mZr8Kw`},
+		{"password-assignment", "/opt/app/config.json", `{"password": "Xq7vLp92\\", "user": "hr"}`, `Xq7vLp92\\`},
+		{"password-assignment", "/opt/app/.env", "DB_PASSWORD=\"Xq7\\\"vLp92mZr8Kw\"\n", `Xq7\"vLp92mZr8Kw`},
+		{"password-assignment", "/opt/app/config.yaml", "db:\n  password: 'Xq7''vLp92!mZr8Kw'\n", `Xq7''vLp92!mZr8Kw`},
+		{"password-assignment", "/opt/app/config.yaml", "db:\n  password: \"Xq7\\\"vLp92!mZr8Kw\" # rotated\n", `Xq7\"vLp92!mZr8Kw`},
+		{"password-assignment", "/opt/app/config.yaml", "db: {user: hr, password: Xq7vLp92mZr8}\n", `Xq7vLp92mZr8`},
+		{"password-assignment", "/opt/app/config.yaml", "password: 'C:\\Xq7vLp92mZ\\'\n", `C:\Xq7vLp92mZ\`},
+		{"password-assignment", "/opt/app/application.properties", "spring.datasource.password=Tr0ub4dor&3xyzQ\n", `Tr0ub4dor&3xyzQ`},
+		{"password-assignment", "/opt/app/ldap.properties", "ldap.bind.pwd=ab;Kx92mVq7Lp0\n", `ab;Kx92mVq7Lp0`},
+		{"password-assignment", "/opt/app/app.ini", "password = Tr0ub,4dor|x7 # the old one\n", `Tr0ub,4dor|x7`},
+		{"password-assignment", "/opt/app/settings.py", "DATABASES = {'default': {'PASSWORD': 'it\\'sS3cr3tXy',}}\n", `it\'sS3cr3tXy`},
+		{"password-assignment", "/opt/app/app.conf", "db_password = Xq7vLp92mZr8,\n", `Xq7vLp92mZr8`},
+		{"password-assignment", "/opt/app/app.conf", "url=https://api.internal/v1?password=Xq7&vLp92&user=hr\n", `Xq7&vLp92`},
+		{"password-assignment", "/etc/fstab", "//nas/hr /mnt/hr cifs username=hr,password=Xq7,vLp92,uid=1000 0 0\n", `Xq7,vLp92`},
+		{"mysql-cnf-password", "/root/.my.cnf", "[client]\npassword=Tr0ub4dor&3xyzQ\n", `Tr0ub4dor&3xyzQ`},
+		{"mysql-cli-password", "/root/.bash_history", "mysql -u root -p\"S3cr\\\"t9Xk2\" hr\n", `S3cr\"t9Xk2`},
+		{"mysql-cli-password", "/root/.bash_history", "mysql -uroot -pS3cr,t9Xk2;ls\n", `S3cr,t9Xk2`},
+		{"mysql-cli-password", "/root/.bash_history", "mysql -uroot -pS3cr9Xk2|tee x\n", `S3cr9Xk2`},
+		{"cli-password-env", "/root/.bash_history", "PGPASSWORD='ab''cd9Xk2' psql -h db1\n", `ab''cd9Xk2`},
+		{"sshpass-password", "/root/.bash_history", "sshpass -p \"S3cr\\\"t9Xk2\" ssh root@db1\n", `S3cr\"t9Xk2`},
+		{"mysql-cnf-password", "/root/.my.cnf", "[client]\npassword=\"z2o\\\"CtIsjhvNK4p\"\n", `z2o\"CtIsjhvNK4p`},
+		{"wordpress-db-password", "/var/www/wp-config.php", `define( 'DB_PASSWORD', 'z2o\'CtIsjhvNK4p' );`, `z2o\'CtIsjhvNK4p`},
+		{"cloud-init-password", "/var/lib/cloud/instance/user-data.txt", "#cloud-config\npassword: 'z2o''CtIsjhvNK4p'\n", `z2o''CtIsjhvNK4p`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = \"postgres://app:p@ss:w0rd9X@db.internal:5432/hr\"\n", `p@ss:w0rd9X`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = postgres://app:w0rd9Xq7@db.internal:5432/hr?opt=a@b\n", `w0rd9Xq7`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = mongodb://app:p@ss9Xq7@h1,h2/admin#x@y\n", `p@ss9Xq7`},
+	} {
+		s := builtinScanner(t)
+		var got []string
+		for _, f := range scanString(t, s, c.path, c.content) {
+			if f.RuleID == c.rule {
+				got = append(got, c.content[f.Offset:f.Offset+f.Length])
+			}
+		}
+		if len(got) != 1 || got[0] != c.want {
+			t.Errorf("%s in %q: value %q, want %q", c.rule, c.content, got, c.want)
+		}
+	}
+}
