@@ -156,27 +156,52 @@ func TestStoppedMidSync(t *testing.T) {
 }
 
 // TestPasswordNeverShown makes the URL wrong in several ways; no error may
-// hold the password.
+// hold the password. A password with an unescaped @ followed by /, ? or #
+// parses (url.Parse splits the user information at the last @ before the
+// first /), with part of the password as the host and the rest in the path,
+// query or fragment: such URLs are refused before any connection, and no
+// part of the password may show.
 func TestPasswordNeverShown(t *testing.T) {
 	sim := vspheretest.Start(t, 1)
 	pw := vspheretest.Password
 	good := sim.Server.URL
-	cases := map[string]string{
-		"wrong password": "https://" + vspheretest.User + ":" + pw + "x@" + good.Host + "/sdk",
-		"wrong user":     "https://nobody:" + pw + "@" + good.Host + "/sdk",
-		"no server":      "https://u:" + pw + "@127.0.0.1:1/sdk",
-		"bad host":       "https://u:" + pw + "@no-such-host.invalid/sdk",
-		"bad port":       "https://u:" + pw + "@127.0.0.1:99999/sdk",
-		"bad escape":     "https://u:" + pw + "%zz@127.0.0.1/sdk",
-		"no scheme":      "u:" + pw + "@127.0.0.1/sdk",
-		"ftp":            "ftp://u:" + pw + "@127.0.0.1/sdk",
-		"wrong path":     "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/nope",
-		"no tls verify":  "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk#secure",
+	cases := map[string]struct {
+		raw     string
+		refused bool     // by ParseEndpoint, with the escape hint
+		secrets []string // besides pw
+	}{
+		"wrong password": {raw: "https://" + vspheretest.User + ":" + pw + "x@" + good.Host + "/sdk"},
+		"wrong user":     {raw: "https://nobody:" + pw + "@" + good.Host + "/sdk"},
+		"no server":      {raw: "https://u:" + pw + "@127.0.0.1:1/sdk"},
+		"bad host":       {raw: "https://u:" + pw + "@no-such-host.invalid/sdk"},
+		"bad port":       {raw: "https://u:" + pw + "@127.0.0.1:99999/sdk"},
+		"bad escape":     {raw: "https://u:" + pw + "%zz@127.0.0.1/sdk", refused: true},
+		"no scheme":      {raw: "u:" + pw + "@127.0.0.1/sdk"},
+		"ftp":            {raw: "ftp://u:" + pw + "@127.0.0.1/sdk"},
+		"wrong path":     {raw: "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/nope"},
+		"fragment":       {raw: "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk#secure", refused: true},
+		"query":          {raw: "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk?x=1", refused: true},
+		"empty query":    {raw: "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk?", refused: true},
+		"opaque":         {raw: "https:" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk", refused: true},
+		// The password is pw@Secr3tPart/2024 (or with ? or #): url.Parse
+		// makes Secr3tPart the host.
+		"@ then /":        {raw: "https://u:" + pw + "@Secr3tPart/2024@" + good.Host + "/sdk", refused: true, secrets: []string{"Secr3tPart", "2024"}},
+		"@ then #":        {raw: "https://u:" + pw + "@Secr3tPart#2024@" + good.Host + "/sdk", refused: true, secrets: []string{"Secr3tPart", "2024"}},
+		"@ then ?":        {raw: "https://u:" + pw + "@Secr3tPart?2024@" + good.Host + "/sdk", refused: true, secrets: []string{"Secr3tPart", "2024"}},
+		"@ then / root":   {raw: "https://u:" + pw + "@Secr3tPart/2024@" + good.Host, refused: true, secrets: []string{"Secr3tPart", "2024"}},
+		"/ then @ then /": {raw: "https://u:" + pw + "/Secr3tPart@2024@" + good.Host + "/sdk", refused: true, secrets: []string{"Secr3tPart", "2024"}},
 	}
-	for name, raw := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			insecure := name != "no tls verify"
-			ep, err := ParseEndpoint(raw, insecure)
+			ep, err := ParseEndpoint(c.raw, true)
+			if c.refused {
+				if err == nil {
+					t.Fatalf("accepted, printed as %s", ep)
+				}
+				if !strings.Contains(err.Error(), "@ → %40") {
+					t.Errorf("no escape hint: %v", err)
+				}
+			}
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
@@ -185,8 +210,10 @@ func TestPasswordNeverShown(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error")
 			}
-			if strings.Contains(err.Error(), pw) {
-				t.Fatalf("the password is in the error: %v", err)
+			for _, s := range append([]string{pw}, c.secrets...) {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("%q of the password is in the error: %v", s, err)
+				}
 			}
 			t.Log(err)
 		})
@@ -459,5 +486,8 @@ func TestEndpointEscapeHint(t *testing.T) {
 	}
 	if p, _ := ep.user.Password(); p != "pa/ss#" {
 		t.Errorf("escaped password read as %q", p)
+	}
+	if ep.String() != "https://vc.example.com/sdk" {
+		t.Errorf("printed as %s, want scheme, host and path only", ep)
 	}
 }
