@@ -160,14 +160,16 @@ func (s *Session) Logout(ctx context.Context) {
 	_ = s.sm.Logout(ctx)
 }
 
-// restClient logs in to the vAPI endpoint (tags) with the same user.
+// restClient logs in to the vAPI endpoint (tags) with the same user. The
+// error is govmomi's own, unredacted, so that the caller can tell an
+// endpoint that is not there (404) from one that fails.
 func (s *Session) restClient(ctx context.Context) (*rest.Client, error) {
 	if s.rest != nil {
 		return s.rest, nil
 	}
 	rc := rest.NewClient(s.C)
 	if err := rc.Login(ctx, s.ep.user); err != nil {
-		return nil, s.ep.redact(err)
+		return nil, err
 	}
 	s.rest = rc
 	return rc, nil

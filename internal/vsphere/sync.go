@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vapi/tags"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -145,29 +147,24 @@ func (s *Session) customAttributes(ctx context.Context, r *Raw) error {
 }
 
 // tagAttributes reads the tags of every host, VM and network in vguard.*
-// categories, in batches. vCenter without the tagging service (or a user
-// without the right to list categories) gives a warning, not a failure:
-// custom attributes and the overlay still apply. But once vguard.*
-// categories are known to exist, a failed read of the attached tags is an
-// error: every tag-based security fact would silently fall back to its
-// default, an estate that looks complete but is not.
+// categories, in batches. Only vCenter's definite answer that there is no
+// tagging to read (tagCategories) gives a warning instead: custom
+// attributes and the overlay still apply. Any other failure, from the
+// vAPI login to the last batch of attached tags, is an error: every
+// tag-based security fact would silently fall back to its default, an
+// estate that looks complete but is not.
 func (s *Session) tagAttributes(ctx context.Context, r *Raw) error {
-	rc, err := s.restClient(ctx)
+	tm, cats, why, err := s.tagCategories(ctx)
 	if err != nil {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (the vAPI endpoint refused the login: %v); custom attributes still apply", err))
-		return nil
+		return s.fail("reading tags", err)
 	}
-	tm := tags.NewManager(rc)
-	cats, err := tm.GetCategories(ctx)
-	if err != nil {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (listing categories: %v)", s.ep.redact(err)))
+	if why != "" {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (%s); custom attributes still apply", why))
 		return nil
 	}
 	catName := map[string]string{}
 	for _, c := range cats {
-		if strings.HasPrefix(c.Name, "vguard.") {
-			catName[c.ID] = c.Name
-		}
+		catName[c.ID] = c.Name
 	}
 	if len(catName) == 0 {
 		return nil
@@ -223,6 +220,56 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) error {
 		}
 	}
 	return nil
+}
+
+// tagCategories logs in to the vAPI endpoint and returns the vguard.*
+// tag categories. When vCenter answers definitely that there are no tags
+// to read, it returns why instead (and no error): 404 for the endpoint (a
+// bare ESXi host, no tagging service) or 401/403 for the list of
+// categories (a user who may not list them). Every other failure (a 5xx,
+// a reset connection, a timeout, a 401 at the login of a user the SOAP
+// login just accepted) is an error: taken for "no tagging", it would
+// drop every tag-based fact from an estate that looks complete.
+func (s *Session) tagCategories(ctx context.Context) (tm *tags.Manager, cats []tags.Category, why string, err error) {
+	cached := s.rest != nil
+	rc, err := s.restClient(ctx)
+	if err != nil {
+		if rest.IsStatusError(err, http.StatusNotFound) {
+			return nil, nil, fmt.Sprintf("the vAPI endpoint is not there: %v", s.ep.redact(err)), nil
+		}
+		return nil, nil, "", fmt.Errorf("logging in to the vAPI endpoint: %w", err)
+	}
+	tm = tags.NewManager(rc)
+	ids, err := tm.ListCategories(ctx)
+	if cached && rest.IsStatusError(err, http.StatusUnauthorized) {
+		// The session of an earlier read (a watch's) may have expired:
+		// log in again before taking 401 for a lack of rights.
+		s.rest = nil
+		if rc, err = s.restClient(ctx); err != nil {
+			return nil, nil, "", fmt.Errorf("logging in to the vAPI endpoint again: %w", err)
+		}
+		tm = tags.NewManager(rc)
+		ids, err = tm.ListCategories(ctx)
+	}
+	switch {
+	case rest.IsStatusError(err, http.StatusUnauthorized), rest.IsStatusError(err, http.StatusForbidden):
+		return nil, nil, fmt.Sprintf("the user may not list tag categories: %v", s.ep.redact(err)), nil
+	case err != nil:
+		return nil, nil, "", fmt.Errorf("listing tag categories: %w", err)
+	}
+	for _, id := range ids {
+		c, err := tm.GetCategory(ctx, id)
+		switch {
+		case rest.IsStatusError(err, http.StatusNotFound):
+			continue // deleted since it was listed
+		case err != nil:
+			return nil, nil, "", fmt.Errorf("reading tag category %s: %w", id, err)
+		}
+		if strings.HasPrefix(c.Name, "vguard.") {
+			cats = append(cats, *c)
+		}
+	}
+	return tm, cats, "", nil
 }
 
 // conflictMark starts an attribute value that stands for several tags of

@@ -3,7 +3,9 @@ package vsphere
 import (
 	"context"
 	"maps"
+	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -259,6 +261,101 @@ func TestTagReadFailsAfterCategories(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "reading the tags") || strings.Contains(err.Error(), vspheretest.Password) {
 		t.Errorf("error: %v", err)
+	}
+}
+
+// TestTagEndpointFailures: only vCenter's definite "no tagging" (404 for
+// the vAPI endpoint, 401/403 for the list of categories) is a warning,
+// with custom attributes still read; a tagging endpoint that fails (503, a
+// reset connection) at the login or at the list of categories fails the
+// sync with no inventory, rather than giving an estate without any
+// tag-based fact.
+func TestTagEndpointFailures(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		pattern string
+		status  int
+		want    string // in the error, or in the warning when warn
+		warn    bool
+	}{
+		{"categories 503", vspheretest.VAPIListCategories, http.StatusServiceUnavailable, "listing tag categories", false},
+		{"categories reset", vspheretest.VAPIListCategories, 0, "listing tag categories", false},
+		{"login 503", vspheretest.VAPILogin, http.StatusServiceUnavailable, "logging in to the vAPI endpoint", false},
+		{"login 401", vspheretest.VAPILogin, http.StatusUnauthorized, "logging in to the vAPI endpoint", false},
+		{"login 404", vspheretest.VAPILogin, http.StatusNotFound, "tags not read (the vAPI endpoint is not there", true},
+		{"categories 403", vspheretest.VAPIListCategories, http.StatusForbidden, "tags not read (the user may not list tag categories", true},
+		{"categories 401", vspheretest.VAPIListCategories, http.StatusUnauthorized, "tags not read (the user may not list tag categories", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sim := vspheretest.Start(t, 3)
+			vspheretest.Scenario(t, sim)
+			sim.FailVAPI(t, c.pattern, c.status)
+			ep, err := ParseEndpoint(sim.URL, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv, err := Sync(context.Background(), ep)
+			if !c.warn {
+				if err == nil || inv != nil {
+					t.Fatalf("want an error and no inventory, got %v", err)
+				}
+				if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "nothing was written") ||
+					strings.Contains(err.Error(), vspheretest.Password) {
+					t.Errorf("error: %v", err)
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(inv.Warnings)
+			if !slices.ContainsFunc(inv.Warnings, func(w string) bool { return strings.Contains(w, c.want) }) {
+				t.Errorf("no warning %q: %q", c.want, inv.Warnings)
+			}
+			x := estate.NewIndex(&inv.Estate)
+			if low := x.VMs[vspheretest.VMWebLow]; low.SecurityLevel != 0 || low.HomeZone != "" {
+				t.Errorf("%s has tags although none were read: %+v", low.Name, low)
+			}
+			if high := x.VMs[vspheretest.VMWebHigh]; high.SecurityLevel != estate.LevelHigh {
+				t.Errorf("custom attributes not read: %+v", high)
+			}
+		})
+	}
+}
+
+// TestTagSessionExpired: a 401 on the list of categories with the vAPI
+// session of an earlier read (a watch's, expired) is not "no tagging": the
+// session logs in again and the tags are read.
+func TestTagSessionExpired(t *testing.T) {
+	sim := vspheretest.Start(t, 3)
+	vspheretest.Scenario(t, sim)
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := Login(ctx, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Logout(ctx)
+	read := func() *Raw {
+		t.Helper()
+		r, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	before := read()
+	// vCenter ends the session; the client still holds its ID.
+	if err := s.rest.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := read()
+	if len(after.Warnings) > 0 || !reflect.DeepEqual(before.Attrs, after.Attrs) {
+		t.Errorf("tags lost with the session: warnings %q, attributes equal %v", after.Warnings, reflect.DeepEqual(before.Attrs, after.Attrs))
 	}
 }
 

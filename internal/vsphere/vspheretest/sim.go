@@ -10,6 +10,9 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vmware/govmomi"
@@ -40,6 +43,9 @@ type Sim struct {
 	// Client is a logged-in client for arranging the scenario.
 	Client *govmomi.Client
 	Tags   *tags.Manager
+
+	mu         sync.Mutex
+	vapiStatus map[string]*atomic.Int64 // by FailVAPI pattern
 }
 
 // Start runs a vCenter with 2 clusters of 4 hosts, 3 distributed port
@@ -194,7 +200,51 @@ func (s *Sim) Reconfigure(t testing.TB, cl *object.ClusterComputeResource, spec 
 // listed does. Listing categories still works.
 func (s *Sim) FailTagReads(t testing.TB) {
 	t.Helper()
-	s.Model.Service.ServeMux.HandleFunc("POST /rest/com/vmware/cis/tagging/tag-association", func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "tagging service unavailable", http.StatusServiceUnavailable)
-	})
+	s.FailVAPI(t, "POST /rest/com/vmware/cis/tagging/tag-association", http.StatusServiceUnavailable)
 }
+
+// vAPI requests for FailVAPI.
+const (
+	VAPILogin          = "POST /rest/com/vmware/cis/session"
+	VAPIListCategories = "GET /rest/com/vmware/cis/tagging/category"
+)
+
+// FailVAPI makes every later request that matches pattern (a ServeMux
+// pattern, such as VAPIListCategories) fail: with the HTTP status, or,
+// for status 0, by closing the connection without an answer, as a reset
+// does. The function it returns makes the requests succeed again.
+func (s *Sim) FailVAPI(t testing.TB, pattern string, status int) (restore func()) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.vapiStatus == nil {
+		s.vapiStatus = map[string]*atomic.Int64{}
+	}
+	st := s.vapiStatus[pattern]
+	if st == nil {
+		// The simulator's own handler, for when the failure ends.
+		method, path, _ := strings.Cut(pattern, " ")
+		orig, _ := s.Model.Service.ServeMux.Handler(&http.Request{Method: method, URL: &url.URL{Path: path}})
+		st = new(atomic.Int64)
+		s.vapiStatus[pattern] = st
+		s.Model.Service.ServeMux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			switch status := st.Load(); status {
+			case passThrough:
+				orig.ServeHTTP(w, r)
+			case 0:
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					http.Error(w, "cannot reset: "+err.Error(), http.StatusInternalServerError)
+					return
+				}
+				conn.Close()
+			default:
+				http.Error(w, "failed by the test", int(status))
+			}
+		})
+	}
+	st.Store(int64(status))
+	return func() { st.Store(passThrough) }
+}
+
+const passThrough = -1
