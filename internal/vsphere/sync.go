@@ -349,10 +349,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		known("VM", r.VMs[i].Name, r.VMs[i].Self, AttrOwner, AttrApp, AttrEnvironment, AttrSecurityLevel, AttrHomeZone, AttrGateway)
 	}
 
-	clusterOf := map[string]string{} // cluster moref -> name
-	for i := range r.Clusters {
-		clusterOf[r.Clusters[i].Self.Value] = r.Clusters[i].Name
-	}
+	clusterOf := r.clusterNames(inv)
 	hostName := map[string]string{}
 	pgVLAN := map[string]int{} // standard port group name -> VLAN
 	trunk := map[string]bool{} // port groups with guest tagging (VLAN 4095)
@@ -497,7 +494,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	for _, n := range nets {
 		e.Networks = append(e.Networks, n)
 	}
-	r.rules(inv, vmNames, hostName)
+	r.rules(inv, vmNames, hostName, clusterOf)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -571,12 +568,35 @@ func setVMAttrs(vm *estate.VM, attrs map[string]string) error {
 	return errors.Join(errs...)
 }
 
+// clusterNames names each cluster in the estate, by moref. A cluster name
+// is unique only within its datacenter (two datacenters with a cluster
+// Prod are common): merged, their hosts would be one cluster, and their
+// DRS rules would share names (which the loader refuses) and VM labels
+// (each rule's hosts applied to the other's VMs). So the second (in
+// moref order, the same on every run) is written as NAME#domain-c123,
+// with a warning, as duplicate VMs are.
+func (r *Raw) clusterNames(inv *connector.Inventory) map[string]string {
+	names := map[string]string{}
+	seen := map[string]bool{}
+	for i := range r.Clusters {
+		cl := &r.Clusters[i]
+		name := cl.Name
+		if seen[name] {
+			name = cl.Name + "#" + cl.Self.Value
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two clusters are named %s; the one with id %s is written as %s", cl.Name, cl.Self.Value, name))
+		}
+		seen[name] = true
+		names[cl.Self.Value] = name
+	}
+	return names
+}
+
 // rules imports enabled DRS rules. A VM-VM anti-affinity rule becomes a
 // separate rule with one group per VM (each VM is picked by a label the
 // import adds); a VM-Host rule becomes a placement rule over the VM group
 // (by label) and the host group's hosts (by name). VM-VM affinity has no
 // vguard counterpart and is noted.
-func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]string) {
+func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName, clusterOf map[string]string) {
 	byName := map[string]*estate.VM{}
 	for _, vm := range inv.Estate.VMs {
 		byName[vm.Name] = vm
@@ -598,6 +618,7 @@ func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]strin
 		if !ok {
 			continue
 		}
+		clName := clusterOf[cl.Self.Value]
 		vmGroups := map[string][]types.ManagedObjectReference{}
 		hostGroups := map[string][]types.ManagedObjectReference{}
 		for _, g := range cfg.Group {
@@ -613,10 +634,10 @@ func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]strin
 			if info.Enabled != nil && !*info.Enabled {
 				continue
 			}
-			name := "drs/" + cl.Name + "/" + info.Name
+			name := "drs/" + clName + "/" + info.Name
 			switch rule := br.(type) {
 			case *types.ClusterAntiAffinityRuleSpec:
-				key := "vsphere.drs.separate/" + cl.Name + "/" + info.Name
+				key := "vsphere.drs.separate/" + clName + "/" + info.Name
 				sr := &estate.SeparateRule{Name: name, Scope: estate.ScopeHypervisor}
 				for _, ref := range rule.Vm {
 					if label(ref.Value, key, vmNames[ref.Value]) {
@@ -627,7 +648,7 @@ func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]strin
 					inv.Separate = append(inv.Separate, sr)
 				}
 			case *types.ClusterVmHostRuleInfo:
-				key := "vsphere.drs.group/" + cl.Name + "/" + rule.VmGroupName
+				key := "vsphere.drs.group/" + clName + "/" + rule.VmGroupName
 				n := 0
 				for _, ref := range vmGroups[rule.VmGroupName] {
 					if label(ref.Value, key, "true") {

@@ -544,6 +544,88 @@ func TestMapRulesTemplatesStandalone(t *testing.T) {
 	}
 }
 
+// TestMapSameClusterName: two datacenters each have a cluster Prod with a
+// VM-Host rule (dbs on db-hosts) that DRS keeps. The second cluster is
+// written as Prod#domain-c2, with a warning, in the hosts' cluster, the
+// rule names and the VM labels: whether the rules share a name (the
+// merged estate would not load) or not (each rule's hosts would apply to
+// the other's VMs, a false VG402), the estate loads with no placement
+// finding.
+func TestMapSameClusterName(t *testing.T) {
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	h1, h2 := ref("HostSystem", "host-1"), ref("HostSystem", "host-2")
+	c1, c2 := ref("ClusterComputeResource", "domain-c1"), ref("ClusterComputeResource", "domain-c2")
+	host := func(self, parent types.ManagedObjectReference, name string) mo.HostSystem {
+		return mo.HostSystem{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: self}, Name: name, Parent: &parent}}
+	}
+	vm := func(id, name string, on types.ManagedObjectReference) mo.VirtualMachine {
+		return mo.VirtualMachine{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("VirtualMachine", id)}, Name: name},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &on}, Config: &types.VirtualMachineConfigInfo{}}
+	}
+	yes := true
+	cluster := func(self types.ManagedObjectReference, vmID string, h types.ManagedObjectReference, rule string) mo.ClusterComputeResource {
+		return mo.ClusterComputeResource{ComputeResource: mo.ComputeResource{ManagedEntity: mo.ManagedEntity{
+			ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: self}, Name: "Prod"},
+			ConfigurationEx: &types.ClusterConfigInfoEx{
+				Group: []types.BaseClusterGroupInfo{
+					&types.ClusterVmGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "dbs"}, Vm: []types.ManagedObjectReference{ref("VirtualMachine", vmID)}},
+					&types.ClusterHostGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "db-hosts"}, Host: []types.ManagedObjectReference{h}},
+				},
+				Rule: []types.BaseClusterRuleInfo{
+					&types.ClusterVmHostRuleInfo{ClusterRuleInfo: types.ClusterRuleInfo{Name: rule, Enabled: &yes, Mandatory: &yes},
+						VmGroupName: "dbs", AffineHostGroupName: "db-hosts"},
+				},
+			}}}
+	}
+	for _, rule2 := range []string{"dbs-on-db-hosts", "dbs-pinned"} {
+		for _, reverse := range []bool{false, true} {
+			r := &Raw{
+				Hosts:    []mo.HostSystem{host(h1, c1, "esx-a1"), host(h2, c2, "esx-b1")},
+				VMs:      []mo.VirtualMachine{vm("vm-1", "db-a", h1), vm("vm-2", "db-b", h2)},
+				Clusters: []mo.ClusterComputeResource{cluster(c1, "vm-1", h1, "dbs-on-db-hosts"), cluster(c2, "vm-2", h2, rule2)},
+				Attrs:    map[string]map[string]string{},
+			}
+			if reverse {
+				slices.Reverse(r.Clusters)
+				slices.Reverse(r.Hosts)
+			}
+			inv, err := r.Map("test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(inv.Warnings, "two clusters are named Prod; the one with id domain-c2 is written as Prod#domain-c2") {
+				t.Errorf("%s: warnings %q", rule2, inv.Warnings)
+			}
+			out, err := connector.Build(inv, nil, "")
+			if err != nil {
+				t.Fatalf("%s: the estate does not load: %v", rule2, err)
+			}
+			x := estate.NewIndex(out.Result.Estate)
+			if a, b := x.Hypervisors["esx-a1"].Cluster, x.Hypervisors["esx-b1"].Cluster; a != "Prod" || b != "Prod#domain-c2" {
+				t.Errorf("%s: clusters %q and %q", rule2, a, b)
+			}
+			var names []string
+			for _, p := range inv.Placement {
+				names = append(names, p.Name)
+			}
+			slices.Sort(names)
+			if want := []string{"drs/Prod#domain-c2/" + rule2, "drs/Prod/dbs-on-db-hosts"}; !slices.Equal(names, want) {
+				t.Errorf("rules %q, want %q", names, want)
+			}
+			if got := x.VMs["db-b"].Labels; got["vsphere.drs.group/Prod#domain-c2/dbs"] != "true" || len(got) != 1 {
+				t.Errorf("db-b labels %v", got)
+			}
+			for _, f := range check.Evaluate(x, out.Result.Policy, check.Options{}).Findings {
+				if strings.HasPrefix(f.Check, "VG4") { // placement and separation
+					t.Errorf("%s: false finding: %s %s %s", rule2, f.Check, f.Subject, f.Message)
+				}
+			}
+		}
+	}
+}
+
 // TestMapWarnsUnknownAttributes: a vguard.* name in the wrong case, or on
 // the wrong kind of object, is reported rather than silently ignored.
 func TestMapWarnsUnknownAttributes(t *testing.T) {
