@@ -37,7 +37,7 @@ const (
 var (
 	hostProps    = []string{"name", "parent", "summary.hardware", "config.network.portgroup", "customValue"}
 	vmProps      = []string{"name", "runtime.host", "config.uuid", "config.template", "config.hardware", "config.cpuAllocation", "config.memoryAllocation", "guest.hostName", "customValue"}
-	netProps     = []string{"name", "summary", "customValue"}
+	netProps     = []string{"name", "summary", "host", "customValue"}
 	dvpgProps    = []string{"name", "key", "config.defaultPortConfig", "config.uplink", "customValue"}
 	clusterProps = []string{"name", "configurationEx"}
 )
@@ -351,8 +351,12 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 
 	clusterOf := r.clusterNames(inv)
 	hostName := map[string]string{}
-	pgVLAN := map[string]int{} // standard port group name -> VLAN
-	trunk := map[string]bool{} // port groups with guest tagging (VLAN 4095)
+	// A standard port group is defined on each host apart, and its name
+	// is unique only per host: "VM Network" may be VLAN 10 in one
+	// datacenter and 20 in another. So each network takes its VLAN from
+	// the port groups of its own hosts (Network.host).
+	hostPGs := map[string]map[string]int{} // host moref -> port group name -> VLAN ID
+	trunk := map[string]bool{}             // network moref -> guest tagging (VLAN 4095)
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
 		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: attr("host", h.Name, h.Self, AttrFailureDomain)}
@@ -363,20 +367,11 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			hv.Capacity = &estate.Capacity{CPUs: int(hw.NumCpuThreads), MemoryMiB: hw.MemorySize >> 20}
 		}
 		if h.Config != nil && h.Config.Network != nil {
+			pgs := map[string]int{}
 			for _, pg := range h.Config.Network.Portgroup {
-				if !validVLAN(int(pg.Spec.VlanId)) {
-					// 4095 is guest tagging (VGT): the port group is a
-					// trunk, with no one VLAN to write.
-					trunk[pg.Spec.Name] = true
-					continue
-				}
-				if prev, ok := pgVLAN[pg.Spec.Name]; ok && prev != int(pg.Spec.VlanId) {
-					inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s has VLAN %d on one host and %d on %s; kept %d",
-						pg.Spec.Name, prev, pg.Spec.VlanId, h.Name, prev))
-					continue
-				}
-				pgVLAN[pg.Spec.Name] = int(pg.Spec.VlanId)
+				pgs[pg.Spec.Name] = int(pg.Spec.VlanId)
 			}
+			hostPGs[h.Self.Value] = pgs
 		}
 		hostName[h.Self.Value] = h.Name
 		e.Hypervisors = append(e.Hypervisors, hv)
@@ -399,7 +394,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 				if v := int(id.VlanId); validVLAN(v) {
 					dvpgVLAN[pg.Self.Value] = &v
 				} else {
-					trunk[pg.Name] = true
+					trunk[pg.Self.Value] = true
 				}
 			}
 		}
@@ -412,10 +407,14 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		}
 		zone := attr("network", n.Name, n.Self, AttrZone)
 		vlan := dvpgVLAN[n.Self.Value]
-		if v, ok := pgVLAN[n.Name]; ok && vlan == nil && n.Self.Type == "Network" {
-			vlan = &v
+		if n.Self.Type == "Network" {
+			var warn string
+			vlan, trunk[n.Self.Value], warn = standardVLAN(n, hostPGs, hostName)
+			if warn != "" {
+				inv.Warnings = append(inv.Warnings, warn)
+			}
 		}
-		if trunk[n.Name] {
+		if trunk[n.Self.Value] {
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s tags VLANs in the guest (VLAN 4095); written without a VLAN", n.Name))
 		}
 		name := n.Name
@@ -501,6 +500,33 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	sort.Strings(inv.Warnings)
 	inv.SortObjects()
 	return inv, nil
+}
+
+// standardVLAN is the VLAN of a standard port group network, from the
+// port groups of that name on the network's own hosts (in moref order, so
+// that the VLAN kept when they differ is the same on every run). 4095
+// (guest tagging, VGT) on any of them makes it a trunk, with no one VLAN
+// to write.
+func standardVLAN(n *mo.Network, hostPGs map[string]map[string]int, hostName map[string]string) (vlan *int, trunk bool, warn string) {
+	hosts := slices.Clone(n.Host)
+	slices.SortFunc(hosts, func(a, b types.ManagedObjectReference) int { return strings.Compare(a.Value, b.Value) })
+	first := ""
+	for _, h := range hosts {
+		id, ok := hostPGs[h.Value][n.Name]
+		switch {
+		case !ok:
+		case !validVLAN(id):
+			trunk = true
+		case vlan == nil:
+			vlan, first = &id, hostName[h.Value]
+		case *vlan != id && warn == "":
+			warn = fmt.Sprintf("port group %s has VLAN %d on %s and %d on %s; kept %d", n.Name, *vlan, first, id, hostName[h.Value], *vlan)
+		}
+	}
+	if trunk {
+		return nil, true, ""
+	}
+	return vlan, false, warn
 }
 
 // validVLAN reports whether id is one VLAN (4095 is a trunk to the guest).

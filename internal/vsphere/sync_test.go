@@ -372,8 +372,10 @@ func TestMapTrunkPortGroup(t *testing.T) {
 				{Spec: types.HostPortGroupSpec{Name: "V10", VlanId: 10}},
 			}}}}},
 		Networks: []mo.Network{
-			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: netRef}}, Name: "VGT"},
-			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: types.ManagedObjectReference{Type: "Network", Value: "network-2"}}}, Name: "V10"},
+			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: netRef}}, Name: "VGT",
+				Host: []types.ManagedObjectReference{host}},
+			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: types.ManagedObjectReference{Type: "Network", Value: "network-2"}}}, Name: "V10",
+				Host: []types.ManagedObjectReference{host}},
 		},
 		Attrs: map[string]map[string]string{"network-1": {AttrZone: "internal"}, "network-2": {AttrZone: "internal"}},
 	}
@@ -393,6 +395,73 @@ func TestMapTrunkPortGroup(t *testing.T) {
 	}
 	if _, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, ""); err != nil {
 		t.Fatalf("the estate does not load: %v", err)
+	}
+}
+
+// TestMapStandardVLANPerHost: two standard port groups named VM Network,
+// in two datacenters, with VLAN 10 on the hosts of one and 20 on those of
+// the other. Each network takes the VLAN of its own hosts (Network.host),
+// so they stay two networks, the second written as VM Network#network-2;
+// port groups of that name on other hosts do not count. Hosts of one
+// network that disagree keep the first VLAN, with a warning.
+func TestMapStandardVLANPerHost(t *testing.T) {
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	host := func(id, name string, vlan int32) mo.HostSystem {
+		return mo.HostSystem{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("HostSystem", id)}, Name: name},
+			Config: &types.HostConfigInfo{Network: &types.HostNetworkInfo{Portgroup: []types.HostPortGroup{
+				{Spec: types.HostPortGroupSpec{Name: "VM Network", VlanId: vlan}},
+			}}}}
+	}
+	net := func(id string, hosts ...string) mo.Network {
+		n := mo.Network{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("Network", id)}}, Name: "VM Network"}
+		for _, h := range hosts {
+			n.Host = append(n.Host, ref("HostSystem", h))
+		}
+		return n
+	}
+	for _, reverse := range []bool{false, true} {
+		r := &Raw{
+			Hosts:    []mo.HostSystem{host("host-1", "esx-a1", 10), host("host-2", "esx-a2", 10), host("host-3", "esx-b1", 20)},
+			Networks: []mo.Network{net("network-1", "host-1", "host-2"), net("network-2", "host-3")},
+			Attrs:    map[string]map[string]string{},
+		}
+		if reverse {
+			slices.Reverse(r.Hosts)
+			slices.Reverse(r.Networks)
+			slices.Reverse(r.Networks[1].Host)
+		}
+		inv, err := r.Map("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := estate.NewIndex(&inv.Estate)
+		if n := x.Networks["VM Network"]; n == nil || n.VLAN == nil || *n.VLAN != 10 {
+			t.Errorf("VM Network = %+v", n)
+		}
+		if n := x.Networks["VM Network#network-2"]; n == nil || n.VLAN == nil || *n.VLAN != 20 {
+			t.Errorf("the second datacenter's VM Network = %+v; networks %v", n, slices.Collect(maps.Keys(x.Networks)))
+		}
+		if slices.ContainsFunc(inv.Warnings, func(w string) bool { return strings.Contains(w, "has VLAN") }) {
+			t.Errorf("a network's hosts agree, yet: %q", inv.Warnings)
+		}
+	}
+	// One network whose hosts disagree.
+	r := &Raw{
+		Hosts:    []mo.HostSystem{host("host-1", "esx-a1", 10), host("host-2", "esx-a2", 11)},
+		Networks: []mo.Network{net("network-1", "host-2", "host-1")},
+		Attrs:    map[string]map[string]string{},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := estate.NewIndex(&inv.Estate).Networks["VM Network"]; n == nil || n.VLAN == nil || *n.VLAN != 10 {
+		t.Errorf("VM Network = %+v", n)
+	}
+	if !slices.Contains(inv.Warnings, "port group VM Network has VLAN 10 on esx-a1 and 11 on esx-a2; kept 10") {
+		t.Errorf("warnings %q", inv.Warnings)
 	}
 }
 

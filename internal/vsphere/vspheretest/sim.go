@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	// The tagging endpoint of the simulator.
@@ -80,7 +82,35 @@ func Start(t testing.TB, vms int) *Sim {
 		t.Fatal(err)
 	}
 	sim.Tags = tags.NewManager(rc)
+	sim.standardNetworkHosts()
 	return sim
+}
+
+// standardNetworkHosts fills Network.host of the standard port group
+// networks ("VM Network") with the hosts that have a port group of that
+// name, as vCenter does; the simulator fills it only for distributed port
+// groups, and vsphere reads a standard network's VLAN from its own hosts.
+func (s *Sim) standardNetworkHosts() {
+	m := s.Model.Map()
+	hostsOf := map[string][]types.ManagedObjectReference{} // port group name -> hosts
+	for _, e := range m.All("HostSystem") {
+		h, ok := e.(*simulator.HostSystem)
+		if !ok || h.Config == nil || h.Config.Network == nil {
+			continue
+		}
+		for _, pg := range h.Config.Network.Portgroup {
+			hostsOf[pg.Spec.Name] = append(hostsOf[pg.Spec.Name], h.Self)
+		}
+	}
+	for _, e := range m.All("Network") {
+		n, ok := e.(*mo.Network)
+		if !ok || len(n.Host) > 0 || len(hostsOf[n.Name]) == 0 {
+			continue
+		}
+		hosts := hostsOf[n.Name]
+		slices.SortFunc(hosts, func(a, b types.ManagedObjectReference) int { return strings.Compare(a.Value, b.Value) })
+		m.Update(simulator.NewContext(), n, []types.PropertyChange{{Name: "host", Val: hosts}})
+	}
 }
 
 // Finder returns a finder on the simulator's datacenter.
