@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -57,7 +58,7 @@ type Raw struct {
 
 // Read retrieves the inventory in one container view: a request per
 // object kind (paged by the collector), plus one for custom attribute
-// definitions and one for tags.
+// definitions and a few for tags (tagAttributes).
 func (s *Session) Read(ctx context.Context) (*Raw, error) {
 	c := s.C
 	m := view.NewManager(c)
@@ -179,28 +180,69 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) error {
 	for i := range r.Networks {
 		refs = append(refs, r.Networks[i].Self)
 	}
-	// Tags are gathered apart and applied only when every batch was read.
-	got := map[string]map[string][]string{}
+	// Which tags each object has, by ID only: a request per 2000 objects,
+	// whatever the tags' categories. Read before the tags themselves, so
+	// that a vguard.* tag made and attached in between is known by the
+	// time its ID is looked up.
+	attached := map[string][]string{} // object moref -> tag IDs
+	inUse := map[string]bool{}
 	const batch = 2000
 	for start := 0; start < len(refs); start += batch {
 		part := refs[start:min(start+batch, len(refs))]
-		attached, err := tm.GetAttachedTagsOnObjects(ctx, part)
+		res, err := tm.ListAttachedTagsOnObjects(ctx, part)
 		if err != nil {
 			return s.fail("reading the tags in vguard.* categories", err)
 		}
-		for _, a := range attached {
+		for _, a := range res {
 			id := a.ObjectID.Reference().Value
-			for _, t := range a.Tags {
-				cat := catName[t.CategoryID]
-				if cat == "" {
-					continue
-				}
-				if got[id] == nil {
-					got[id] = map[string][]string{}
-				}
-				if !slices.Contains(got[id][cat], t.Name) {
-					got[id][cat] = append(got[id][cat], t.Name)
-				}
+			attached[id] = append(attached[id], a.TagIDs...)
+			for _, t := range a.TagIDs {
+				inUse[t] = true
+			}
+		}
+	}
+	if len(inUse) == 0 {
+		return nil
+	}
+	// The names of the attached vguard.* tags: a list of each vguard.*
+	// category's tag IDs, and a read of each such tag that is attached.
+	// Tags of other categories (backup, cost centre: thousands, in some
+	// vCenters) are never read one by one.
+	type tagName struct{ cat, name string }
+	vguardTag := map[string]tagName{} // tag ID
+	for _, catID := range slices.Sorted(maps.Keys(catName)) {
+		ids, err := tm.ListTagsForCategory(ctx, catID)
+		if err != nil {
+			return s.fail("listing the tags of "+catName[catID], err)
+		}
+		for _, id := range ids {
+			if !inUse[id] {
+				continue
+			}
+			t, err := tm.GetTag(ctx, id)
+			switch {
+			case rest.IsStatusError(err, http.StatusNotFound):
+				continue // deleted since it was listed: no longer attached
+			case err != nil:
+				return s.fail("reading a tag of "+catName[catID], err)
+			}
+			vguardTag[id] = tagName{catName[catID], t.Name}
+		}
+	}
+	// Tags are gathered apart and applied only when every request above
+	// succeeded.
+	got := map[string]map[string][]string{}
+	for id, tagIDs := range attached {
+		for _, tid := range tagIDs {
+			t, ok := vguardTag[tid]
+			if !ok {
+				continue // another category's
+			}
+			if got[id] == nil {
+				got[id] = map[string][]string{}
+			}
+			if !slices.Contains(got[id][t.cat], t.name) {
+				got[id][t.cat] = append(got[id][t.cat], t.name)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package vsphere
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"path/filepath"
@@ -321,6 +322,53 @@ func TestTagEndpointFailures(t *testing.T) {
 				t.Errorf("custom attributes not read: %+v", high)
 			}
 		})
+	}
+}
+
+// TestTagReadRequests: tags of other categories (one per VM here, as a
+// backup or cost-centre category has in a large vCenter) cost no request
+// each: only the attached vguard.* tags are read one by one, and the
+// vguard.* facts are read as before.
+func TestTagReadRequests(t *testing.T) {
+	sim := vspheretest.Start(t, 10)
+	vspheretest.Scenario(t, sim)
+	ctx := context.Background()
+	vms, err := sim.Finder(t).VirtualMachineList(ctx, "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, vm := range vms {
+		sim.Tag(t, "backup", fmt.Sprintf("policy-%03d", i), vm)
+	}
+	vguardTags := 0
+	cats, err := sim.Tags.GetCategories(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cats {
+		if strings.HasPrefix(c.Name, "vguard.") {
+			ids, err := sim.Tags.ListTagsForCategory(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vguardTags += len(ids)
+		}
+	}
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	getTag := sim.CountVAPI(t, vspheretest.VAPIGetTag)
+	inv, err := Sync(ctx, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := getTag(); n > int64(vguardTags) {
+		t.Errorf("%d requests for single tags; want at most one per vguard.* tag (%d), none for the %d backup tags", n, vguardTags, len(vms))
+	}
+	low := estate.NewIndex(&inv.Estate).VMs[vspheretest.VMWebLow]
+	if low.Owner != "web" || low.SecurityLevel != estate.LevelLow || low.HomeZone != "internal" {
+		t.Errorf("tags not read: %+v", low)
 	}
 }
 

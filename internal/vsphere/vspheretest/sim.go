@@ -46,8 +46,8 @@ type Sim struct {
 	Client *govmomi.Client
 	Tags   *tags.Manager
 
-	mu         sync.Mutex
-	vapiStatus map[string]*atomic.Int64 // by FailVAPI pattern
+	mu   sync.Mutex
+	vapi map[string]*vapiRule // by FailVAPI and CountVAPI pattern
 }
 
 // Start runs a vCenter with 2 clusters of 4 hosts, 3 distributed port
@@ -233,10 +233,11 @@ func (s *Sim) FailTagReads(t testing.TB) {
 	s.FailVAPI(t, "POST /rest/com/vmware/cis/tagging/tag-association", http.StatusServiceUnavailable)
 }
 
-// vAPI requests for FailVAPI.
+// vAPI requests for FailVAPI and CountVAPI.
 const (
 	VAPILogin          = "POST /rest/com/vmware/cis/session"
 	VAPIListCategories = "GET /rest/com/vmware/cis/tagging/category"
+	VAPIGetTag         = "GET /rest/com/vmware/cis/tagging/tag/{id}"
 )
 
 // FailVAPI makes every later request that matches pattern (a ServeMux
@@ -245,36 +246,60 @@ const (
 // does. The function it returns makes the requests succeed again.
 func (s *Sim) FailVAPI(t testing.TB, pattern string, status int) (restore func()) {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.vapiStatus == nil {
-		s.vapiStatus = map[string]*atomic.Int64{}
-	}
-	st := s.vapiStatus[pattern]
-	if st == nil {
-		// The simulator's own handler, for when the failure ends.
-		method, path, _ := strings.Cut(pattern, " ")
-		orig, _ := s.Model.Service.ServeMux.Handler(&http.Request{Method: method, URL: &url.URL{Path: path}})
-		st = new(atomic.Int64)
-		s.vapiStatus[pattern] = st
-		s.Model.Service.ServeMux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			switch status := st.Load(); status {
-			case passThrough:
-				orig.ServeHTTP(w, r)
-			case 0:
-				conn, _, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					http.Error(w, "cannot reset: "+err.Error(), http.StatusInternalServerError)
-					return
-				}
-				conn.Close()
-			default:
-				http.Error(w, "failed by the test", int(status))
-			}
-		})
-	}
-	st.Store(int64(status))
-	return func() { st.Store(passThrough) }
+	rule := s.vapiRule(pattern)
+	rule.status.Store(int64(status))
+	return func() { rule.status.Store(passThrough) }
+}
+
+// CountVAPI counts the later requests that match pattern; the function it
+// returns tells how many there were.
+func (s *Sim) CountVAPI(t testing.TB, pattern string) (count func() int64) {
+	t.Helper()
+	rule := s.vapiRule(pattern)
+	rule.count.Store(0)
+	return rule.count.Load
+}
+
+// vapiRule is how the requests of one pattern are served: by the
+// simulator, or failed.
+type vapiRule struct {
+	status atomic.Int64 // passThrough, 0 (reset) or an HTTP status
+	count  atomic.Int64
 }
 
 const passThrough = -1
+
+// vapiRule returns the rule of pattern, putting its handler in front of
+// the simulator's own on first use.
+func (s *Sim) vapiRule(pattern string) *vapiRule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.vapi == nil {
+		s.vapi = map[string]*vapiRule{}
+	}
+	if rule := s.vapi[pattern]; rule != nil {
+		return rule
+	}
+	rule := new(vapiRule)
+	rule.status.Store(passThrough)
+	s.vapi[pattern] = rule
+	method, path, _ := strings.Cut(pattern, " ")
+	orig, _ := s.Model.Service.ServeMux.Handler(&http.Request{Method: method, URL: &url.URL{Path: path}})
+	s.Model.Service.ServeMux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		rule.count.Add(1)
+		switch status := rule.status.Load(); status {
+		case passThrough:
+			orig.ServeHTTP(w, r)
+		case 0:
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				http.Error(w, "cannot reset: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			conn.Close()
+		default:
+			http.Error(w, "failed by the test", int(status))
+		}
+	})
+	return rule
+}
