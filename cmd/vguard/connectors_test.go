@@ -104,6 +104,32 @@ func TestSyncStoppedMidwayWritesNothing(t *testing.T) {
 	}
 }
 
+// TestSyncTagCategoriesFailWritesNothing: vCenter's tagging endpoint
+// answers 503 when the categories are listed. That is no "no tagging":
+// exit 2, and the previous estate stays, rather than an estate without
+// any tag-based security fact.
+func TestSyncTagCategoriesFailWritesNothing(t *testing.T) {
+	sim := vspheretest.Start(t, 3)
+	vspheretest.Scenario(t, sim)
+	sim.FailVAPI(t, vspheretest.VAPIListCategories, http.StatusServiceUnavailable)
+	out := filepath.Join(t.TempDir(), "estate.yaml")
+	if err := os.WriteFile(out, []byte("previous"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"sync", "vsphere", "--url", sim.URL, "--insecure", "-o", out}, &stdout, &stderr)
+	if code != exitInput {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, exitInput, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "listing tag categories") || !strings.Contains(stderr.String(), "503") ||
+		strings.Contains(stderr.String(), vspheretest.Password) {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	if b, _ := os.ReadFile(out); string(b) != "previous" {
+		t.Errorf("the previous estate changed: %q", b)
+	}
+}
+
 // syncBuffer is a stderr that the command and the test share.
 type syncBuffer struct {
 	mu chan struct{}

@@ -127,9 +127,14 @@ func newVSphereConnector(cc ConnectorConfig) (Connector, error) {
 	if err := s.check(cc); err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(s.URL)
-	if err != nil || s.URL == "" || u.Host == "" {
+	if s.URL == "" {
 		return nil, errors.New("settings.url: want vCenter's https://HOST/sdk")
+	}
+	// The parse of `vguard sync vsphere --url`, with its refusal of the
+	// shapes that would put part of a password into the printed URL.
+	u, err := vsphere.ParseURL(s.URL, "settings.url", "vCenter's https://HOST/sdk")
+	if err != nil {
+		return nil, err
 	}
 	if _, has := u.User.Password(); has {
 		return nil, errors.New("settings.url: must not hold the password; use passwordEnv or passwordFile")

@@ -197,3 +197,43 @@ func TestLibvirtConnector(t *testing.T) {
 		}
 	}
 }
+
+// TestVSphereSettingsURL: settings.url goes through the parse of `vguard
+// sync vsphere --url`: a query, a fragment or an @ after the host (a
+// password with an unescaped @ then /, ? or #, which url.Parse would split
+// into a host and a path) is refused without quoting any of it, and the
+// connector names vCenter by scheme, host and path only.
+func TestVSphereSettingsURL(t *testing.T) {
+	t.Setenv("VG_TEST_PW", "hunter2")
+	for _, raw := range []string{
+		"https://svc:Sup3r@Secr3tPart/2024@vc.example.com/sdk",
+		"https://svc:Sup3r@Secr3tPart#2024@vc.example.com/sdk",
+		"https://svc:Sup3r@Secr3tPart?2024@vc.example.com/sdk",
+		"https://vc.example.com/sdk?Secr3tPart",
+		"https://vc.example.com/sdk#Secr3tPart",
+		"https:svc@Secr3tPart",
+	} {
+		_, err := newVSphereConnector(ConnectorConfig{Name: "vc", Kind: "vsphere",
+			Settings: map[string]any{"url": raw, "user": "svc", "passwordEnv": "VG_TEST_PW"}})
+		if err == nil {
+			t.Errorf("%s: accepted", raw)
+			continue
+		}
+		if !strings.Contains(err.Error(), "settings.url") {
+			t.Errorf("%s: error does not name the field: %v", raw, err)
+		}
+		for _, s := range []string{"Sup3r", "Secr3tPart", "2024", "hunter2"} {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("%s: %q is in the error: %v", raw, s, err)
+			}
+		}
+	}
+	c, err := newVSphereConnector(ConnectorConfig{Name: "vc", Kind: "vsphere",
+		Settings: map[string]any{"url": "https://svc@vc.example.com", "passwordEnv": "VG_TEST_PW"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.(*vsphereConnector).ep.String(); got != "https://vc.example.com/sdk" {
+		t.Errorf("vCenter named %s", got)
+	}
+}

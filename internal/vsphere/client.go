@@ -35,30 +35,62 @@ type Endpoint struct {
 // user information early.
 const escapeHint = "; percent-encode special characters in USER and PASS (@ → %40, # → %23, / → %2F, ? → %3F, % → %25)"
 
-// ParseEndpoint reads https://USER:PASS@HOST/sdk (the /sdk path is added
-// when missing). Its errors never quote the URL, which holds a password.
-func ParseEndpoint(raw string, insecure bool) (*Endpoint, error) {
+// ParseURL reads an http(s) URL of vCenter, https://[USER[:PASS]@]HOST[/PATH],
+// refusing every shape in which part of a password could end up outside
+// the user information. url.Parse ends the host at the first /, ? or #
+// and splits the user information at the last @ before it, so a password
+// such as Sup3r@Part/2024 in https://admin:Sup3r@Part/2024@vc/sdk parses
+// without error, with "Part" as the host and "/2024@vc/sdk" as the path:
+// printing that URL, or connecting to it, would give most of the
+// password away. So an @ after the authority, a query, a fragment or an
+// opaque part is refused. field names the URL in errors (--url,
+// settings.url) and want is the shape to ask for; errors never quote the
+// URL. The result holds the scheme, the user information, the host and the
+// path, nothing else.
+func ParseURL(raw, field, want string) (*url.URL, error) {
+	if _, rest, ok := strings.Cut(raw, "://"); ok {
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 && strings.Contains(rest[i:], "@") {
+			return nil, fmt.Errorf("%s has an @ after the host (want %s)%s", field, want, escapeHint)
+		}
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, errors.New("--url is not a URL such as https://USER:PASS@HOST/sdk" + escapeHint)
+		return nil, fmt.Errorf("%s is not a URL such as %s%s", field, want, escapeHint)
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return nil, errors.New("--url must start with https:// (https://USER:PASS@HOST/sdk)")
+		return nil, fmt.Errorf("%s must start with https:// (%s)", field, want)
 	}
-	if u.Host == "" {
-		return nil, errors.New("--url has no host (want https://USER:PASS@HOST/sdk)" + escapeHint)
+	switch {
+	case u.Opaque != "":
+		return nil, fmt.Errorf("%s has no // after the scheme (want %s)%s", field, want, escapeHint)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(u.Path, "@"):
+		return nil, fmt.Errorf("%s has a query (?), a fragment (#) or an @ after the host (want %s)%s", field, want, escapeHint)
+	case u.Host == "":
+		return nil, fmt.Errorf("%s has no host (want %s)%s", field, want, escapeHint)
+	}
+	return &url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Path: u.Path}, nil
+}
+
+// ParseEndpoint reads https://USER:PASS@HOST/sdk (the /sdk path is added
+// when missing), with the checks of ParseURL. Its errors never quote the
+// URL, which holds a password.
+func ParseEndpoint(raw string, insecure bool) (*Endpoint, error) {
+	const want = "https://USER:PASS@HOST/sdk"
+	u, err := ParseURL(raw, "--url", want)
+	if err != nil {
+		return nil, err
 	}
 	if u.User == nil || u.User.Username() == "" {
-		return nil, errors.New("--url has no user name (want https://USER:PASS@HOST/sdk)" + escapeHint)
+		return nil, errors.New("--url has no user name (want " + want + ")" + escapeHint)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/sdk"
 	}
-	ep := &Endpoint{user: u.User, Insecure: insecure}
-	clean := *u
-	clean.User = nil
-	ep.URL = &clean
-	return ep, nil
+	return &Endpoint{
+		URL:      &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path},
+		user:     u.User,
+		Insecure: insecure,
+	}, nil
 }
 
 // SetPassword gives the password from somewhere other than the URL (a
@@ -73,8 +105,11 @@ func (ep *Endpoint) SetPassword(p string) error {
 	return nil
 }
 
-// String is the URL without credentials.
-func (ep *Endpoint) String() string { return ep.URL.String() }
+// String is the URL without credentials: scheme, host and path only,
+// whatever a caller may have put in URL since.
+func (ep *Endpoint) String() string {
+	return (&url.URL{Scheme: ep.URL.Scheme, Host: ep.URL.Host, Path: ep.URL.Path}).String()
+}
 
 // redact removes the password (plain and escaped) from a message.
 func (ep *Endpoint) redact(err error) error {
@@ -125,14 +160,16 @@ func (s *Session) Logout(ctx context.Context) {
 	_ = s.sm.Logout(ctx)
 }
 
-// restClient logs in to the vAPI endpoint (tags) with the same user.
+// restClient logs in to the vAPI endpoint (tags) with the same user. The
+// error is govmomi's own, unredacted, so that the caller can tell an
+// endpoint that is not there (404) from one that fails.
 func (s *Session) restClient(ctx context.Context) (*rest.Client, error) {
 	if s.rest != nil {
 		return s.rest, nil
 	}
 	rc := rest.NewClient(s.C)
 	if err := rc.Login(ctx, s.ep.user); err != nil {
-		return nil, s.ep.redact(err)
+		return nil, err
 	}
 	s.rest = rc
 	return rc, nil

@@ -40,3 +40,31 @@ func FuzzParseEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseEndpointUnescaped: a password written into --url without
+// percent-encoding is either read whole, with the URL printed as scheme,
+// host and path only, or refused; never split into a host, path, query or
+// fragment that messages would show.
+func FuzzParseEndpointUnescaped(f *testing.F) {
+	for _, s := range []string{"S3cret!", "Sup3r@Secr3tPart/2024", "a@b#c@d", "x?y@z", "p@ss:w/rd", "@/@"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pw string) {
+		if strings.Contains(pw, "%") {
+			return // a valid escape (%41) is read as what it stands for
+		}
+		ep, err := ParseEndpoint("https://admin:"+pw+"@vc.example.com/sdk", true)
+		if err != nil {
+			if len(pw) >= 4 && strings.Contains(err.Error(), pw) {
+				t.Fatalf("error quotes the password: %v", err)
+			}
+			return
+		}
+		if p, _ := ep.user.Password(); p != pw {
+			t.Fatalf("password %q read as %q, printed URL %s", pw, p, ep)
+		}
+		if ep.String() != "https://vc.example.com/sdk" {
+			t.Fatalf("password %q: URL printed as %s", pw, ep)
+		}
+	})
+}

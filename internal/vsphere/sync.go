@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vapi/tags"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -35,7 +38,7 @@ const (
 var (
 	hostProps    = []string{"name", "parent", "summary.hardware", "config.network.portgroup", "customValue"}
 	vmProps      = []string{"name", "runtime.host", "config.uuid", "config.template", "config.hardware", "config.cpuAllocation", "config.memoryAllocation", "guest.hostName", "customValue"}
-	netProps     = []string{"name", "summary", "customValue"}
+	netProps     = []string{"name", "summary", "host", "customValue"}
 	dvpgProps    = []string{"name", "key", "config.defaultPortConfig", "config.uplink", "customValue"}
 	clusterProps = []string{"name", "configurationEx"}
 )
@@ -55,7 +58,7 @@ type Raw struct {
 
 // Read retrieves the inventory in one container view: a request per
 // object kind (paged by the collector), plus one for custom attribute
-// definitions and one for tags.
+// definitions and a few for tags (tagAttributes).
 func (s *Session) Read(ctx context.Context) (*Raw, error) {
 	c := s.C
 	m := view.NewManager(c)
@@ -145,29 +148,24 @@ func (s *Session) customAttributes(ctx context.Context, r *Raw) error {
 }
 
 // tagAttributes reads the tags of every host, VM and network in vguard.*
-// categories, in batches. vCenter without the tagging service (or a user
-// without the right to list categories) gives a warning, not a failure:
-// custom attributes and the overlay still apply. But once vguard.*
-// categories are known to exist, a failed read of the attached tags is an
-// error: every tag-based security fact would silently fall back to its
-// default, an estate that looks complete but is not.
+// categories, in batches. Only vCenter's definite answer that there is no
+// tagging to read (tagCategories) gives a warning instead: custom
+// attributes and the overlay still apply. Any other failure, from the
+// vAPI login to the last batch of attached tags, is an error: every
+// tag-based security fact would silently fall back to its default, an
+// estate that looks complete but is not.
 func (s *Session) tagAttributes(ctx context.Context, r *Raw) error {
-	rc, err := s.restClient(ctx)
+	tm, cats, why, err := s.tagCategories(ctx)
 	if err != nil {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (the vAPI endpoint refused the login: %v); custom attributes still apply", err))
-		return nil
+		return s.fail("reading tags", err)
 	}
-	tm := tags.NewManager(rc)
-	cats, err := tm.GetCategories(ctx)
-	if err != nil {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (listing categories: %v)", s.ep.redact(err)))
+	if why != "" {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("tags not read (%s); custom attributes still apply", why))
 		return nil
 	}
 	catName := map[string]string{}
 	for _, c := range cats {
-		if strings.HasPrefix(c.Name, "vguard.") {
-			catName[c.ID] = c.Name
-		}
+		catName[c.ID] = c.Name
 	}
 	if len(catName) == 0 {
 		return nil
@@ -182,28 +180,69 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) error {
 	for i := range r.Networks {
 		refs = append(refs, r.Networks[i].Self)
 	}
-	// Tags are gathered apart and applied only when every batch was read.
-	got := map[string]map[string][]string{}
+	// Which tags each object has, by ID only: a request per 2000 objects,
+	// whatever the tags' categories. Read before the tags themselves, so
+	// that a vguard.* tag made and attached in between is known by the
+	// time its ID is looked up.
+	attached := map[string][]string{} // object moref -> tag IDs
+	inUse := map[string]bool{}
 	const batch = 2000
 	for start := 0; start < len(refs); start += batch {
 		part := refs[start:min(start+batch, len(refs))]
-		attached, err := tm.GetAttachedTagsOnObjects(ctx, part)
+		res, err := tm.ListAttachedTagsOnObjects(ctx, part)
 		if err != nil {
 			return s.fail("reading the tags in vguard.* categories", err)
 		}
-		for _, a := range attached {
+		for _, a := range res {
 			id := a.ObjectID.Reference().Value
-			for _, t := range a.Tags {
-				cat := catName[t.CategoryID]
-				if cat == "" {
-					continue
-				}
-				if got[id] == nil {
-					got[id] = map[string][]string{}
-				}
-				if !slices.Contains(got[id][cat], t.Name) {
-					got[id][cat] = append(got[id][cat], t.Name)
-				}
+			attached[id] = append(attached[id], a.TagIDs...)
+			for _, t := range a.TagIDs {
+				inUse[t] = true
+			}
+		}
+	}
+	if len(inUse) == 0 {
+		return nil
+	}
+	// The names of the attached vguard.* tags: a list of each vguard.*
+	// category's tag IDs, and a read of each such tag that is attached.
+	// Tags of other categories (backup, cost centre: thousands, in some
+	// vCenters) are never read one by one.
+	type tagName struct{ cat, name string }
+	vguardTag := map[string]tagName{} // tag ID
+	for _, catID := range slices.Sorted(maps.Keys(catName)) {
+		ids, err := tm.ListTagsForCategory(ctx, catID)
+		if err != nil {
+			return s.fail("listing the tags of "+catName[catID], err)
+		}
+		for _, id := range ids {
+			if !inUse[id] {
+				continue
+			}
+			t, err := tm.GetTag(ctx, id)
+			switch {
+			case rest.IsStatusError(err, http.StatusNotFound):
+				continue // deleted since it was listed: no longer attached
+			case err != nil:
+				return s.fail("reading a tag of "+catName[catID], err)
+			}
+			vguardTag[id] = tagName{catName[catID], t.Name}
+		}
+	}
+	// Tags are gathered apart and applied only when every request above
+	// succeeded.
+	got := map[string]map[string][]string{}
+	for id, tagIDs := range attached {
+		for _, tid := range tagIDs {
+			t, ok := vguardTag[tid]
+			if !ok {
+				continue // another category's
+			}
+			if got[id] == nil {
+				got[id] = map[string][]string{}
+			}
+			if !slices.Contains(got[id][t.cat], t.name) {
+				got[id][t.cat] = append(got[id][t.cat], t.name)
 			}
 		}
 	}
@@ -223,6 +262,56 @@ func (s *Session) tagAttributes(ctx context.Context, r *Raw) error {
 		}
 	}
 	return nil
+}
+
+// tagCategories logs in to the vAPI endpoint and returns the vguard.*
+// tag categories. When vCenter answers definitely that there are no tags
+// to read, it returns why instead (and no error): 404 for the endpoint (a
+// bare ESXi host, no tagging service) or 401/403 for the list of
+// categories (a user who may not list them). Every other failure (a 5xx,
+// a reset connection, a timeout, a 401 at the login of a user the SOAP
+// login just accepted) is an error: taken for "no tagging", it would
+// drop every tag-based fact from an estate that looks complete.
+func (s *Session) tagCategories(ctx context.Context) (tm *tags.Manager, cats []tags.Category, why string, err error) {
+	cached := s.rest != nil
+	rc, err := s.restClient(ctx)
+	if err != nil {
+		if rest.IsStatusError(err, http.StatusNotFound) {
+			return nil, nil, fmt.Sprintf("the vAPI endpoint is not there: %v", s.ep.redact(err)), nil
+		}
+		return nil, nil, "", fmt.Errorf("logging in to the vAPI endpoint: %w", err)
+	}
+	tm = tags.NewManager(rc)
+	ids, err := tm.ListCategories(ctx)
+	if cached && rest.IsStatusError(err, http.StatusUnauthorized) {
+		// The session of an earlier read (a watch's) may have expired:
+		// log in again before taking 401 for a lack of rights.
+		s.rest = nil
+		if rc, err = s.restClient(ctx); err != nil {
+			return nil, nil, "", fmt.Errorf("logging in to the vAPI endpoint again: %w", err)
+		}
+		tm = tags.NewManager(rc)
+		ids, err = tm.ListCategories(ctx)
+	}
+	switch {
+	case rest.IsStatusError(err, http.StatusUnauthorized), rest.IsStatusError(err, http.StatusForbidden):
+		return nil, nil, fmt.Sprintf("the user may not list tag categories: %v", s.ep.redact(err)), nil
+	case err != nil:
+		return nil, nil, "", fmt.Errorf("listing tag categories: %w", err)
+	}
+	for _, id := range ids {
+		c, err := tm.GetCategory(ctx, id)
+		switch {
+		case rest.IsStatusError(err, http.StatusNotFound):
+			continue // deleted since it was listed
+		case err != nil:
+			return nil, nil, "", fmt.Errorf("reading tag category %s: %w", id, err)
+		}
+		if strings.HasPrefix(c.Name, "vguard.") {
+			cats = append(cats, *c)
+		}
+	}
+	return tm, cats, "", nil
 }
 
 // conflictMark starts an attribute value that stands for several tags of
@@ -302,13 +391,14 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		known("VM", r.VMs[i].Name, r.VMs[i].Self, AttrOwner, AttrApp, AttrEnvironment, AttrSecurityLevel, AttrHomeZone, AttrGateway)
 	}
 
-	clusterOf := map[string]string{} // cluster moref -> name
-	for i := range r.Clusters {
-		clusterOf[r.Clusters[i].Self.Value] = r.Clusters[i].Name
-	}
+	clusterOf := r.clusterNames(inv)
 	hostName := map[string]string{}
-	pgVLAN := map[string]int{} // standard port group name -> VLAN
-	trunk := map[string]bool{} // port groups with guest tagging (VLAN 4095)
+	// A standard port group is defined on each host apart, and its name
+	// is unique only per host: "VM Network" may be VLAN 10 in one
+	// datacenter and 20 in another. So each network takes its VLAN from
+	// the port groups of its own hosts (Network.host).
+	hostPGs := map[string]map[string]int{} // host moref -> port group name -> VLAN ID
+	trunk := map[string]bool{}             // network moref -> guest tagging (VLAN 4095)
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
 		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: attr("host", h.Name, h.Self, AttrFailureDomain)}
@@ -319,20 +409,11 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			hv.Capacity = &estate.Capacity{CPUs: int(hw.NumCpuThreads), MemoryMiB: hw.MemorySize >> 20}
 		}
 		if h.Config != nil && h.Config.Network != nil {
+			pgs := map[string]int{}
 			for _, pg := range h.Config.Network.Portgroup {
-				if !validVLAN(int(pg.Spec.VlanId)) {
-					// 4095 is guest tagging (VGT): the port group is a
-					// trunk, with no one VLAN to write.
-					trunk[pg.Spec.Name] = true
-					continue
-				}
-				if prev, ok := pgVLAN[pg.Spec.Name]; ok && prev != int(pg.Spec.VlanId) {
-					inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s has VLAN %d on one host and %d on %s; kept %d",
-						pg.Spec.Name, prev, pg.Spec.VlanId, h.Name, prev))
-					continue
-				}
-				pgVLAN[pg.Spec.Name] = int(pg.Spec.VlanId)
+				pgs[pg.Spec.Name] = int(pg.Spec.VlanId)
 			}
+			hostPGs[h.Self.Value] = pgs
 		}
 		hostName[h.Self.Value] = h.Name
 		e.Hypervisors = append(e.Hypervisors, hv)
@@ -355,7 +436,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 				if v := int(id.VlanId); validVLAN(v) {
 					dvpgVLAN[pg.Self.Value] = &v
 				} else {
-					trunk[pg.Name] = true
+					trunk[pg.Self.Value] = true
 				}
 			}
 		}
@@ -368,10 +449,14 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		}
 		zone := attr("network", n.Name, n.Self, AttrZone)
 		vlan := dvpgVLAN[n.Self.Value]
-		if v, ok := pgVLAN[n.Name]; ok && vlan == nil && n.Self.Type == "Network" {
-			vlan = &v
+		if n.Self.Type == "Network" {
+			var warn string
+			vlan, trunk[n.Self.Value], warn = standardVLAN(n, hostPGs, hostName)
+			if warn != "" {
+				inv.Warnings = append(inv.Warnings, warn)
+			}
 		}
-		if trunk[n.Name] {
+		if trunk[n.Self.Value] {
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s tags VLANs in the guest (VLAN 4095); written without a VLAN", n.Name))
 		}
 		name := n.Name
@@ -450,13 +535,40 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	for _, n := range nets {
 		e.Networks = append(e.Networks, n)
 	}
-	r.rules(inv, vmNames, hostName)
+	r.rules(inv, vmNames, hostName, clusterOf)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	sort.Strings(inv.Warnings)
 	inv.SortObjects()
 	return inv, nil
+}
+
+// standardVLAN is the VLAN of a standard port group network, from the
+// port groups of that name on the network's own hosts (in moref order, so
+// that the VLAN kept when they differ is the same on every run). 4095
+// (guest tagging, VGT) on any of them makes it a trunk, with no one VLAN
+// to write.
+func standardVLAN(n *mo.Network, hostPGs map[string]map[string]int, hostName map[string]string) (vlan *int, trunk bool, warn string) {
+	hosts := slices.Clone(n.Host)
+	slices.SortFunc(hosts, func(a, b types.ManagedObjectReference) int { return strings.Compare(a.Value, b.Value) })
+	first := ""
+	for _, h := range hosts {
+		id, ok := hostPGs[h.Value][n.Name]
+		switch {
+		case !ok:
+		case !validVLAN(id):
+			trunk = true
+		case vlan == nil:
+			vlan, first = &id, hostName[h.Value]
+		case *vlan != id && warn == "":
+			warn = fmt.Sprintf("port group %s has VLAN %d on %s and %d on %s; kept %d", n.Name, *vlan, first, id, hostName[h.Value], *vlan)
+		}
+	}
+	if trunk {
+		return nil, true, ""
+	}
+	return vlan, false, warn
 }
 
 // validVLAN reports whether id is one VLAN (4095 is a trunk to the guest).
@@ -524,12 +636,35 @@ func setVMAttrs(vm *estate.VM, attrs map[string]string) error {
 	return errors.Join(errs...)
 }
 
+// clusterNames names each cluster in the estate, by moref. A cluster name
+// is unique only within its datacenter (two datacenters with a cluster
+// Prod are common): merged, their hosts would be one cluster, and their
+// DRS rules would share names (which the loader refuses) and VM labels
+// (each rule's hosts applied to the other's VMs). So the second (in
+// moref order, the same on every run) is written as NAME#domain-c123,
+// with a warning, as duplicate VMs are.
+func (r *Raw) clusterNames(inv *connector.Inventory) map[string]string {
+	names := map[string]string{}
+	seen := map[string]bool{}
+	for i := range r.Clusters {
+		cl := &r.Clusters[i]
+		name := cl.Name
+		if seen[name] {
+			name = cl.Name + "#" + cl.Self.Value
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two clusters are named %s; the one with id %s is written as %s", cl.Name, cl.Self.Value, name))
+		}
+		seen[name] = true
+		names[cl.Self.Value] = name
+	}
+	return names
+}
+
 // rules imports enabled DRS rules. A VM-VM anti-affinity rule becomes a
 // separate rule with one group per VM (each VM is picked by a label the
 // import adds); a VM-Host rule becomes a placement rule over the VM group
 // (by label) and the host group's hosts (by name). VM-VM affinity has no
 // vguard counterpart and is noted.
-func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]string) {
+func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName, clusterOf map[string]string) {
 	byName := map[string]*estate.VM{}
 	for _, vm := range inv.Estate.VMs {
 		byName[vm.Name] = vm
@@ -551,6 +686,7 @@ func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]strin
 		if !ok {
 			continue
 		}
+		clName := clusterOf[cl.Self.Value]
 		vmGroups := map[string][]types.ManagedObjectReference{}
 		hostGroups := map[string][]types.ManagedObjectReference{}
 		for _, g := range cfg.Group {
@@ -566,10 +702,10 @@ func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]strin
 			if info.Enabled != nil && !*info.Enabled {
 				continue
 			}
-			name := "drs/" + cl.Name + "/" + info.Name
+			name := "drs/" + clName + "/" + info.Name
 			switch rule := br.(type) {
 			case *types.ClusterAntiAffinityRuleSpec:
-				key := "vsphere.drs.separate/" + cl.Name + "/" + info.Name
+				key := "vsphere.drs.separate/" + clName + "/" + info.Name
 				sr := &estate.SeparateRule{Name: name, Scope: estate.ScopeHypervisor}
 				for _, ref := range rule.Vm {
 					if label(ref.Value, key, vmNames[ref.Value]) {
@@ -580,7 +716,7 @@ func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName map[string]strin
 					inv.Separate = append(inv.Separate, sr)
 				}
 			case *types.ClusterVmHostRuleInfo:
-				key := "vsphere.drs.group/" + cl.Name + "/" + rule.VmGroupName
+				key := "vsphere.drs.group/" + clName + "/" + rule.VmGroupName
 				n := 0
 				for _, ref := range vmGroups[rule.VmGroupName] {
 					if label(ref.Value, key, "true") {

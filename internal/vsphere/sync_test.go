@@ -2,8 +2,11 @@ package vsphere
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -156,27 +159,52 @@ func TestStoppedMidSync(t *testing.T) {
 }
 
 // TestPasswordNeverShown makes the URL wrong in several ways; no error may
-// hold the password.
+// hold the password. A password with an unescaped @ followed by /, ? or #
+// parses (url.Parse splits the user information at the last @ before the
+// first /), with part of the password as the host and the rest in the path,
+// query or fragment: such URLs are refused before any connection, and no
+// part of the password may show.
 func TestPasswordNeverShown(t *testing.T) {
 	sim := vspheretest.Start(t, 1)
 	pw := vspheretest.Password
 	good := sim.Server.URL
-	cases := map[string]string{
-		"wrong password": "https://" + vspheretest.User + ":" + pw + "x@" + good.Host + "/sdk",
-		"wrong user":     "https://nobody:" + pw + "@" + good.Host + "/sdk",
-		"no server":      "https://u:" + pw + "@127.0.0.1:1/sdk",
-		"bad host":       "https://u:" + pw + "@no-such-host.invalid/sdk",
-		"bad port":       "https://u:" + pw + "@127.0.0.1:99999/sdk",
-		"bad escape":     "https://u:" + pw + "%zz@127.0.0.1/sdk",
-		"no scheme":      "u:" + pw + "@127.0.0.1/sdk",
-		"ftp":            "ftp://u:" + pw + "@127.0.0.1/sdk",
-		"wrong path":     "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/nope",
-		"no tls verify":  "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk#secure",
+	cases := map[string]struct {
+		raw     string
+		refused bool     // by ParseEndpoint, with the escape hint
+		secrets []string // besides pw
+	}{
+		"wrong password": {raw: "https://" + vspheretest.User + ":" + pw + "x@" + good.Host + "/sdk"},
+		"wrong user":     {raw: "https://nobody:" + pw + "@" + good.Host + "/sdk"},
+		"no server":      {raw: "https://u:" + pw + "@127.0.0.1:1/sdk"},
+		"bad host":       {raw: "https://u:" + pw + "@no-such-host.invalid/sdk"},
+		"bad port":       {raw: "https://u:" + pw + "@127.0.0.1:99999/sdk"},
+		"bad escape":     {raw: "https://u:" + pw + "%zz@127.0.0.1/sdk", refused: true},
+		"no scheme":      {raw: "u:" + pw + "@127.0.0.1/sdk"},
+		"ftp":            {raw: "ftp://u:" + pw + "@127.0.0.1/sdk"},
+		"wrong path":     {raw: "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/nope"},
+		"fragment":       {raw: "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk#secure", refused: true},
+		"query":          {raw: "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk?x=1", refused: true},
+		"empty query":    {raw: "https://" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk?", refused: true},
+		"opaque":         {raw: "https:" + vspheretest.User + ":" + pw + "@" + good.Host + "/sdk", refused: true},
+		// The password is pw@Secr3tPart/2024 (or with ? or #): url.Parse
+		// makes Secr3tPart the host.
+		"@ then /":        {raw: "https://u:" + pw + "@Secr3tPart/2024@" + good.Host + "/sdk", refused: true, secrets: []string{"Secr3tPart", "2024"}},
+		"@ then #":        {raw: "https://u:" + pw + "@Secr3tPart#2024@" + good.Host + "/sdk", refused: true, secrets: []string{"Secr3tPart", "2024"}},
+		"@ then ?":        {raw: "https://u:" + pw + "@Secr3tPart?2024@" + good.Host + "/sdk", refused: true, secrets: []string{"Secr3tPart", "2024"}},
+		"@ then / root":   {raw: "https://u:" + pw + "@Secr3tPart/2024@" + good.Host, refused: true, secrets: []string{"Secr3tPart", "2024"}},
+		"/ then @ then /": {raw: "https://u:" + pw + "/Secr3tPart@2024@" + good.Host + "/sdk", refused: true, secrets: []string{"Secr3tPart", "2024"}},
 	}
-	for name, raw := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			insecure := name != "no tls verify"
-			ep, err := ParseEndpoint(raw, insecure)
+			ep, err := ParseEndpoint(c.raw, true)
+			if c.refused {
+				if err == nil {
+					t.Fatalf("accepted, printed as %s", ep)
+				}
+				if !strings.Contains(err.Error(), "@ → %40") {
+					t.Errorf("no escape hint: %v", err)
+				}
+			}
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
@@ -185,8 +213,10 @@ func TestPasswordNeverShown(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error")
 			}
-			if strings.Contains(err.Error(), pw) {
-				t.Fatalf("the password is in the error: %v", err)
+			for _, s := range append([]string{pw}, c.secrets...) {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("%q of the password is in the error: %v", s, err)
+				}
 			}
 			t.Log(err)
 		})
@@ -235,6 +265,148 @@ func TestTagReadFailsAfterCategories(t *testing.T) {
 	}
 }
 
+// TestTagEndpointFailures: only vCenter's definite "no tagging" (404 for
+// the vAPI endpoint, 401/403 for the list of categories) is a warning,
+// with custom attributes still read; a tagging endpoint that fails (503, a
+// reset connection) at the login or at the list of categories fails the
+// sync with no inventory, rather than giving an estate without any
+// tag-based fact.
+func TestTagEndpointFailures(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		pattern string
+		status  int
+		want    string // in the error, or in the warning when warn
+		warn    bool
+	}{
+		{"categories 503", vspheretest.VAPIListCategories, http.StatusServiceUnavailable, "listing tag categories", false},
+		{"categories reset", vspheretest.VAPIListCategories, 0, "listing tag categories", false},
+		{"login 503", vspheretest.VAPILogin, http.StatusServiceUnavailable, "logging in to the vAPI endpoint", false},
+		{"login 401", vspheretest.VAPILogin, http.StatusUnauthorized, "logging in to the vAPI endpoint", false},
+		{"login 404", vspheretest.VAPILogin, http.StatusNotFound, "tags not read (the vAPI endpoint is not there", true},
+		{"categories 403", vspheretest.VAPIListCategories, http.StatusForbidden, "tags not read (the user may not list tag categories", true},
+		{"categories 401", vspheretest.VAPIListCategories, http.StatusUnauthorized, "tags not read (the user may not list tag categories", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sim := vspheretest.Start(t, 3)
+			vspheretest.Scenario(t, sim)
+			sim.FailVAPI(t, c.pattern, c.status)
+			ep, err := ParseEndpoint(sim.URL, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv, err := Sync(context.Background(), ep)
+			if !c.warn {
+				if err == nil || inv != nil {
+					t.Fatalf("want an error and no inventory, got %v", err)
+				}
+				if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "nothing was written") ||
+					strings.Contains(err.Error(), vspheretest.Password) {
+					t.Errorf("error: %v", err)
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(inv.Warnings)
+			if !slices.ContainsFunc(inv.Warnings, func(w string) bool { return strings.Contains(w, c.want) }) {
+				t.Errorf("no warning %q: %q", c.want, inv.Warnings)
+			}
+			x := estate.NewIndex(&inv.Estate)
+			if low := x.VMs[vspheretest.VMWebLow]; low.SecurityLevel != 0 || low.HomeZone != "" {
+				t.Errorf("%s has tags although none were read: %+v", low.Name, low)
+			}
+			if high := x.VMs[vspheretest.VMWebHigh]; high.SecurityLevel != estate.LevelHigh {
+				t.Errorf("custom attributes not read: %+v", high)
+			}
+		})
+	}
+}
+
+// TestTagReadRequests: tags of other categories (one per VM here, as a
+// backup or cost-centre category has in a large vCenter) cost no request
+// each: only the attached vguard.* tags are read one by one, and the
+// vguard.* facts are read as before.
+func TestTagReadRequests(t *testing.T) {
+	sim := vspheretest.Start(t, 10)
+	vspheretest.Scenario(t, sim)
+	ctx := context.Background()
+	vms, err := sim.Finder(t).VirtualMachineList(ctx, "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, vm := range vms {
+		sim.Tag(t, "backup", fmt.Sprintf("policy-%03d", i), vm)
+	}
+	vguardTags := 0
+	cats, err := sim.Tags.GetCategories(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cats {
+		if strings.HasPrefix(c.Name, "vguard.") {
+			ids, err := sim.Tags.ListTagsForCategory(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vguardTags += len(ids)
+		}
+	}
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	getTag := sim.CountVAPI(t, vspheretest.VAPIGetTag)
+	inv, err := Sync(ctx, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := getTag(); n > int64(vguardTags) {
+		t.Errorf("%d requests for single tags; want at most one per vguard.* tag (%d), none for the %d backup tags", n, vguardTags, len(vms))
+	}
+	low := estate.NewIndex(&inv.Estate).VMs[vspheretest.VMWebLow]
+	if low.Owner != "web" || low.SecurityLevel != estate.LevelLow || low.HomeZone != "internal" {
+		t.Errorf("tags not read: %+v", low)
+	}
+}
+
+// TestTagSessionExpired: a 401 on the list of categories with the vAPI
+// session of an earlier read (a watch's, expired) is not "no tagging": the
+// session logs in again and the tags are read.
+func TestTagSessionExpired(t *testing.T) {
+	sim := vspheretest.Start(t, 3)
+	vspheretest.Scenario(t, sim)
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := Login(ctx, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Logout(ctx)
+	read := func() *Raw {
+		t.Helper()
+		r, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	before := read()
+	// vCenter ends the session; the client still holds its ID.
+	if err := s.rest.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := read()
+	if len(after.Warnings) > 0 || !reflect.DeepEqual(before.Attrs, after.Attrs) {
+		t.Errorf("tags lost with the session: warnings %q, attributes equal %v", after.Warnings, reflect.DeepEqual(before.Attrs, after.Attrs))
+	}
+}
+
 // TestMapTrunkPortGroup: a standard port group with VLAN 4095 (guest
 // tagging) is written without a VLAN, with a warning, and the built estate
 // loads (it used to abort the sync).
@@ -248,8 +420,10 @@ func TestMapTrunkPortGroup(t *testing.T) {
 				{Spec: types.HostPortGroupSpec{Name: "V10", VlanId: 10}},
 			}}}}},
 		Networks: []mo.Network{
-			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: netRef}}, Name: "VGT"},
-			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: types.ManagedObjectReference{Type: "Network", Value: "network-2"}}}, Name: "V10"},
+			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: netRef}}, Name: "VGT",
+				Host: []types.ManagedObjectReference{host}},
+			{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: types.ManagedObjectReference{Type: "Network", Value: "network-2"}}}, Name: "V10",
+				Host: []types.ManagedObjectReference{host}},
 		},
 		Attrs: map[string]map[string]string{"network-1": {AttrZone: "internal"}, "network-2": {AttrZone: "internal"}},
 	}
@@ -269,6 +443,73 @@ func TestMapTrunkPortGroup(t *testing.T) {
 	}
 	if _, err := connector.Build(inv, []string{"testdata/overlay.yaml"}, ""); err != nil {
 		t.Fatalf("the estate does not load: %v", err)
+	}
+}
+
+// TestMapStandardVLANPerHost: two standard port groups named VM Network,
+// in two datacenters, with VLAN 10 on the hosts of one and 20 on those of
+// the other. Each network takes the VLAN of its own hosts (Network.host),
+// so they stay two networks, the second written as VM Network#network-2;
+// port groups of that name on other hosts do not count. Hosts of one
+// network that disagree keep the first VLAN, with a warning.
+func TestMapStandardVLANPerHost(t *testing.T) {
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	host := func(id, name string, vlan int32) mo.HostSystem {
+		return mo.HostSystem{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("HostSystem", id)}, Name: name},
+			Config: &types.HostConfigInfo{Network: &types.HostNetworkInfo{Portgroup: []types.HostPortGroup{
+				{Spec: types.HostPortGroupSpec{Name: "VM Network", VlanId: vlan}},
+			}}}}
+	}
+	net := func(id string, hosts ...string) mo.Network {
+		n := mo.Network{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("Network", id)}}, Name: "VM Network"}
+		for _, h := range hosts {
+			n.Host = append(n.Host, ref("HostSystem", h))
+		}
+		return n
+	}
+	for _, reverse := range []bool{false, true} {
+		r := &Raw{
+			Hosts:    []mo.HostSystem{host("host-1", "esx-a1", 10), host("host-2", "esx-a2", 10), host("host-3", "esx-b1", 20)},
+			Networks: []mo.Network{net("network-1", "host-1", "host-2"), net("network-2", "host-3")},
+			Attrs:    map[string]map[string]string{},
+		}
+		if reverse {
+			slices.Reverse(r.Hosts)
+			slices.Reverse(r.Networks)
+			slices.Reverse(r.Networks[1].Host)
+		}
+		inv, err := r.Map("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := estate.NewIndex(&inv.Estate)
+		if n := x.Networks["VM Network"]; n == nil || n.VLAN == nil || *n.VLAN != 10 {
+			t.Errorf("VM Network = %+v", n)
+		}
+		if n := x.Networks["VM Network#network-2"]; n == nil || n.VLAN == nil || *n.VLAN != 20 {
+			t.Errorf("the second datacenter's VM Network = %+v; networks %v", n, slices.Collect(maps.Keys(x.Networks)))
+		}
+		if slices.ContainsFunc(inv.Warnings, func(w string) bool { return strings.Contains(w, "has VLAN") }) {
+			t.Errorf("a network's hosts agree, yet: %q", inv.Warnings)
+		}
+	}
+	// One network whose hosts disagree.
+	r := &Raw{
+		Hosts:    []mo.HostSystem{host("host-1", "esx-a1", 10), host("host-2", "esx-a2", 11)},
+		Networks: []mo.Network{net("network-1", "host-2", "host-1")},
+		Attrs:    map[string]map[string]string{},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := estate.NewIndex(&inv.Estate).Networks["VM Network"]; n == nil || n.VLAN == nil || *n.VLAN != 10 {
+		t.Errorf("VM Network = %+v", n)
+	}
+	if !slices.Contains(inv.Warnings, "port group VM Network has VLAN 10 on esx-a1 and 11 on esx-a2; kept 10") {
+		t.Errorf("warnings %q", inv.Warnings)
 	}
 }
 
@@ -420,6 +661,88 @@ func TestMapRulesTemplatesStandalone(t *testing.T) {
 	}
 }
 
+// TestMapSameClusterName: two datacenters each have a cluster Prod with a
+// VM-Host rule (dbs on db-hosts) that DRS keeps. The second cluster is
+// written as Prod#domain-c2, with a warning, in the hosts' cluster, the
+// rule names and the VM labels: whether the rules share a name (the
+// merged estate would not load) or not (each rule's hosts would apply to
+// the other's VMs, a false VG402), the estate loads with no placement
+// finding.
+func TestMapSameClusterName(t *testing.T) {
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	h1, h2 := ref("HostSystem", "host-1"), ref("HostSystem", "host-2")
+	c1, c2 := ref("ClusterComputeResource", "domain-c1"), ref("ClusterComputeResource", "domain-c2")
+	host := func(self, parent types.ManagedObjectReference, name string) mo.HostSystem {
+		return mo.HostSystem{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: self}, Name: name, Parent: &parent}}
+	}
+	vm := func(id, name string, on types.ManagedObjectReference) mo.VirtualMachine {
+		return mo.VirtualMachine{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("VirtualMachine", id)}, Name: name},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &on}, Config: &types.VirtualMachineConfigInfo{}}
+	}
+	yes := true
+	cluster := func(self types.ManagedObjectReference, vmID string, h types.ManagedObjectReference, rule string) mo.ClusterComputeResource {
+		return mo.ClusterComputeResource{ComputeResource: mo.ComputeResource{ManagedEntity: mo.ManagedEntity{
+			ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: self}, Name: "Prod"},
+			ConfigurationEx: &types.ClusterConfigInfoEx{
+				Group: []types.BaseClusterGroupInfo{
+					&types.ClusterVmGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "dbs"}, Vm: []types.ManagedObjectReference{ref("VirtualMachine", vmID)}},
+					&types.ClusterHostGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "db-hosts"}, Host: []types.ManagedObjectReference{h}},
+				},
+				Rule: []types.BaseClusterRuleInfo{
+					&types.ClusterVmHostRuleInfo{ClusterRuleInfo: types.ClusterRuleInfo{Name: rule, Enabled: &yes, Mandatory: &yes},
+						VmGroupName: "dbs", AffineHostGroupName: "db-hosts"},
+				},
+			}}}
+	}
+	for _, rule2 := range []string{"dbs-on-db-hosts", "dbs-pinned"} {
+		for _, reverse := range []bool{false, true} {
+			r := &Raw{
+				Hosts:    []mo.HostSystem{host(h1, c1, "esx-a1"), host(h2, c2, "esx-b1")},
+				VMs:      []mo.VirtualMachine{vm("vm-1", "db-a", h1), vm("vm-2", "db-b", h2)},
+				Clusters: []mo.ClusterComputeResource{cluster(c1, "vm-1", h1, "dbs-on-db-hosts"), cluster(c2, "vm-2", h2, rule2)},
+				Attrs:    map[string]map[string]string{},
+			}
+			if reverse {
+				slices.Reverse(r.Clusters)
+				slices.Reverse(r.Hosts)
+			}
+			inv, err := r.Map("test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(inv.Warnings, "two clusters are named Prod; the one with id domain-c2 is written as Prod#domain-c2") {
+				t.Errorf("%s: warnings %q", rule2, inv.Warnings)
+			}
+			out, err := connector.Build(inv, nil, "")
+			if err != nil {
+				t.Fatalf("%s: the estate does not load: %v", rule2, err)
+			}
+			x := estate.NewIndex(out.Result.Estate)
+			if a, b := x.Hypervisors["esx-a1"].Cluster, x.Hypervisors["esx-b1"].Cluster; a != "Prod" || b != "Prod#domain-c2" {
+				t.Errorf("%s: clusters %q and %q", rule2, a, b)
+			}
+			var names []string
+			for _, p := range inv.Placement {
+				names = append(names, p.Name)
+			}
+			slices.Sort(names)
+			if want := []string{"drs/Prod#domain-c2/" + rule2, "drs/Prod/dbs-on-db-hosts"}; !slices.Equal(names, want) {
+				t.Errorf("rules %q, want %q", names, want)
+			}
+			if got := x.VMs["db-b"].Labels; got["vsphere.drs.group/Prod#domain-c2/dbs"] != "true" || len(got) != 1 {
+				t.Errorf("db-b labels %v", got)
+			}
+			for _, f := range check.Evaluate(x, out.Result.Policy, check.Options{}).Findings {
+				if strings.HasPrefix(f.Check, "VG4") { // placement and separation
+					t.Errorf("%s: false finding: %s %s %s", rule2, f.Check, f.Subject, f.Message)
+				}
+			}
+		}
+	}
+}
+
 // TestMapWarnsUnknownAttributes: a vguard.* name in the wrong case, or on
 // the wrong kind of object, is reported rather than silently ignored.
 func TestMapWarnsUnknownAttributes(t *testing.T) {
@@ -459,5 +782,8 @@ func TestEndpointEscapeHint(t *testing.T) {
 	}
 	if p, _ := ep.user.Password(); p != "pa/ss#" {
 		t.Errorf("escaped password read as %q", p)
+	}
+	if ep.String() != "https://vc.example.com/sdk" {
+		t.Errorf("printed as %s, want scheme, host and path only", ep)
 	}
 }

@@ -2,6 +2,7 @@ package vsphere
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -252,34 +253,46 @@ func TestWatchIdleTagsAndTagFailure(t *testing.T) {
 	time.Sleep(refresh + 500*time.Millisecond)
 	drain(events)
 
-	// The tag service breaks: the findings that come from tags stay.
+	// The tag service breaks, at the list of categories (a 503 is no
+	// "no tagging") or at the attached tags: the findings that come from
+	// tags stay.
+	keepsTags := func(what string) {
+		t.Helper()
+		deadline := time.After(refresh + 2*time.Second)
+		for warned := false; !warned; {
+			select {
+			case m := <-warnings:
+				warned = strings.Contains(m, "kept the tags read before")
+			case ev := <-events:
+				if ev.Event == connector.EventResolved {
+					t.Errorf("%s: a finding was resolved because a tag read failed: %+v", what, ev)
+				}
+			case err := <-done:
+				t.Fatalf("%s: the watch ended on a failed tag refresh: %v", what, err)
+			case <-deadline:
+				t.Fatalf("%s: no warning about the failed tag read", what)
+			}
+		}
+		for {
+			select {
+			case ev := <-events:
+				if ev.Event == connector.EventResolved {
+					t.Errorf("%s: a finding was resolved because a tag read failed: %+v", what, ev)
+				}
+				continue
+			case <-time.After(300 * time.Millisecond):
+			}
+			break
+		}
+	}
+	restore := sim.FailVAPI(t, vspheretest.VAPIListCategories, http.StatusServiceUnavailable)
+	keepsTags("categories 503")
+	restore()
+	time.Sleep(refresh + 500*time.Millisecond)
+	drain(events)
+	for len(warnings) > 0 {
+		<-warnings
+	}
 	sim.FailTagReads(t)
-	deadline = time.After(refresh + 2*time.Second)
-	warned := false
-	for !warned {
-		select {
-		case m := <-warnings:
-			warned = strings.Contains(m, "kept the tags read before")
-		case ev := <-events:
-			if ev.Event == connector.EventResolved {
-				t.Errorf("a finding was resolved because a tag read failed: %+v", ev)
-			}
-		case err := <-done:
-			t.Fatalf("the watch ended on a failed tag refresh: %v", err)
-		case <-deadline:
-			t.Fatal("no warning about the failed tag read")
-		}
-	}
-	for {
-		select {
-		case ev := <-events:
-			if ev.Event == connector.EventResolved {
-				t.Errorf("a finding was resolved because a tag read failed: %+v", ev)
-			}
-			continue
-		case <-time.After(300 * time.Millisecond):
-		}
-		break
-	}
-
+	keepsTags("attached tags 503")
 }

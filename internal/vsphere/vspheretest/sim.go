@@ -10,6 +10,10 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/vmware/govmomi"
@@ -18,6 +22,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	// The tagging endpoint of the simulator.
@@ -40,6 +45,9 @@ type Sim struct {
 	// Client is a logged-in client for arranging the scenario.
 	Client *govmomi.Client
 	Tags   *tags.Manager
+
+	mu   sync.Mutex
+	vapi map[string]*vapiRule // by FailVAPI and CountVAPI pattern
 }
 
 // Start runs a vCenter with 2 clusters of 4 hosts, 3 distributed port
@@ -74,7 +82,35 @@ func Start(t testing.TB, vms int) *Sim {
 		t.Fatal(err)
 	}
 	sim.Tags = tags.NewManager(rc)
+	sim.standardNetworkHosts()
 	return sim
+}
+
+// standardNetworkHosts fills Network.host of the standard port group
+// networks ("VM Network") with the hosts that have a port group of that
+// name, as vCenter does; the simulator fills it only for distributed port
+// groups, and vsphere reads a standard network's VLAN from its own hosts.
+func (s *Sim) standardNetworkHosts() {
+	m := s.Model.Map()
+	hostsOf := map[string][]types.ManagedObjectReference{} // port group name -> hosts
+	for _, e := range m.All("HostSystem") {
+		h, ok := e.(*simulator.HostSystem)
+		if !ok || h.Config == nil || h.Config.Network == nil {
+			continue
+		}
+		for _, pg := range h.Config.Network.Portgroup {
+			hostsOf[pg.Spec.Name] = append(hostsOf[pg.Spec.Name], h.Self)
+		}
+	}
+	for _, e := range m.All("Network") {
+		n, ok := e.(*mo.Network)
+		if !ok || len(n.Host) > 0 || len(hostsOf[n.Name]) == 0 {
+			continue
+		}
+		hosts := hostsOf[n.Name]
+		slices.SortFunc(hosts, func(a, b types.ManagedObjectReference) int { return strings.Compare(a.Value, b.Value) })
+		m.Update(simulator.NewContext(), n, []types.PropertyChange{{Name: "host", Val: hosts}})
+	}
 }
 
 // Finder returns a finder on the simulator's datacenter.
@@ -194,7 +230,76 @@ func (s *Sim) Reconfigure(t testing.TB, cl *object.ClusterComputeResource, spec 
 // listed does. Listing categories still works.
 func (s *Sim) FailTagReads(t testing.TB) {
 	t.Helper()
-	s.Model.Service.ServeMux.HandleFunc("POST /rest/com/vmware/cis/tagging/tag-association", func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "tagging service unavailable", http.StatusServiceUnavailable)
+	s.FailVAPI(t, "POST /rest/com/vmware/cis/tagging/tag-association", http.StatusServiceUnavailable)
+}
+
+// vAPI requests for FailVAPI and CountVAPI.
+const (
+	VAPILogin          = "POST /rest/com/vmware/cis/session"
+	VAPIListCategories = "GET /rest/com/vmware/cis/tagging/category"
+	VAPIGetTag         = "GET /rest/com/vmware/cis/tagging/tag/{id}"
+)
+
+// FailVAPI makes every later request that matches pattern (a ServeMux
+// pattern, such as VAPIListCategories) fail: with the HTTP status, or,
+// for status 0, by closing the connection without an answer, as a reset
+// does. The function it returns makes the requests succeed again.
+func (s *Sim) FailVAPI(t testing.TB, pattern string, status int) (restore func()) {
+	t.Helper()
+	rule := s.vapiRule(pattern)
+	rule.status.Store(int64(status))
+	return func() { rule.status.Store(passThrough) }
+}
+
+// CountVAPI counts the later requests that match pattern; the function it
+// returns tells how many there were.
+func (s *Sim) CountVAPI(t testing.TB, pattern string) (count func() int64) {
+	t.Helper()
+	rule := s.vapiRule(pattern)
+	rule.count.Store(0)
+	return rule.count.Load
+}
+
+// vapiRule is how the requests of one pattern are served: by the
+// simulator, or failed.
+type vapiRule struct {
+	status atomic.Int64 // passThrough, 0 (reset) or an HTTP status
+	count  atomic.Int64
+}
+
+const passThrough = -1
+
+// vapiRule returns the rule of pattern, putting its handler in front of
+// the simulator's own on first use.
+func (s *Sim) vapiRule(pattern string) *vapiRule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.vapi == nil {
+		s.vapi = map[string]*vapiRule{}
+	}
+	if rule := s.vapi[pattern]; rule != nil {
+		return rule
+	}
+	rule := new(vapiRule)
+	rule.status.Store(passThrough)
+	s.vapi[pattern] = rule
+	method, path, _ := strings.Cut(pattern, " ")
+	orig, _ := s.Model.Service.ServeMux.Handler(&http.Request{Method: method, URL: &url.URL{Path: path}})
+	s.Model.Service.ServeMux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		rule.count.Add(1)
+		switch status := rule.status.Load(); status {
+		case passThrough:
+			orig.ServeHTTP(w, r)
+		case 0:
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				http.Error(w, "cannot reset: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			conn.Close()
+		default:
+			http.Error(w, "failed by the test", int(status))
+		}
 	})
+	return rule
 }
