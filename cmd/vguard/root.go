@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -83,7 +85,44 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newLibvirtHookCmd(g),
 		newWatchCmd(g),
 	)
+	guardArgs(root)
 	return root, g
+}
+
+// guardArgs makes every wrong command line below root a usage error (exit
+// 2, with the help hint). Cobra lets a command group (image, audit, sync,
+// ...) print its help and succeed when given a subcommand it does not know,
+// so `vguard audit verfy || alert` would never alert; and its argument-count
+// errors carry no hint of the command's usage.
+func guardArgs(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		guardArgs(sub)
+	}
+	if c.HasParent() && c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return c.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+			if c.SuggestionsMinimumDistance <= 0 {
+				c.SuggestionsMinimumDistance = 2 // cobra's own default for the root
+			}
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return &usageError{cmd: c.CommandPath(), err: errors.New(msg)}
+		}
+		return
+	}
+	if validate := c.Args; validate != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := validate(c, args); err != nil {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
+			return nil
+		}
+	}
 }
 
 // openOutput returns where a report goes: stdout, or the file named by -o.
