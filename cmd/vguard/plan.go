@@ -99,7 +99,7 @@ func runPlan(_ context.Context, g *globalOptions, o *planOptions, changeFile str
 		ops[i] = op.String()
 	}
 	rep := &report.PlanReport{
-		Decision: string(v.Decision), Introduced: v.Introduced, Resolved: v.Resolved, Unchanged: v.Unchanged,
+		Decision: string(v.Decision), Introduced: v.Introduced, Resolved: v.Resolved, Worsened: v.Worsened, Unchanged: v.Unchanged,
 		BlockAt: res.Policy.Change.BlockAt, ChangeName: chg.Meta.Name, Operations: ops,
 		Estate: report.StatsOf(res.Estate), EstateName: res.Estate.Meta.Name,
 		Inputs: append([]string{changeFile}, res.Files...),

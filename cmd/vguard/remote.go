@@ -144,6 +144,7 @@ func runRemotePlan(g *globalOptions, o *planOptions, format report.Format, chang
 		Decision   string          `json:"decision"`
 		Introduced []check.Finding `json:"introduced"`
 		Resolved   []check.Finding `json:"resolved"`
+		Worsened   []check.Finding `json:"worsened"`
 		Unchanged  int             `json:"unchanged"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
@@ -154,7 +155,7 @@ func runRemotePlan(g *globalOptions, o *planOptions, format report.Format, chang
 		blockAt = estate.SevHigh
 	}
 	rep := &report.PlanReport{
-		Decision: v.Decision, Introduced: v.Introduced, Resolved: v.Resolved, Unchanged: v.Unchanged,
+		Decision: v.Decision, Introduced: v.Introduced, Resolved: v.Resolved, Worsened: v.Worsened, Unchanged: v.Unchanged,
 		BlockAt: blockAt, Inputs: []string{changeFile}, EstateName: o.remote.url,
 	}
 	// The server has judged it; parsing it here only names it and its

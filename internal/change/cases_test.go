@@ -26,6 +26,9 @@ type caseWant struct {
 	// Introduced and Resolved are exact sets of findings.
 	Introduced []caseFinding `yaml:"introduced"`
 	Resolved   []caseFinding `yaml:"resolved"`
+	// Worsened is the exact set of findings whose severity the change
+	// raised; none when not given.
+	Worsened []caseFinding `yaml:"worsened"`
 	// Unchanged, when given, is the count of findings before and after.
 	Unchanged *int `yaml:"unchanged"`
 	// Errors, for an invalid change, are regular expressions that must
@@ -105,6 +108,7 @@ func TestCases(t *testing.T) {
 			}
 			compareFindings(t, "introduced", v.Introduced, want.Introduced)
 			compareFindings(t, "resolved", v.Resolved, want.Resolved)
+			compareFindings(t, "worsened", v.Worsened, want.Worsened)
 			if want.Unchanged != nil && v.Unchanged != *want.Unchanged {
 				t.Errorf("unchanged %d, want %d", v.Unchanged, *want.Unchanged)
 			}

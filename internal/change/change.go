@@ -176,13 +176,29 @@ func parse(file string, docs []*syntax.Node) (*Change, error) {
 	}
 	opsNode := doc.Get("operations")
 	for i, op := range cd.Operations {
-		if op == nil {
-			continue
-		}
-		op.Index = i
 		var n *syntax.Node
 		if opsNode != nil && opsNode.Kind == syntax.SeqNode && i < len(opsNode.Items) {
 			n = opsNode.Items[i]
+		}
+		if op == nil || (n != nil && n.Kind == syntax.ScalarNode && n.Tag == syntax.NullTag) {
+			continue // "- null": the decoder reported an empty entry
+		}
+		op.Index = i
+		// Names the change gives new objects reach reports and the audit
+		// trail like the change's own name.
+		if n != nil && n.Kind == syntax.MapNode {
+			for _, at := range []struct {
+				node *syntax.Node
+				path string
+			}{{n.Get("name"), ".name"}, {n.Get("spec").Get("name"), ".spec.name"}} {
+				if at.node == nil || at.node.Kind != syntax.ScalarNode {
+					continue
+				}
+				if j := strings.IndexFunc(at.node.Value, unicode.IsControl); j >= 0 {
+					r, _ := utf8.DecodeRuneInString(at.node.Value[j:])
+					errorf(at.node.Line, op.path()+at.path, "control character %U in a name", r)
+				}
+			}
 		}
 		fields, known := opFields[op.Op]
 		if !known {

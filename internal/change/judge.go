@@ -31,9 +31,15 @@ type Verdict struct {
 	// Unchanged counts the findings present before and after.
 	Unchanged int
 	// Changed are the findings, among the unchanged, whose message or
-	// evidence the change altered (as they are after it): a service that
-	// loses fewer members than before, say. Not part of the decision.
+	// severity the change altered (as they are after it): a service that
+	// loses fewer members than before, say.
 	Changed []check.Finding
+	// Worsened are the changed findings whose severity the change raised
+	// (as they are after it): an internet-facing VM lowered from standard
+	// to low hardening turns its VG101 from high to critical. Same key, so
+	// not introduced; but a change that makes a finding worse is judged
+	// like one that brings it (docs/decisions.md).
+	Worsened []check.Finding
 	// Scope tells how much was re-judged: VMs, hypervisors and services in
 	// scope (for the curious and for performance work).
 	Scope ScopeSize
@@ -128,9 +134,9 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 			v.Scope.VMs += len(j.x.VMsOfImage(im.Ref()))
 		}
 	}
-	introduced, resolved, changed := diff(before.Findings, after.Findings)
+	introduced, resolved, changed, worsened := diff(before.Findings, after.Findings)
 	j.buffers.Put(before.Findings) // what is kept of it was copied out
-	v.Introduced, v.Resolved, v.Changed = introduced, resolved, changed
+	v.Introduced, v.Resolved, v.Changed, v.Worsened = introduced, resolved, changed, worsened
 	if len(changeOnly) > 0 {
 		v.Introduced = append(slices.Clip(introduced), changeOnly...)
 		check.SortFindings(v.Introduced)
@@ -142,7 +148,7 @@ func (j *Judge) judge(c *Change, keep bool) (*Verdict, error) {
 		}
 	}
 	v.Unchanged = len(j.keys) - resolvedKnown
-	v.Decision = decide(v.Introduced, j.p.Change.BlockAt)
+	v.Decision = decide(v.Introduced, v.Worsened, j.p.Change.BlockAt)
 	if keep {
 		j.advance(introduced, v.Resolved, v.Changed)
 	}
@@ -188,22 +194,25 @@ func (j *Judge) advance(introduced, resolved, changed []check.Finding) {
 	check.SortFindings(j.before)
 }
 
-// decide applies change.blockAt to the introduced findings.
-func decide(introduced []check.Finding, blockAt estate.Severity) Decision {
+// decide applies change.blockAt to the introduced and worsened findings.
+func decide(introduced, worsened []check.Finding, blockAt estate.Severity) Decision {
 	d := Allow
-	for i := range introduced {
-		if introduced[i].Severity >= blockAt {
-			return Deny
+	for _, fs := range [][]check.Finding{introduced, worsened} {
+		for i := range fs {
+			if fs[i].Severity >= blockAt {
+				return Deny
+			}
+			d = Warn
 		}
-		d = Warn
 	}
 	return d
 }
 
 // diff compares the findings of a scope before and after a change, by key
 // (check, subject, related): introduced are those only after, resolved
-// those only before, changed those in both whose message differs. Each
-// keeps the order of its input.
+// those only before, changed those in both whose message or severity
+// differs, worsened those of changed whose severity rose. Each keeps the
+// order of its input.
 //
 // Both inputs are in report order (check.SortFindings), so within one
 // severity and check they are sorted by subject and related, and the
@@ -214,9 +223,9 @@ func decide(introduced []check.Finding, blockAt estate.Severity) Decision {
 // each finding of before in the run by binary search, so that the run's
 // subjects are not even read. introduced reuses after's array (after is
 // not read again).
-func diff(before, after []check.Finding) (introduced, resolved, changed []check.Finding) {
+func diff(before, after []check.Finding) (introduced, resolved, changed, worsened []check.Finding) {
 	if len(before) == 0 {
-		return after, nil, nil
+		return after, nil, nil, nil
 	}
 	byCheck := map[string][]int{}
 	for i := range before {
@@ -229,8 +238,11 @@ func diff(before, after []check.Finding) (introduced, resolved, changed []check.
 	introduced = after[:0]
 	match := func(j int, f *check.Finding) {
 		matched[j] = true
-		if before[j].Message != f.Message {
+		if before[j].Message != f.Message || before[j].Severity != f.Severity {
 			changed = append(changed, *f)
+		}
+		if f.Severity > before[j].Severity {
+			worsened = append(worsened, *f)
 		}
 	}
 	for lo := 0; lo < len(after); {
@@ -279,7 +291,7 @@ func diff(before, after []check.Finding) (introduced, resolved, changed []check.
 			resolved = append(resolved, before[i])
 		}
 	}
-	return introduced, resolved, changed
+	return introduced, resolved, changed, worsened
 }
 
 // compareKey orders findings of one check by subject, then related.

@@ -107,7 +107,7 @@ func randomChange(t testing.TB, r *rand.Rand, e *estate.Estate, serial int) *Cha
 
 // fullVerdict judges c the slow, obvious way: build the estate after the
 // change from scratch and evaluate every check on both.
-func fullVerdict(t testing.TB, e *estate.Estate, p *estate.Policy, c *Change) (intro, gone []string) {
+func fullVerdict(t testing.TB, e *estate.Estate, p *estate.Policy, c *Change) (intro, gone, worse []string) {
 	x := estate.NewIndex(e)
 	x.EnableUpdates()
 	a, errs := apply(x, c, nil)
@@ -131,7 +131,17 @@ func fullVerdict(t testing.TB, e *estate.Estate, p *estate.Policy, c *Change) (i
 	after.Images = append(slices.Clone(e.Images), a.images...)
 	before := check.Evaluate(estate.NewIndex(e), p, check.Options{}).Findings
 	afterF := check.Evaluate(estate.NewIndex(&after), p, check.Options{}).Findings
-	return lines(append(keyDiff(afterF, before), changeOnly...)), lines(keyDiff(before, afterF))
+	sev := map[string]estate.Severity{}
+	for _, f := range before {
+		sev[f.Key()] = f.Severity
+	}
+	var worsened []check.Finding
+	for _, f := range afterF {
+		if s, ok := sev[f.Key()]; ok && f.Severity > s {
+			worsened = append(worsened, f)
+		}
+	}
+	return lines(append(keyDiff(afterF, before), changeOnly...)), lines(keyDiff(before, afterF)), lines(worsened)
 }
 
 func lines(fs []check.Finding) []string {
@@ -151,6 +161,7 @@ func TestJudgeMatchesFull(t *testing.T) {
 	if testing.Short() {
 		rounds = 10
 	}
+	worseSeen := 0
 	for seed := int64(1); seed <= 5; seed++ {
 		e, p := gen.Estate(gen.Options{VMs: 200 + int(seed)*150, Hypervisors: 10 + int(seed)*2, Seed: seed})
 		x := estate.NewIndex(e)
@@ -161,12 +172,28 @@ func TestJudgeMatchesFull(t *testing.T) {
 		r := rand.New(rand.NewPCG(uint64(seed), 11))
 		for round := 0; round < rounds; round++ {
 			c := randomChange(t, r, e, round)
+			if round%4 == 3 {
+				// Lower a VM that has a finding below critical to low
+				// hardening: the way a change makes a finding worse.
+				for i := range j.before {
+					f := &j.before[i]
+					if f.Severity < estate.SevCritical && strings.HasPrefix(f.Subject, "vm/") && r.IntN(4) == 0 {
+						c = mustParse(t, fmt.Sprintf("apiVersion: vguard.dev/v1\nkind: Change\noperations:\n  - {op: update, vm: %s, set: {securityLevel: low}}\n",
+							strings.TrimPrefix(f.Subject, "vm/")))
+						break
+					}
+				}
+			}
 			v, err := j.Judge(c)
 			if err != nil {
 				t.Fatalf("seed %d round %d: %v", seed, round, err)
 			}
-			wantIntro, wantGone := fullVerdict(t, e, p, c)
+			wantIntro, wantGone, wantWorse := fullVerdict(t, e, p, c)
 			gotIntro, gotGone := lines(v.Introduced), lines(v.Resolved)
+			worseSeen += len(wantWorse)
+			if got := lines(v.Worsened); !slices.Equal(got, wantWorse) {
+				t.Fatalf("seed %d round %d: worsened: got\n  %s\nwant\n  %s", seed, round, strings.Join(got, "\n  "), strings.Join(wantWorse, "\n  "))
+			}
 			if !slices.Equal(gotIntro, wantIntro) || !slices.Equal(gotGone, wantGone) {
 				var ops []string
 				for _, op := range c.Operations {
@@ -182,6 +209,10 @@ func TestJudgeMatchesFull(t *testing.T) {
 			}
 		}
 	}
+	if worseSeen == 0 {
+		t.Fatal("no random change made a finding worse: the test says nothing of Worsened")
+	}
+	t.Logf("%d worsened findings checked", worseSeen)
 }
 
 // keyDiff returns the findings of a whose key is not in b: the plain
@@ -271,23 +302,29 @@ func TestDiffMatchesReference(t *testing.T) {
 		}
 		before, after := mk(nb, 3000), mk(na, 3000)
 		wantIntro, wantGone := keyDiff(after, before), keyDiff(before, after)
-		gotIntro, gotGone, gotChanged := diff(before, slices.Clone(after))
+		gotIntro, gotGone, gotChanged, gotWorse := diff(before, slices.Clone(after))
 		if !slices.Equal(lines(gotIntro), lines(wantIntro)) || !slices.Equal(lines(gotGone), lines(wantGone)) {
 			t.Fatalf("trial %d (%d before, %d after): introduced %d want %d, resolved %d want %d",
 				trial, nb, na, len(gotIntro), len(wantIntro), len(gotGone), len(wantGone))
 		}
-		msg := map[string]string{}
+		was := map[string]check.Finding{}
 		for _, f := range before {
-			msg[f.Key()] = f.Message
+			was[f.Key()] = f
 		}
-		var wantChanged []check.Finding
+		var wantChanged, wantWorse []check.Finding
 		for _, f := range after {
-			if m, ok := msg[f.Key()]; ok && m != f.Message {
+			if b, ok := was[f.Key()]; ok && (b.Message != f.Message || b.Severity != f.Severity) {
 				wantChanged = append(wantChanged, f)
+				if f.Severity > b.Severity {
+					wantWorse = append(wantWorse, f)
+				}
 			}
 		}
 		if !slices.Equal(lines(gotChanged), lines(wantChanged)) {
 			t.Fatalf("trial %d: changed %d, want %d", trial, len(gotChanged), len(wantChanged))
+		}
+		if !slices.Equal(lines(gotWorse), lines(wantWorse)) {
+			t.Fatalf("trial %d: worsened %d, want %d", trial, len(gotWorse), len(wantWorse))
 		}
 	}
 }
@@ -333,4 +370,14 @@ operations:
 	if got, want := lines(j.Before()), lines(full.Findings); !slices.Equal(got, want) {
 		t.Fatalf("after the commit the judge holds %d findings, a full evaluation %d", len(got), len(want))
 	}
+}
+
+// mustParse parses a Change document or fails the test.
+func mustParse(t testing.TB, text string) *Change {
+	t.Helper()
+	c, err := Parse("c.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -118,6 +118,7 @@ func TestLoadErrors(t *testing.T) {
 			`x.yaml:9: vms[0].name: name "a\x00b" holds the control character U+0000`,
 			`x.yaml:10: vms[1].name: name "\x1b[31mred" holds the control character U+001B`,
 			`images[0].name: name "m\tx" holds the control character U+0009`}},
+		{"empty-entry", base + "vms:\n  -\n  - null\n", []string{`vms[0]: empty entry`, `vms[1]: empty entry`}},
 		{"dup-image", base + "---\n" + header + "images: [{name: m, version: 1}]\n", []string{`duplicate image "m@1"`}},
 		{"version", "apiVersion: vguard.dev/v2\nkind: Estate\n", []string{`x.yaml:1: apiVersion: unsupported apiVersion "vguard.dev/v2"`}},
 		{"no-version", "kind: Estate\n", []string{`missing apiVersion`}},

@@ -18,6 +18,11 @@ type PlanReport struct {
 	// Introduced and Resolved findings, in report order.
 	Introduced []check.Finding
 	Resolved   []check.Finding
+	// Worsened are findings present before and after whose severity the
+	// change raised, as they are after it. They count in the decision like
+	// introduced ones; the JSON gives them (as "worsened") only when there
+	// are any, so that the shape of cli.md is unchanged otherwise.
+	Worsened []check.Finding
 	// Unchanged counts the findings present before and after.
 	Unchanged int
 	// BlockAt is the policy's change.blockAt, for the table's explanation.
@@ -44,7 +49,11 @@ func WritePlan(w io.Writer, format Format, r *PlanReport) error {
 	case JSON:
 		err = writePlanJSON(w, r)
 	case SARIF:
-		err = writeCheckSARIF(w, &CheckReport{Findings: r.Introduced, Estate: r.Estate, Inputs: r.Inputs, ToolVersion: r.ToolVersion})
+		findings := r.Introduced
+		if len(r.Worsened) > 0 {
+			findings = append(append([]check.Finding(nil), r.Introduced...), r.Worsened...)
+		}
+		err = writeCheckSARIF(w, &CheckReport{Findings: findings, Estate: r.Estate, Inputs: r.Inputs, ToolVersion: r.ToolVersion})
 	default:
 		return fmt.Errorf("report: unknown format %q", format)
 	}
@@ -63,6 +72,10 @@ func writePlanJSON(w io.Writer, r *PlanReport) error {
 	jw.findings(r.Introduced, 1)
 	jw.field(",", 1, "resolved")
 	jw.findings(r.Resolved, 1)
+	if len(r.Worsened) > 0 {
+		jw.field(",", 1, "worsened")
+		jw.findings(r.Worsened, 1)
+	}
 	jw.int(",", 1, "unchanged", r.Unchanged)
 	jw.raw("\n}\n")
 	return jw.flush()
@@ -81,10 +94,14 @@ func writePlanTable(w io.Writer, r *PlanReport) error {
 		estateName = "estate " + clean(r.EstateName)
 	}
 	banner := strings.ToUpper(r.Decision)
-	switch r.Decision {
-	case "deny":
+	switch {
+	case len(r.Worsened) > 0 && r.Decision == "deny":
+		banner += fmt.Sprintf(": %s introduces or makes worse findings at or above %s (change.blockAt); do not make it as it is.", name, r.BlockAt)
+	case len(r.Worsened) > 0 && r.Decision == "warn":
+		banner += fmt.Sprintf(": %s introduces or makes worse findings below %s; review them before making it.", name, r.BlockAt)
+	case r.Decision == "deny":
 		banner += fmt.Sprintf(": %s introduces findings at or above %s (change.blockAt); do not make it as it is.", name, r.BlockAt)
-	case "warn":
+	case r.Decision == "warn":
 		banner += fmt.Sprintf(": %s introduces findings below %s; review them before making it.", name, r.BlockAt)
 	default:
 		banner += fmt.Sprintf(": %s introduces no finding.", name)
@@ -104,6 +121,10 @@ func writePlanTable(w io.Writer, r *PlanReport) error {
 		fmt.Fprintf(bw, "INTRODUCED: %s\n\n", count(len(r.Introduced), "finding"))
 		writeFindingsTable(bw, r.Introduced)
 	}
+	if len(r.Worsened) > 0 {
+		fmt.Fprintf(bw, "MADE WORSE: %s (present before, at a lower severity)\n\n", count(len(r.Worsened), "finding"))
+		writeFindingsTable(bw, r.Worsened)
+	}
 	if len(r.Resolved) > 0 {
 		fmt.Fprintf(bw, "RESOLVED: %s\n\n", count(len(r.Resolved), "finding"))
 		for i := range r.Resolved {
@@ -112,7 +133,11 @@ func writePlanTable(w io.Writer, r *PlanReport) error {
 		}
 		bw.WriteString("\n")
 	}
-	fmt.Fprintf(bw, "%s introduced, %s resolved, %d unchanged.\n",
-		count(len(r.Introduced), "finding"), count(len(r.Resolved), "finding"), r.Unchanged)
+	worse := ""
+	if len(r.Worsened) > 0 {
+		worse = fmt.Sprintf(" (%d of them made worse)", len(r.Worsened))
+	}
+	fmt.Fprintf(bw, "%s introduced, %s resolved, %d unchanged%s.\n",
+		count(len(r.Introduced), "finding"), count(len(r.Resolved), "finding"), r.Unchanged, worse)
 	return bw.Flush()
 }

@@ -362,14 +362,16 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 		ops[i] = op.String()
 	}
 	blocking := 0
-	for i := range v.Introduced {
-		if v.Introduced[i].Severity >= st.res.Policy.Change.BlockAt {
-			blocking++
+	for _, fs := range [][]check.Finding{v.Introduced, v.Worsened} {
+		for i := range fs {
+			if fs[i].Severity >= st.res.Policy.Change.BlockAt {
+				blocking++
+			}
 		}
 	}
 	var buf bytes.Buffer
 	werr := report.WritePlan(&buf, report.JSON, &report.PlanReport{Decision: string(v.Decision),
-		Introduced: v.Introduced, Resolved: v.Resolved, Unchanged: v.Unchanged})
+		Introduced: v.Introduced, Resolved: v.Resolved, Worsened: v.Worsened, Unchanged: v.Unchanged})
 	decision, introduced, resolved := v.Decision, len(v.Introduced), len(v.Resolved)
 	release() // the verdict is in buf: its findings go back to the judge
 	if werr != nil {

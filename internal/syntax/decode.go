@@ -273,7 +273,14 @@ func (d *decoder) elements(items []*Node, first int, out reflect.Value) {
 			pv.Interface().(Defaulter).SetDefaults()
 		}
 		d.push("", first+i)
-		d.value(item, ev)
+		if ev.Kind() == reflect.Struct && item.Kind == ScalarNode && item.Tag == NullTag {
+			// "- " or "- null" in a list of objects (VMs, operations):
+			// most likely an edit gone wrong, and an object of no fields
+			// would otherwise count (a VM of no name).
+			d.errorf(item, "empty entry")
+		} else {
+			d.value(item, ev)
+		}
 		d.pop()
 	}
 }
