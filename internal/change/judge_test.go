@@ -3,6 +3,7 @@ package change
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/vguard-dev/vguard/internal/check"
 	"github.com/vguard-dev/vguard/internal/estate"
 	"github.com/vguard-dev/vguard/internal/gen"
+	"github.com/vguard-dev/vguard/internal/load"
 	"github.com/vguard-dev/vguard/internal/syntax"
 )
 
@@ -380,4 +382,44 @@ func mustParse(t testing.TB, text string) *Change {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestCommitAddImageMatchesFull: after Commit of an add-image whose scan
+// report lists secrets, the index and the findings the Judge holds agree:
+// a full evaluation of the index sees the new image (VG105) too.
+func TestCommitAddImageMatchesFull(t *testing.T) {
+	dir := t.TempDir()
+	if err := gen.WriteDir(dir, gen.Options{VMs: 200, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := load.Paths([]string{dir}, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := check.NewDiskFiles()
+	x := estate.NewIndex(res.Estate)
+	j, err := NewJudge(x, res.Policy, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(filepath.Join(dir, "c.yaml"), []byte(`apiVersion: vguard.dev/v1
+kind: Change
+operations:
+  - {op: add-image, spec: {name: fresh, version: 1, scan: scans/vm-leaky.json}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := j.Commit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(v.Introduced, func(f check.Finding) bool { return f.Check == "VG105" && f.Subject == "image/fresh@1" }) {
+		t.Fatalf("the leaky image introduced no VG105: %s", lines(v.Introduced))
+	}
+	full := check.Evaluate(x, res.Policy, check.Options{Files: files})
+	if got, want := lines(j.before), lines(full.Findings); !slices.Equal(got, want) {
+		t.Fatalf("the judge holds %d findings, a full evaluation of its index %d\ngot\n  %s\nwant\n  %s",
+			len(got), len(want), strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
 }

@@ -180,7 +180,7 @@ func (c *Context) Datastores() []*estate.Datastore {
 // Images returns the image versions to judge.
 func (c *Context) Images() []*estate.Image {
 	if c.scope == nil {
-		return c.Index.Estate.Images
+		return c.Index.AllImages()
 	}
 	out := make([]*estate.Image, 0, len(c.scope.Images))
 	for r := range c.scope.Images {

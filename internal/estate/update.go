@@ -13,6 +13,9 @@ import (
 // since a change that touches no identity never needs the identity lookup,
 // and building it costs more than judging the change.
 type updates struct {
+	// imagesChanged: an image was added or removed since the index was
+	// built, so the estate's own list is no longer the images (AllImages).
+	imagesChanged bool
 	// Services by how they pick members, to find a VM's services.
 	staticSvc     map[string][]*Service // by member name
 	selSvcByApp   map[string][]*Service
@@ -493,6 +496,21 @@ func (x *Index) AllVMs() []*VM {
 	return out
 }
 
+// AllImages lists every image version of the index as it is now: the
+// estate's list until an image was added or removed (Judge.Commit of an
+// add-image), then a list made from the index, sorted by reference.
+func (x *Index) AllImages() []*Image {
+	if x.upd == nil || !x.upd.imagesChanged {
+		return x.Estate.Images
+	}
+	out := make([]*Image, 0, len(x.Images))
+	for _, im := range x.Images {
+		out = append(out, im)
+	}
+	slices.SortFunc(out, func(a, b *Image) int { return strings.Compare(a.Ref().String(), b.Ref().String()) })
+	return out
+}
+
 // OfferIdentitySource lets a full evaluation hand over what it learnt of
 // identity values. It is taken only while the index has updates enabled and
 // has not changed since (the source describes the index as it is), and
@@ -670,6 +688,7 @@ func removeFrom[K comparable](m map[K][]*VM, key K, vm *VM) {
 // AddImage adds an image version, whose (name, version) must be new.
 func (x *Index) AddImage(im *Image) {
 	u := x.mustUpdates()
+	u.imagesChanged = true
 	x.Images[im.Ref()] = im
 	u.imagesByName[im.Name] = append(u.imagesByName[im.Name], im)
 	x.recomputeNewest(im.Name)
@@ -678,6 +697,7 @@ func (x *Index) AddImage(im *Image) {
 // RemoveImage removes an image version (the object the index holds).
 func (x *Index) RemoveImage(im *Image) {
 	u := x.mustUpdates()
+	u.imagesChanged = true
 	delete(x.Images, im.Ref())
 	u.imagesByName[im.Name] = slices.DeleteFunc(u.imagesByName[im.Name], func(o *Image) bool { return o == im })
 	x.recomputeNewest(im.Name)
