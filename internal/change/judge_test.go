@@ -109,7 +109,7 @@ func randomChange(t testing.TB, r *rand.Rand, e *estate.Estate, serial int) *Cha
 
 // fullVerdict judges c the slow, obvious way: build the estate after the
 // change from scratch and evaluate every check on both.
-func fullVerdict(t testing.TB, e *estate.Estate, p *estate.Policy, c *Change) (intro, gone, worse []string) {
+func fullVerdict(t testing.TB, e *estate.Estate, p *estate.Policy, c *Change, files check.SideFiles) (intro, gone, worse []string) {
 	x := estate.NewIndex(e)
 	x.EnableUpdates()
 	a, errs := apply(x, c, nil)
@@ -131,8 +131,8 @@ func fullVerdict(t testing.TB, e *estate.Estate, p *estate.Policy, c *Change) (i
 		}
 	}
 	after.Images = append(slices.Clone(e.Images), a.images...)
-	before := check.Evaluate(estate.NewIndex(e), p, check.Options{}).Findings
-	afterF := check.Evaluate(estate.NewIndex(&after), p, check.Options{}).Findings
+	before := check.Evaluate(estate.NewIndex(e), p, check.Options{Files: files}).Findings
+	afterF := check.Evaluate(estate.NewIndex(&after), p, check.Options{Files: files}).Findings
 	sev := map[string]estate.Severity{}
 	for _, f := range before {
 		sev[f.Key()] = f.Severity
@@ -190,7 +190,7 @@ func TestJudgeMatchesFull(t *testing.T) {
 			if err != nil {
 				t.Fatalf("seed %d round %d: %v", seed, round, err)
 			}
-			wantIntro, wantGone, wantWorse := fullVerdict(t, e, p, c)
+			wantIntro, wantGone, wantWorse := fullVerdict(t, e, p, c, nil)
 			gotIntro, gotGone := lines(v.Introduced), lines(v.Resolved)
 			worseSeen += len(wantWorse)
 			if got := lines(v.Worsened); !slices.Equal(got, wantWorse) {
