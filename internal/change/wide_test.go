@@ -213,7 +213,10 @@ func TestJudgeMatchesFullWide(t *testing.T) {
 		func(p *estate.Policy) {},
 		func(p *estate.Policy) { p.ResourceLimits = estate.LimitsAlways },
 		func(p *estate.Policy) { p.MasterLag = 1 },
-		func(p *estate.Policy) { p.Change.CrossZoneMoves = estate.CrossZoneWarn; p.Change.BlockAt = estate.SevCritical },
+		func(p *estate.Policy) {
+			p.Change.CrossZoneMoves = estate.CrossZoneWarn
+			p.Change.BlockAt = estate.SevCritical
+		},
 	}
 	seeds, rounds := int64(8), 250 // 8 x 600 by hand: -run Wide -args -wide
 	if *wide {
