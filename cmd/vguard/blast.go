@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -69,6 +72,16 @@ func runBlast(g *globalOptions, o *blastOptions, paths []string, cmdPath string)
 	}
 	if len(paths) == 0 {
 		paths = []string{"."}
+	}
+	if len(o.fail) > 0 {
+		// "--fail esx-01 esx-02" reads esx-02 as a PATH: say how to name
+		// several units rather than that a file is missing.
+		for _, p := range paths {
+			if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+				return usagef(cmdPath, "%s: no such file or directory; to fail several units together, give --fail %s,%s or --fail %s --fail %s",
+					p, o.fail[len(o.fail)-1], p, o.fail[len(o.fail)-1], p)
+			}
+		}
 	}
 	res, err := load.Paths(paths, loadOptions())
 	if err != nil {

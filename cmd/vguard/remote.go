@@ -85,6 +85,15 @@ func (o *remoteOptions) call(cmdPath, method, path string, body []byte) ([]byte,
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := c.Do(req)
 	if err != nil {
+		var unknownCA x509.UnknownAuthorityError
+		var verify *tls.CertificateVerificationError
+		if errors.As(err, &unknownCA) || errors.As(err, &verify) {
+			hint := "give the CA that signed the server's certificate with --cacert FILE"
+			if o.cacert != "" {
+				hint = "the CA in --cacert " + o.cacert + " did not sign it"
+			}
+			return nil, nil, fmt.Errorf("--remote: %w; %s", err, hint)
+		}
 		return nil, nil, fmt.Errorf("--remote: %w", err)
 	}
 	defer resp.Body.Close()

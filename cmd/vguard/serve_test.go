@@ -219,7 +219,7 @@ func TestServeRemotePlan(t *testing.T) {
 		t.Errorf("bad change: %d %s", code, errs)
 	}
 	// Without the CA the client refuses the server's certificate.
-	if code, _, errs := vguardRun(t, "plan", bad, "--remote", p.url, "--token", operator); code != 2 || !strings.Contains(errs, "certificate") {
+	if code, _, errs := vguardRun(t, "plan", bad, "--remote", p.url, "--token", operator); code != 2 || !strings.Contains(errs, "certificate") || !strings.Contains(errs, "with --cacert FILE") {
 		t.Errorf("unknown CA: %d %s", code, errs)
 	}
 	if strings.Contains(p.stderr.String(), operator) || strings.Contains(p.stderr.String(), admin) {
