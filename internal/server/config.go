@@ -30,8 +30,10 @@ type Config struct {
 		Key  string `yaml:"key"`
 	} `yaml:"tls"`
 	Store StoreConfig `yaml:"store"`
-	// MaxBodyBytes bounds every request body (default 64 MiB: a 100k-VM
-	// estate is about 66 MB of JSON, so raise it for larger ones).
+	// MaxBodyBytes bounds every request body (default 128 MiB: the 100k-VM
+	// estate `vguard gen` writes is 69 MB of JSON; raise it for larger
+	// estates, minding that loading one takes about seven times its size
+	// in memory).
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 	// Judges is how many changes are judged at once, each by a judge with
 	// its own copy of the estate (default: the number of CPUs).
@@ -73,7 +75,7 @@ type ConnectorConfig struct {
 // Defaults.
 const (
 	DefaultListen  = "127.0.0.1:8443"
-	DefaultMaxBody = 64 << 20
+	DefaultMaxBody = 128 << 20
 )
 
 // LoadConfig reads and validates the config file at path. Relative paths
