@@ -289,9 +289,10 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("name %q: %d %s", name, code, body)
 		}
 	}
-	for _, path := range []string{"/api/v1/scans/", "/api/v1/manifests/"} {
-		if code, body := ts.do(token.Operator, "PUT", path, read(t, filepath.Join(examples, "vlan-typo", "estate.yaml"))); code != 400 {
-			t.Errorf("PUT %s (no name): %d %s", path, code, body)
+	// The hint for a missing name shows a path of the endpoint's own kind.
+	for path, hint := range map[string]string{"/api/v1/scans/": "/api/v1/scans/scans/web-1.json", "/api/v1/manifests/": "/api/v1/manifests/manifests/web-1.json"} {
+		if code, body := ts.do(token.Operator, "PUT", path, read(t, filepath.Join(examples, "vlan-typo", "estate.yaml"))); code != 400 || !strings.Contains(string(body), hint) {
+			t.Errorf("PUT %s (no name): %d %s; want 400 with %s", path, code, body, hint)
 		}
 	}
 	code, body = ts.do(token.Operator, "PUT", "/api/v1/scans/scans/x.json", []byte(`{"image": 3}`))
