@@ -34,7 +34,8 @@ rollout plans, scan report uploads, the audit trail; /healthz and /metrics.
 
 The config file is validated before anything starts; --print-config shows it
 as understood, secrets redacted, and exits. Every endpoint but /healthz needs
-a bearer token: create the first with 'vguard token create --role admin'.`,
+a bearer token: create the first with
+'vguard token create --config FILE --role admin --name NAME'.`,
 		Example: `  vguard token create --config serve.yaml --role admin --name alice
   vguard serve --config serve.yaml`,
 		Args: cobra.NoArgs,

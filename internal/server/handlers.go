@@ -199,7 +199,9 @@ func (s *Server) putSideFile(kind string) handler {
 			return err
 		}
 		if name == "" {
-			return userError(http.StatusBadRequest, "give the %s's name in the path, e.g. /api/v1/%ss/scans/web-1.json", kind, kind)
+			// The name is the path the estate gives the file by, which
+			// for the usual layout repeats the kind: /api/v1/scans/scans/web-1.json.
+			return userError(http.StatusBadRequest, "give the %s's name in the path, e.g. /api/v1/%ss/%ss/web-1.json", kind, kind, kind)
 		}
 		data, err := readBody(r)
 		if err != nil {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -72,6 +74,21 @@ func TestStoreErrorDuringUpload(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "database is closed") {
 		t.Fatalf("the cause was not logged:\n%s", log.String())
+	}
+}
+
+// TestStoreDown: with the store gone, /healthz says so (503, what a
+// liveness probe looks for) and a judge gives no verdict it cannot record
+// (500). Both codes are checked against api/openapi.json by ts.do.
+func TestStoreDown(t *testing.T) {
+	ts := newTestServerOpts(t, nil, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ReloadEvery: -1})
+	ts.upload(filepath.Join(examples, "night-patch"))
+	chg := read(t, filepath.Join(examples, "night-patch", "change.yaml"))
+	ts.must(token.Operator, "POST", "/api/v1/judge", chg, 200)
+	ts.st.Close()
+	ts.must(token.None, "GET", "/healthz", nil, http.StatusServiceUnavailable)
+	if body := ts.must(token.Operator, "POST", "/api/v1/judge", chg, http.StatusInternalServerError); bytes.Contains(body, []byte("decision")) {
+		t.Fatalf("a verdict that was not recorded was given: %s", body)
 	}
 }
 

@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/vguard-dev/vguard/api"
 	"github.com/vguard-dev/vguard/internal/audit"
 	"github.com/vguard-dev/vguard/internal/change"
 	"github.com/vguard-dev/vguard/internal/check"
@@ -92,7 +95,71 @@ func (ts *testServer) do(role token.Role, method, path string, body []byte) (int
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
+	ts.checkDeclared(req, resp)
 	return resp.StatusCode, out
+}
+
+// openAPIResponses is api/openapi.json's responses: "METHOD /path" (the
+// document's path template) → status code → the headers declared for it.
+var openAPIResponses = sync.OnceValues(func() (map[string]map[string]map[string]bool, error) {
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]struct {
+				Headers map[string]json.RawMessage `json:"headers"`
+			} `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(api.OpenAPI, &doc); err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]map[string]bool{}
+	for p, ops := range doc.Paths {
+		for method, op := range ops {
+			codes := map[string]map[string]bool{}
+			for code, r := range op.Responses {
+				codes[code] = map[string]bool{}
+				for h := range r.Headers {
+					codes[code][http.CanonicalHeaderKey(h)] = true
+				}
+			}
+			out[strings.ToUpper(method)+" "+p] = codes
+		}
+	}
+	return out, nil
+})
+
+// checkDeclared holds api/openapi.json to what the server does: every
+// answer a test gets from a route of the table must have a status code
+// the document declares for that route, and each Vguard-* header in it
+// must be declared for that code. So every request of these tests checks
+// the document, the error paths included.
+func (ts *testServer) checkDeclared(req *http.Request, resp *http.Response) {
+	ts.t.Helper()
+	_, pattern := ts.srv.mux.Handler(req)
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		return // the catch-all 404, not a route of the table
+	}
+	doc, err := openAPIResponses()
+	if err != nil {
+		ts.t.Fatalf("api/openapi.json: %v", err)
+	}
+	op := method + " " + strings.ReplaceAll(path, "...}", "}")
+	codes, ok := doc[op]
+	if !ok {
+		return // TestOpenAPICoversRoutes reports it
+	}
+	code := strconv.Itoa(resp.StatusCode)
+	headers, ok := codes[code]
+	if !ok {
+		ts.t.Errorf("%s answered %d, which api/openapi.json does not declare for %s", req.URL.Path, resp.StatusCode, op)
+		return
+	}
+	for h := range resp.Header {
+		if strings.HasPrefix(h, "Vguard-") && !headers[h] {
+			ts.t.Errorf("%s answered %d with header %s, which api/openapi.json does not declare for %s", req.URL.Path, resp.StatusCode, h, op)
+		}
+	}
 }
 
 func (ts *testServer) must(role token.Role, method, path string, body []byte, want int) []byte {
@@ -289,9 +356,10 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("name %q: %d %s", name, code, body)
 		}
 	}
-	for _, path := range []string{"/api/v1/scans/", "/api/v1/manifests/"} {
-		if code, body := ts.do(token.Operator, "PUT", path, read(t, filepath.Join(examples, "vlan-typo", "estate.yaml"))); code != 400 {
-			t.Errorf("PUT %s (no name): %d %s", path, code, body)
+	// The hint for a missing name shows a path of the endpoint's own kind.
+	for path, hint := range map[string]string{"/api/v1/scans/": "/api/v1/scans/scans/web-1.json", "/api/v1/manifests/": "/api/v1/manifests/manifests/web-1.json"} {
+		if code, body := ts.do(token.Operator, "PUT", path, read(t, filepath.Join(examples, "vlan-typo", "estate.yaml"))); code != 400 || !strings.Contains(string(body), hint) {
+			t.Errorf("PUT %s (no name): %d %s; want 400 with %s", path, code, body, hint)
 		}
 	}
 	code, body = ts.do(token.Operator, "PUT", "/api/v1/scans/scans/x.json", []byte(`{"image": 3}`))
