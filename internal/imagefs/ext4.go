@@ -41,7 +41,8 @@ const (
 		incompat64bit | incompatMMP | incompatFlexBG | incompatEAInode | incompatCsumSeed |
 		incompatLargeDir | incompatInlineData | incompatCasefold
 
-	roCompatSparseSuper = 0x1
+	roCompatSparseSuper  = 0x1
+	roCompatSharedBlocks = 0x4000
 
 	// inode flags.
 	flagExtents    = 0x80000
@@ -329,8 +330,10 @@ type extent struct {
 // extents reads an inode's extent tree into a sorted list of the extents
 // that lie within its size. Keys must strictly increase and each level's
 // depth be its parent's minus one, so a tree that loops or shares nodes
-// fails instead of multiplying.
-func (f *ext4FS) extents(in *inode) ([]extent, error) {
+// fails instead of multiplying. With a claimer (Walk's pass over a file
+// met for the first time), every tree node and every block mapped within
+// the size is claimed; reads pass nil.
+func (f *ext4FS) extents(in *inode, cl *claimer) ([]extent, error) {
 	limit := (uint64(in.size) + uint64(f.bs) - 1) / uint64(f.bs)
 	var out []extent
 	var next uint64 // the lowest logical block the next extent may start at
@@ -373,6 +376,11 @@ func (f *ext4FS) extents(in *inode) ([]extent, error) {
 						return fmt.Errorf("more than %d extents", maxExtents)
 					}
 					out = append(out, extent{lblk: lblk, n: n, pblk: pblk, uninit: uninit})
+					if cl != nil {
+						if err := cl.claim(pblk, min(n, limit-lblk), "", lblk); err != nil {
+							return err
+						}
+					}
 				}
 				continue
 			}
@@ -381,6 +389,11 @@ func (f *ext4FS) extents(in *inode) ([]extent, error) {
 				return fmt.Errorf("extent node %s: entry %d points at block %d, outside the filesystem", where, i, child)
 			}
 			next = lblk
+			if cl != nil {
+				if err := cl.claim(child, 1, "extent tree ", lblk); err != nil {
+					return err
+				}
+			}
 			buf := make([]byte, f.bs)
 			if err := f.read(buf, int64(child)*f.bs); err != nil {
 				return err
@@ -419,7 +432,7 @@ func (f *ext4FS) content(in *inode) (*content, error) {
 			c.inline = append(c.inline, make([]byte, min(in.size-int64(len(c.inline)), 1<<16))...)
 		}
 	case in.flags&flagExtents != 0:
-		ex, err := f.extents(in)
+		ex, err := f.extents(in, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -572,7 +585,7 @@ func (f *ext4FS) walk(prefix string, fn func(*Entry) error) error {
 		return fmt.Errorf("root inode (at byte %d) is not a directory (mode 0%o)", root.diskOff, root.mode)
 	}
 	if prefix != "" {
-		e, err := f.entry(prefix, root)
+		e, err := f.entry(prefix, root, nil)
 		if err != nil {
 			return err
 		}
@@ -586,7 +599,12 @@ func (f *ext4FS) walk(prefix string, fn func(*Entry) error) error {
 	}
 	seen := map[uint32]bool{ext4RootInode: true}
 	dirBlocks := map[uint64]uint32{}
-	firstName := map[uint32]string{} // files of several links: the path met first
+	// Each file's content is mapped and its blocks claimed once, at its
+	// first name (ext4claim.go); firstName keeps that path, targets the
+	// target of each symlink met.
+	owned := blockSet{}
+	firstName := map[uint32]string{}
+	targets := map[uint32]string{}
 	stack := []pending{{prefix, root}}
 	block := make([]byte, f.bs)
 	for len(stack) > 0 {
@@ -602,16 +620,22 @@ func (f *ext4FS) walk(prefix string, fn func(*Entry) error) error {
 			if in.mode == 0 || in.links == 0 && in.mode&sIFMT != sIFDIR {
 				return fmt.Errorf("%s: directory entry names inode %d, which is free (corrupt filesystem)", p, num)
 			}
-			e, err := f.entry(p, in)
+			first, again := firstName[num]
+			if t := in.mode & sIFMT; !again && (t == sIFREG || t == sIFLNK && f.slowSymlink(in)) {
+				if err := f.claimContent(in, owned); err != nil {
+					return fmt.Errorf("%s: %w", p, err)
+				}
+			}
+			e, err := f.entry(p, in, targets)
 			if err != nil {
 				return err
 			}
-			if e.Type == File && in.links > 1 {
-				if first, ok := firstName[num]; ok {
-					e.Link = first
-				} else {
-					firstName[num] = p
-				}
+			if !again {
+				firstName[num] = p
+			} else if e.Type == File {
+				// One file, whatever its links count says: a count
+				// left at 1 must not make each name read it again.
+				e.Link = first
 			}
 			if e.Type == Dir {
 				if seen[num] {
@@ -632,8 +656,9 @@ func (f *ext4FS) walk(prefix string, fn func(*Entry) error) error {
 	return nil
 }
 
-// entry converts an inode found at path p.
-func (f *ext4FS) entry(p string, in *inode) (*Entry, error) {
+// entry converts an inode found at path p. targets caches the target of
+// each symlink inode read, so a symlink of many names is read once.
+func (f *ext4FS) entry(p string, in *inode, targets map[uint32]string) (*Entry, error) {
 	e := &Entry{Path: p, Mode: uint32(in.mode) & 0o7777, UID: in.uid, GID: in.gid, ModTime: in.mtime}
 	switch in.mode & sIFMT {
 	case sIFREG:
@@ -649,9 +674,15 @@ func (f *ext4FS) entry(p string, in *inode) (*Entry, error) {
 		e.Type = Dir
 	case sIFLNK:
 		e.Type = Symlink
-		t, err := f.symlink(in)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+		t, ok := targets[in.num]
+		if !ok {
+			var err error
+			if t, err = f.symlink(in); err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			if targets != nil {
+				targets[in.num] = t
+			}
 		}
 		e.Target = t
 	case sIFCHR, sIFBLK:
@@ -681,7 +712,7 @@ func (f *ext4FS) symlink(in *inode) (string, error) {
 	if in.size == 0 || in.size > maxSymlinkSize {
 		return "", fmt.Errorf("inode %d (at byte %d): symlink of %d bytes", in.num, in.diskOff, in.size)
 	}
-	if in.size < 60 && in.flags&(flagExtents|flagInlineData) == 0 {
+	if !f.slowSymlink(in) {
 		return string(in.block[:in.size]), nil
 	}
 	c, err := f.content(in)
@@ -693,6 +724,12 @@ func (f *ext4FS) symlink(in *inode) (string, error) {
 		return "", err
 	}
 	return string(buf), nil
+}
+
+// slowSymlink reports whether a symlink inode of a valid size keeps its
+// target in data blocks (or inline data) rather than in i_block.
+func (f *ext4FS) slowSymlink(in *inode) bool {
+	return in.size > 0 && in.size <= maxSymlinkSize && (in.size >= 60 || in.flags&(flagExtents|flagInlineData) != 0)
 }
 
 // readDir calls fn for each entry of a directory but "." and "..", in the

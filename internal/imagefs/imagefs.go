@@ -44,7 +44,12 @@
 // count and offset is checked against the image before it is used, errors
 // name the byte offset, memory is bounded (an extent tree is walked with a
 // depth limit and strictly increasing keys, directories that loop and
-// directory blocks met twice are refused), and nothing panics. A qcow2
+// directory blocks met twice are refused), and nothing panics. Reading is
+// bounded too: a block belongs to one file, once (a file block map that
+// repeats a block, or two files sharing one, is refused when Walk meets
+// the file; see ext4claim.go), and an inode's later names are links to
+// its first, so reading every file that is not a link reads at most the
+// filesystem's size, plus holes, which read as zeros. A qcow2
 // image's backing files are followed only when allowed (AllowBacking).
 package imagefs
 
@@ -104,9 +109,11 @@ type Entry struct {
 	// Walk's order) whose content this file shares. A tar archive says so
 	// in the entry; in a directory, raw or qcow2 image, the second and
 	// later paths of a file of several links (same inode; st_dev and
-	// st_ino in a directory) are links to the first. Its Size is that
-	// entry's. For tar, Open returns ErrStreamPassed, since that content
-	// has gone by in the stream; elsewhere it reads the shared content.
+	// st_ino in a directory) are links to the first. An ext4 inode named
+	// again is a link whatever its links count says, so its content is
+	// read once. Its Size is that entry's. For tar, Open returns
+	// ErrStreamPassed, since that content has gone by in the stream;
+	// elsewhere it reads the shared content.
 	// Writers make it a hard link again, so a copy keeps the tree's links.
 	Link string
 	// ModTime is the last modification time.
