@@ -2,6 +2,7 @@ package hygiene
 
 import (
 	"archive/tar"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -136,5 +137,22 @@ func sanitizeUnreadable(t *testing.T, img, out string) {
 	defer os.Chmod(filepath.Join(out, "etc/private"), 0)
 	if fi, err := os.Lstat(filepath.Join(out, "etc/private/app.env")); err != nil || fi.Mode() != 0 {
 		t.Errorf("etc/private/app.env in the copy: %v, %v; want mode 0", fi.Mode(), err)
+	}
+}
+
+// TestSanitizeReportsRestoreFailure: when the modes of the directory copy
+// cannot be put back after the re-scan, Sanitize says so instead of
+// leaving the copy's /etc/shadow readable without a word.
+func TestSanitizeReportsRestoreFailure(t *testing.T) {
+	defer func(orig func(string) (func() error, error)) { readable = orig }(readable)
+	readable = func(out string) (func() error, error) {
+		restore, err := readableCopy(out)
+		return func() error { return errors.Join(restore(), errors.New("chmod etc/shadow: read-only file system")) }, err
+	}
+	img := filepath.Join(t.TempDir(), "img.tar")
+	unreadableTar(t, img)
+	_, err := newScanner(t).Sanitize(open(t, img), img, filepath.Join(t.TempDir(), "out"), SanitizeOptions{})
+	if err == nil || !strings.Contains(err.Error(), "putting back the modes of the copy") {
+		t.Fatalf("Sanitize with a failing restore: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/vguard-dev/vguard/internal/imagefs"
 	"github.com/vguard-dev/vguard/internal/progress"
 	"github.com/vguard-dev/vguard/internal/scanreport"
+	"github.com/vguard-dev/vguard/internal/secrets"
 )
 
 // SanitizeOptions tune Sanitize.
@@ -91,6 +92,7 @@ func (s *Scanner) Sanitize(img imagefs.Image, image, out string, opts SanitizeOp
 		for _, f := range res.Files {
 			e.found[f.Entry.Path] = f
 		}
+		e.linkSecrets(res.Files)
 	}
 	w, err := imagefs.Create(out)
 	if err != nil {
@@ -118,9 +120,11 @@ func (s *Scanner) Sanitize(img imagefs.Image, image, out string, opts SanitizeOp
 // rescan scans the copy and records what it found.
 func (s *Scanner) rescan(rep *SanitizeReport) (err error) {
 	if rep.Format == "dir" {
-		restore, err := readableCopy(rep.Output)
-		if err != nil {
-			return fmt.Errorf("sanitize: reading the copy back: %w", err)
+		// rerr, not err: the deferred restore must report into the
+		// named result, which a new err here would shadow.
+		restore, rerr := readable(rep.Output)
+		if rerr != nil {
+			return fmt.Errorf("sanitize: reading the copy back: %w", rerr)
 		}
 		defer func() {
 			if rerr := restore(); rerr != nil && err == nil {
@@ -143,6 +147,10 @@ func (s *Scanner) rescan(rep *SanitizeReport) (err error) {
 	}
 	return nil
 }
+
+// readable is readableCopy; a test makes its restore fail, which no real
+// chmod of a file the user owns can be made to do on cue.
+var readable = readableCopy
 
 // readableCopy lets a user other than root scan the directory copy it
 // wrote: the copy keeps the image's modes, and a file of mode 0000 (the
@@ -214,6 +222,42 @@ type editor struct {
 	rep   *SanitizeReport
 	opts  SanitizeOptions
 	found map[string]*FileResult // random-access images: scanned before
+	// viaLink holds, by first name, the results the editor uses for a
+	// file one of whose hard links holds secrets its own path did not
+	// find (linkSecrets).
+	viaLink map[string]*FileResult
+}
+
+// linkSecrets gives the first name of each hard link the secrets found
+// only under the link's path (a token found at /root/.kube/config, whose
+// first name is /backup/x): the shared content is redacted once, under the
+// first name, so that every name of the file reads it redacted, and the
+// link stays a link. Writing the link as a file of its own would leave the
+// value in the copy under the first name, where the path-confined rule
+// that found it does not look, and the copy would be called clean.
+func (ed *editor) linkSecrets(fs []*FileResult) {
+	ed.viaLink = map[string]*FileResult{}
+	for _, f := range fs {
+		if f.Entry.Link == "" || len(f.Secrets) == 0 {
+			continue
+		}
+		merged := ed.viaLink[f.Entry.Link]
+		if merged == nil {
+			merged = &FileResult{}
+			if own := ed.found[f.Entry.Link]; own != nil {
+				merged.Identity = own.Identity
+				merged.Secrets = slices.Clone(own.Secrets)
+			}
+			ed.viaLink[f.Entry.Link] = merged
+		}
+		for _, sec := range f.Secrets {
+			if !slices.ContainsFunc(merged.Secrets, func(m secrets.Finding) bool {
+				return m.RuleID == sec.RuleID && m.Offset == sec.Offset && m.Length == sec.Length
+			}) {
+				merged.Secrets = append(merged.Secrets, sec)
+			}
+		}
+	}
 }
 
 func (ed *editor) act(p, action, reason string, n int) {
@@ -233,13 +277,18 @@ func (ed *editor) edit(e *imagefs.Entry) (drop bool, content io.Reader, err erro
 		return false, nil, nil
 	}
 	if e.Link != "" {
-		// A tar hard link (one to a dropped file never gets here). At an
+		// A hard link (one to a dropped file never gets here). At an
 		// identity path it becomes what the rule leaves: nothing, or a
 		// file of its own, empty or reset. A rewrite needs the content,
-		// which went by in the stream under the first name: the link is
-		// dropped.
+		// which in a tar went by in the stream under the first name: the
+		// link is dropped.
 		r := identity.Match(e.Path)
 		if r == nil {
+			if fr := ed.found[e.Path]; fr != nil && len(fr.Secrets) > 0 {
+				// Secrets found under this name only: the first name
+				// was written redacted of them too (linkSecrets).
+				ed.act(e.Path, "redact", ruleList(fr), len(fr.Secrets))
+			}
 			return false, nil, nil
 		}
 		switch r.Action {
@@ -258,6 +307,9 @@ func (ed *editor) edit(e *imagefs.Entry) (drop bool, content io.Reader, err erro
 	}
 	if ed.found != nil {
 		fr := ed.found[e.Path]
+		if merged := ed.viaLink[e.Path]; merged != nil {
+			fr = merged
+		}
 		if fr == nil {
 			return false, nil, nil // clean: copied as it is
 		}

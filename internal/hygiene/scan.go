@@ -103,7 +103,7 @@ func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
 
 	if !img.RandomAccess() {
 		err := img.Walk(func(e *imagefs.Entry) error {
-			fr, err := s.scanEntry(e)
+			fr, err := s.scanEntry(e, false)
 			if err != nil {
 				return err
 			}
@@ -131,7 +131,7 @@ func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
 			files = append(files, e)
 			total += e.Size
 		default:
-			if fr, err := s.scanEntry(e); err != nil {
+			if fr, err := s.scanEntry(e, false); err != nil {
 				return err
 			} else if fr != nil {
 				res.Files = append(res.Files, fr)
@@ -144,7 +144,7 @@ func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
 	}
 	bar.SetTotal(total, int64(len(files)))
 	err = imagefs.ForEach(files, func(_, i int) error {
-		fr, err := s.scanEntry(files[i])
+		fr, err := s.scanEntry(files[i], true)
 		if err == nil {
 			record(fr, files[i].Size)
 		}
@@ -153,8 +153,50 @@ func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	res.Files = dedupeLinks(res.Files)
 	sortResults(res.Files)
 	return res, nil
+}
+
+// findingKey is a secret as found in a content: the same key under two
+// names of one file is one secret.
+type findingKey struct {
+	rule           string
+	offset, length int64
+}
+
+// dedupeLinks leaves, in the result of each hard link, only the secrets its
+// first name's scan did not find: those its own path brought in (a rule
+// confined to ~/.kube/config, say, when the first name is /backup/x). A
+// link left with nothing to say is dropped.
+func dedupeLinks(fs []*FileResult) []*FileResult {
+	first := map[string]map[findingKey]bool{}
+	for _, f := range fs {
+		if f.Entry.Link == "" && len(f.Secrets) > 0 {
+			keys := map[findingKey]bool{}
+			for _, sec := range f.Secrets {
+				keys[findingKey{sec.RuleID, sec.Offset, sec.Length}] = true
+			}
+			first[f.Entry.Path] = keys
+		}
+	}
+	out := fs[:0]
+	for _, f := range fs {
+		if f.Entry.Link != "" {
+			seen := first[f.Entry.Link]
+			f.Secrets = slices.DeleteFunc(f.Secrets, func(sec secrets.Finding) bool {
+				return seen[findingKey{sec.RuleID, sec.Offset, sec.Length}]
+			})
+			if len(f.Secrets) == 0 {
+				f.Secrets = nil
+				if f.Identity == nil {
+					continue
+				}
+			}
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 func sortResults(fs []*FileResult) {
@@ -162,9 +204,10 @@ func sortResults(fs []*FileResult) {
 }
 
 // scanEntry checks one entry: identity by path (and content where the rule
-// needs it), secrets in the content of regular files. It returns nil when
-// nothing was found.
-func (s *Scanner) scanEntry(e *imagefs.Entry) (*FileResult, error) {
+// needs it), secrets in the content of regular files. random says that the
+// image is RandomAccess, so a hard link's content can be read under its own
+// name. It returns nil when nothing was found.
+func (s *Scanner) scanEntry(e *imagefs.Entry, random bool) (*FileResult, error) {
 	rule := identity.Match(e.Path)
 	switch e.Type {
 	case imagefs.File:
@@ -180,15 +223,39 @@ func (s *Scanner) scanEntry(e *imagefs.Entry) (*FileResult, error) {
 		return nil, nil
 	}
 	if e.Link != "" {
-		// A tar hard link: its content went by under the first name and
-		// was scanned there for secrets. At an identity path it is taken
-		// to hold identity even when the rule would look at the content
-		// (a machine-id linked to a file holding an ID): that content is
-		// gone from the stream, and a sealed image has no such link.
+		// A hard link. At an identity path it is taken to hold identity
+		// even when the rule would look at the content (a machine-id
+		// linked to a file holding an ID): in a tar that content is gone
+		// from the stream, every format is judged alike, and a sealed
+		// image has no such link.
+		var fr *FileResult
 		if rule != nil {
-			return &FileResult{Entry: e, Identity: rule}, nil
+			fr = &FileResult{Entry: e, Identity: rule}
 		}
-		return nil, nil
+		if !random {
+			// A tar stream: the content went by under the first name
+			// and was scanned there only. Rules confined to a path
+			// (kubeconfig-token, pgpass, ...) never see it under this
+			// one; docs/secrets.md says so.
+			return fr, nil
+		}
+		// Scanned under this name too, for the rules confined to paths;
+		// what the first name's scan found as well is dropped once all
+		// is scanned (dedupeLinks).
+		rc, err := e.Open()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Path, err)
+		}
+		defer rc.Close()
+		sec, err := s.inspect(e, nil, rc)
+		switch {
+		case err != nil:
+			return nil, err
+		case sec == nil:
+			return fr, nil
+		}
+		sec.Identity = rule
+		return sec, nil
 	}
 	rc, err := e.Open()
 	if err != nil {

@@ -14,8 +14,9 @@ import (
 	"github.com/vguard-dev/vguard/internal/testdeps"
 )
 
-// TestSanitizeWholeValues: values with escaped quotes, and unquoted ones
-// holding ';', '&' or ',', are redacted whole: the sanitized file is the
+// TestSanitizeWholeValues: values with escaped quotes, unquoted ones
+// holding ';', '&', ',', a quote or a leading '#', shell words with
+// escapes, and URI passwords holding '#' or '?' are redacted whole: the sanitized file is the
 // original with exactly the value replaced by the marker (no byte of it
 // left), and JSON, YAML and shell (.env) files still parse, to the
 // marker.
@@ -36,6 +37,12 @@ func TestSanitizeWholeValues(t *testing.T) {
 		{"/opt/app/ldap.properties", "ldap.bind.pwd=%s\n", `ab;Kx92mVq7Lp0`, "", ""},
 		{"/etc/app/db.conf", "url = \"postgres://app:%s@db.internal:5432/hr\"\n", `p@ss:w0rd9X`, "", ""},
 		{"/root/.bash_history", "mysql -u root -p\"%s\" hr\nls\n", `S3cr\"t9Xk2`, "", ""},
+		{"/home/hr/.bash_history", "mysql -uroot -p%s hr\nls\n", `S3cr\&t9Xk2Qz`, "", ""},
+		{"/opt/app/hash.env", "DB_PASSWORD=%s\nAPP=hr\n", `#Tr0ub4dor3xyzQ`, "sh", "DB_PASSWORD"},
+		{"/opt/app/hash.properties", "spring.datasource.password=%s\n", `#Tr0ub4dor3xyzQ`, "", ""},
+		{"/opt/app/quote.properties", "spring.datasource.password=%s\n", "Tr0u\"b4dor3`xyzQ", "", ""},
+		{"/etc/app/hash.conf", "DATABASE_URL=postgresql://app:%s@db1/hr\n", `Xq7#vLp92mZr8`, "", ""},
+		{"/etc/app/query.conf", "DATABASE_URL=postgresql://app:%s@db1/hr\n", `Xq7?vLp92mZr8`, "", ""},
 	}
 	root := t.TempDir()
 	var ps []planted

@@ -84,22 +84,31 @@ const (
 //
 // An unquoted value runs to a blank or the end of the line: '&', '|', and
 // ';' and ',' within it, are part of it (a Java properties password
-// "Tr0ub4dor&3"). It stops at a quote or backtick (the end of a string
-// holding "password=..."); a ',', ';' or closing bracket is part of it
-// only with more of the value after it ({password: abc}, a statement's
-// ';', a trailing comma in code). One that starts with '#' is a comment,
-// with '&' or '|' a YAML anchor or block, an HTML entity or an operator.
+// "Tr0ub4dor&3"), and so are quotes and backticks, literal in a
+// .properties, INI or .env value. Only when a quote stands right before the
+// key does the value end at that quote again (a string holding
+// "password=...": the scanner cuts it, see Rule.unquoted). A ',', ';' or
+// closing bracket is part of it only with more of the value after it
+// ({password: abc}, a statement's ';', a trailing comma in code). One that
+// starts with a quote is a quoted value gone wrong, with '&' or '|' a YAML
+// anchor or block, an HTML entity or an operator. One that starts with '#'
+// is a comment only after a YAML ':' (verifyAssignment): after '=' it is
+// the value (Java properties, .env, shell and Python's configparser have no
+// comment there).
 const (
 	dqValue       = `"((?:[^"\\\r\n]|\\[^\r\n])*)"`
 	sqValue       = `'((?:[^'\\\r\n]|''|\\[^\r\n])*)'`
-	valueEnd      = " \t\r\n\"'`"
+	blanks        = " \t\r\n"
+	quotes        = "\"'`"
+	valueEnd      = blanks + quotes
 	valueCloser   = `,;)\]}`
-	unquotedValue = `([^` + valueEnd + `#&|` + valueCloser + `](?:[^` + valueEnd + valueCloser + `]|[` + valueCloser + `]+[^` + valueEnd + valueCloser + `])*)`
+	unquotedValue = `([^` + valueEnd + `&|` + valueCloser + `](?:[^` + blanks + valueCloser + `]|[` + valueCloser + `]+[^` + blanks + valueCloser + `])*)`
 	quotedValue   = `(?:` + dqValue + `|` + sqValue + `|` + unquotedValue + `|'([^'\r\n]*)')`
 	// shellValue is a value on a shell command line: ';', '&' and '|'
-	// end an unquoted one, as they end the command; single quotes have
-	// no escapes ('' joins two quoted strings into one word).
-	shellValue = `(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|([^` + valueEnd + `;&|]+))`
+	// end an unquoted one, as they end the command, unless a backslash
+	// escapes them (-pS3cr\&t, one word); single quotes have no escapes
+	// ('' joins two quoted strings into one word).
+	shellValue = `(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|((?:[^` + valueEnd + `;&|\\]|\\[^\r\n])+))`
 )
 
 // builtinRules is the table of built-in rules. Documented example keys
@@ -375,7 +384,7 @@ func builtinRules() []*Rule {
 			Description: "A password or secret assigned in a config, env or source file (password=, PASSWORD:, passwd, passphrase, secret=, pwd): " +
 				"keys that name a setting about passwords (password_file, password_min_length), references ($VAR, ${VAR}, %(x)s, {{ x }}), " +
 				"placeholders (<password>, changeme, your_password, xxxx, ****), code (self.password) and values under 4 characters are not reported. " +
-				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line, ';', '&' and '|' included, except a '&', ',' or ';' that starts another key=value (a URL query, mount options).`,
+				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line, ';', '&', '|' and quotes included, except a '&', ',' or ';' that starts another key=value (a URL query, mount options) and the quote that closes a string holding the whole assignment ("password=..."). A value starting with '#' is taken after '=' (properties, .env, INI) and is a comment after a YAML ':'.`,
 			Scope:    everyText,
 			Keywords: []string{"password", "passwd", "passphrase", "secret", "pwd"},
 			Regex:    re(`(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|pwd)[a-z0-9_.-]*["'\]]?[ \t]*(?:=>|:=|=|:)[ \t]*` + quotedValue),
@@ -402,6 +411,9 @@ func builtinRules() []*Rule {
 				"spring.datasource.password=Tr0ub4dor&3xyzQ\n",
 				"ldap.bind.pwd=ab;Kx92mVq7Lp0\n",
 				`'password' => 'it\'sS3cr3tXy',`,
+				"spring.datasource.password=#Tr0ub4dor3xyzQ\n",
+				"DB_PASSWORD=#Tr0ub4dor3xyzQ\n",
+				"password = Xq7'vLp92mZr8\n",
 			},
 			MustNotMatch: []string{
 				"DB_PASSWORD=",
@@ -427,14 +439,15 @@ func builtinRules() []*Rule {
 				"2026-11-26 01:28:35 install base-passwd:amd64 <none> 3.6.1",
 				"d_pwpasswd='define'",
 				"def connect(host, user, pwd=None):",
+				"password: #Tr0ub4dor3xyzQ\n",
 			},
 		},
 		{
 			ID:          "db-connection-uri",
-			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://. The secret is the password: up to the last '@' before the first '/', '?' or '#', as URL parsers (Python's, SQLAlchemy's) split a password holding an unescaped '@'.",
+			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://. The secret is the password: up to the last '@' before the first '/', '?' or '#', as URL parsers (Python's, SQLAlchemy's) split a password holding an unescaped '@'; else up to the first '@' before the first '/', as libpq takes a password holding an unescaped '#' or '?'.",
 			Scope:       everyText,
 			Keywords:    []string{"postgres://", "postgresql://", "mysql://", "mariadb://", "mongodb://", "mongodb+srv://", "redis://", "rediss://", "amqp://", "amqps://", "mssql://", "sqlserver://", "clickhouse://"},
-			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:@/"'<>]*:([^\s/?#"'<>]+)@[^\s@/?#"'<>]+[^\s"'<>]*`),
+			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:@/"'<>]*:((?:[^\s/?#"'<>]+|[^\s/@"'<>]+))@[^\s@/?#"'<>]+[^\s"'<>]*`),
 			verify:      realValue(3),
 			MustMatch: []string{
 				"DATABASE_URL=postgres://hr_app:z2oCtIsjhvNK4p@db1.internal:5432/hr",
@@ -443,6 +456,8 @@ func builtinRules() []*Rule {
 				"amqp://guest:z2oCtIsjhvNK4p@rabbit:5672/",
 				"mysql://root:s3cr3t-pw@127.0.0.1/app",
 				`url = "postgres://app:p@ss:w0rd9X@db.internal:5432/hr"`,
+				"DATABASE_URL=postgresql://app:Xq7#vLp92mZr8@db1/hr",
+				"url = postgres://app:p?ss9w0rd9X@db.internal:5432/hr",
 			},
 			MustNotMatch: []string{
 				"DATABASE_URL=postgres://hr_app@db1.internal:5432/hr",
@@ -705,7 +720,7 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "mysql-cli-password",
-			Description: "A password on a mysql/mariadb client command line (-pSECRET, --password=SECRET), as left in shell histories and scripts. An unquoted password ends at a blank or at ';', '&' or '|', which end the command.",
+			Description: "A password on a mysql/mariadb client command line (-pSECRET, --password=SECRET), as left in shell histories and scripts. An unquoted password ends at a blank or at ';', '&' or '|', which end the command, unless a backslash escapes it (-pS3cr\\&t is one word).",
 			Scope:       everyText,
 			Keywords:    []string{"mysql", "mariadb"},
 			Regex:       re(`(?:^|[ \t;&|(])(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)(?:[ \t]+[^ \t\r\n|;&]+){0,16}?[ \t]+(?:-p|--password=)` + shellValue),
@@ -718,6 +733,7 @@ func builtinRules() []*Rule {
 				"mysqldump --user=backup --password='z2oCtIsjhvNK4p' hr > hr.sql\n",
 				"mysql -u root -p\"S3cr\\\"t9Xk2\" hr\n",
 				"mysql -uroot -pS3cr,t9Xk2;ls\n",
+				"mysql -uroot -pS3cr\\&t9Xk2Qz hr\n",
 			},
 			MustNotMatch: []string{
 				"mysql -u root -p hr\n",
@@ -736,6 +752,7 @@ func builtinRules() []*Rule {
 			MustMatch: []string{
 				"sshpass -p z2oCtIsjhvNK4p ssh root@db1\n",
 				"sshpass -p'z2oCtIsjhvNK4p' scp dump.sql backup@nas:\n",
+				"sshpass -p Tr0ub\\;4dorXq ssh root@db1\n",
 			},
 			MustNotMatch: []string{
 				"sshpass -e ssh root@db1\n",
@@ -773,6 +790,7 @@ func builtinRules() []*Rule {
 				"PGPASSWORD=z2oCtIsjhvNK4p psql -h db1 -U hr_app hr\n",
 				"export MYSQL_PWD='z2oCtIsjhvNK4p'\n",
 				"PGPASSWORD='ab''cd9Xk2' psql -h db1\n",
+				"PGPASSWORD=ab\\;cd9Xk2x psql\n",
 			},
 			MustNotMatch: []string{
 				"PGPASSWORD=$(cat /run/secrets/pg) psql -h db1\n",

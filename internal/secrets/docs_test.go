@@ -171,6 +171,13 @@ rules.toml:7: rules.regex: cannot use a TOML integer where a string is wanted
   a rule's keywords, a secret longer than 2 KiB across two windows could be missed.
 - A PEM key whose newlines are escaped inside a string is found only as a service-account key's
   ` + "`\"private_key\"`" + `.
+- A file of several names (hard links) is scanned under each of its names in a directory, raw or qcow2
+  image, so a rule confined to a path (` + "`kubeconfig-token`, `pgpass`, `shadow-hash`" + `, ...) finds what a
+  name in its scope holds, while a secret every name finds is reported once, under the first name.
+  Sanitizing redacts the shared content, so every name reads it redacted, and the links stay links.
+  In a tar archive the content goes by once, under the first name: a later hard link is not read
+  again, so a path-confined rule misses a secret whose first name lies outside its scope (a
+  kubeconfig whose first name is ` + "`/backup/x`" + `). Unpack such an archive, or scan the disk, to cover it.
 
 ## Adding a built-in rule
 

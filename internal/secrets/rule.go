@@ -69,8 +69,10 @@ type Rule struct {
 	verify func(c *candidate) bool
 	// unquoted, when set, is the regex group of an unquoted value, which
 	// ends before a '&', ',' or ';' that starts another key=value (a URL
-	// query, mount options): a regex without lookahead cannot say so, and
-	// a password may hold those bytes otherwise.
+	// query, mount options), or at the quote closing a string that holds
+	// the assignment (inStringLen): a regex without lookahead or
+	// lookbehind cannot say so, and a password may hold those bytes
+	// otherwise.
 	unquoted int
 	// wholeFile, when set, recognises a file from its first bytes (a
 	// Kerberos keytab); the whole file is then the secret.
@@ -341,6 +343,29 @@ func (r *Rule) secretSpan(m []int) (start, end, group int, ok bool) {
 		}
 	}
 	return 0, 0, 0, false
+}
+
+// inStringLen returns the length of the unquoted value v up to the quote
+// that ends the string it stands in, or all of it. before is the byte
+// before the match, key the match up to v. A quote (or backtick) there,
+// not closed right after the key, opened a string holding the whole
+// assignment ("password=abc" in code, a shell's echo 'DB_PASSWORD=abc'):
+// the same quote ends the value. Elsewhere a quote is part of the value.
+func inStringLen(before byte, key, v []byte) int {
+	if before != '"' && before != '\'' && before != '`' {
+		return len(v)
+	}
+	i := 0
+	for i < len(key) && isIdentByte(key[i]) {
+		i++
+	}
+	if i < len(key) && key[i] == before {
+		return len(v) // a quoted key ("password": abc), not a string
+	}
+	if n := bytes.IndexByte(v, before); n >= 0 {
+		return n
+	}
+	return len(v)
 }
 
 // unquotedLen returns the length of the unquoted value v up to the first

@@ -505,6 +505,12 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 			continue
 		}
 		if g != 0 && g == rule.unquoted {
+			if at := ws + m[0]; at > 0 {
+				if n := inStringLen(st.buf[at-1], w[m[0]:s], w[s:e]); n < e-s {
+					e = s + n
+					m[1] = e
+				}
+			}
 			if n := unquotedLen(w[s:e]); n < e-s {
 				e = s + n
 				m[1] = e // the match ends with its value

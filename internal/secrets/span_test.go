@@ -36,6 +36,27 @@ func TestValueSpans(t *testing.T) {
 		{"db-connection-uri", "/etc/app/db.conf", "url = \"postgres://app:p@ss:w0rd9X@db.internal:5432/hr\"\n", `p@ss:w0rd9X`},
 		{"db-connection-uri", "/etc/app/db.conf", "url = postgres://app:w0rd9Xq7@db.internal:5432/hr?opt=a@b\n", `w0rd9Xq7`},
 		{"db-connection-uri", "/etc/app/db.conf", "url = mongodb://app:p@ss9Xq7@h1,h2/admin#x@y\n", `p@ss9Xq7`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = postgres://app:p#ss9w0rd9X@db.internal:5432/hr\n", `p#ss9w0rd9X`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = postgres://app:p?ss9w0rd9X@db.internal:5432/hr\n", `p?ss9w0rd9X`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = postgres://app:w0rd9Xq7@db1?application_name=a@b\n", `w0rd9Xq7`},
+		{"db-connection-uri", "/etc/app/db.conf", "url = postgres://app:Xq7vLp9@ss#w0rd9X@db1/hr\n", `Xq7vLp9`},
+		// A '#' after '=' is the value's; after a YAML ':' a comment.
+		{"password-assignment", "/opt/app/application.properties", "spring.datasource.password=#Tr0ub4dor3xyzQ\n", `#Tr0ub4dor3xyzQ`},
+		{"password-assignment", "/opt/app/.env", "DB_PASSWORD=#Tr0ub4dor3xyzQ\n", `#Tr0ub4dor3xyzQ`},
+		{"password-assignment", "/opt/app/app.ini", "password = #Tr0ub4dor3xyzQ\n", `#Tr0ub4dor3xyzQ`},
+		{"mysql-cnf-password", "/root/.my.cnf", "[client]\npassword=#Tr0ub4dor3xyzQ\n", `#Tr0ub4dor3xyzQ`},
+		// A backslash escapes a shell's ';', '&' and '|' into the word.
+		{"mysql-cli-password", "/root/.bash_history", "mysql -uroot -pS3cr\\&t9Xk2Qz hr\n", `S3cr\&t9Xk2Qz`},
+		{"sshpass-password", "/root/.bash_history", "sshpass -p Tr0ub\\;4dorXq ssh root@db1\n", `Tr0ub\;4dorXq`},
+		{"cli-password-env", "/root/.bash_history", "PGPASSWORD=ab\\;cd9Xk2x psql\n", `ab\;cd9Xk2x`},
+		// A quote inside an unquoted value is the value's, unless a quote
+		// before the key opened a string holding the assignment.
+		{"password-assignment", "/opt/app/application.properties", "spring.datasource.password=Tr0u\"b4dor3xyzQ\n", `Tr0u"b4dor3xyzQ`},
+		{"password-assignment", "/opt/app/application.properties", "spring.datasource.password=Tr0ub4dor3`xyzQ\n", "Tr0ub4dor3`xyzQ"},
+		{"password-assignment", "/opt/app/application.properties", "spring.datasource.password=Xq7'vLp92mZr8\n", `Xq7'vLp92mZr8`},
+		{"password-assignment", "/opt/app/config.yaml", "\"password\": Xq7v\"Lp92mZr8\n", `Xq7v"Lp92mZr8`},
+		{"password-assignment", "/opt/app/Main.java", "String dsn = \"password=Xq7vLp92mZr8\";\n", `Xq7vLp92mZr8`},
+		{"password-assignment", "/root/setup.sh", "echo 'DB_PASSWORD=Xq7vLp92mZr8' >> .env\n", `Xq7vLp92mZr8`},
 	} {
 		s := builtinScanner(t)
 		var got []string

@@ -185,6 +185,11 @@ func verifyAssignment(c *candidate) bool {
 			return false
 		}
 	}
+	// A '#' after a YAML ':' starts a comment (password: #rotated);
+	// after '=' it is the value's first byte.
+	if c.group == 3 && c.secret[0] == '#' && colonSeparated(c.match) {
+		return false
+	}
 	if c.group == 3 {
 		switch c.next {
 		case '(', '[', '.', '{':
