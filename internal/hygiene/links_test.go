@@ -107,3 +107,32 @@ func TestHardLinkFoundOnce(t *testing.T) {
 		t.Errorf("/etc/b.env in the copy: %+v", b)
 	}
 }
+
+// TestManyLinkNames: a file given many names, a few of them where a
+// path-confined rule looks, is reported under each such name (scanned once
+// for all of them: one set of rules, one read) and under no other.
+func TestManyLinkNames(t *testing.T) {
+	root := linkedKubeconfig(t)
+	var want []string
+	for i := range 40 {
+		dir := filepath.Join(root, "home", "u"+strings.Repeat("x", i%3)+string(rune('a'+i%26))+strings.Repeat("0", i/26), ".kube")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(filepath.Join(root, "backup/x"), filepath.Join(dir, "config")); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "secret kubeconfig-token "+strings.TrimPrefix(filepath.Join(dir, "config"), root))
+		// And names where no path-confined rule looks.
+		if err := os.Link(filepath.Join(root, "backup/x"), filepath.Join(root, "backup", "copy"+string(rune('a'+i%26))+strings.Repeat("0", i/26))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = append(want, "secret kubeconfig-token /root/.kube/config")
+	slices.Sort(want)
+	got := found(t, newScanner(t), root)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("scan found\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}

@@ -103,7 +103,7 @@ func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
 
 	if !img.RandomAccess() {
 		err := img.Walk(func(e *imagefs.Entry) error {
-			fr, err := s.scanEntry(e, false)
+			fr, err := s.scanEntry(e, nil)
 			if err != nil {
 				return err
 			}
@@ -131,7 +131,7 @@ func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
 			files = append(files, e)
 			total += e.Size
 		default:
-			if fr, err := s.scanEntry(e, false); err != nil {
+			if fr, err := s.scanEntry(e, nil); err != nil {
 				return err
 			} else if fr != nil {
 				res.Files = append(res.Files, fr)
@@ -143,8 +143,9 @@ func (s *Scanner) Scan(img imagefs.Image, bar *progress.Bar) (*Result, error) {
 		return nil, err
 	}
 	bar.SetTotal(total, int64(len(files)))
+	links := &linkScans{m: map[linkKey]*linkScan{}}
 	err = imagefs.ForEach(files, func(_, i int) error {
-		fr, err := s.scanEntry(files[i], true)
+		fr, err := s.scanEntry(files[i], links)
 		if err == nil {
 			record(fr, files[i].Size)
 		}
@@ -203,11 +204,40 @@ func sortResults(fs []*FileResult) {
 	slices.SortFunc(fs, func(a, b *FileResult) int { return cmp.Compare(a.Entry.Path, b.Entry.Path) })
 }
 
+// linkScans remembers, for one scan of a random-access image, what the
+// content of a file reached by several names gave under each set of rules
+// its names admit (secrets.Scanner.PathKey): a crafted image may give one
+// file a million names, and its content is read once per set, not once per
+// name.
+type linkScans struct {
+	mu sync.Mutex
+	m  map[linkKey]*linkScan
+}
+
+type linkKey struct{ target, rules string }
+
+type linkScan struct {
+	once    sync.Once
+	secrets []secrets.Finding
+	err     error
+}
+
+func (l *linkScans) get(k linkKey) *linkScan {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ls := l.m[k]
+	if ls == nil {
+		ls = &linkScan{}
+		l.m[k] = ls
+	}
+	return ls
+}
+
 // scanEntry checks one entry: identity by path (and content where the rule
-// needs it), secrets in the content of regular files. random says that the
-// image is RandomAccess, so a hard link's content can be read under its own
-// name. It returns nil when nothing was found.
-func (s *Scanner) scanEntry(e *imagefs.Entry, random bool) (*FileResult, error) {
+// needs it), secrets in the content of regular files. links is nil for a
+// tar stream; for a random-access image it lets a hard link's content be
+// scanned under its own name. It returns nil when nothing was found.
+func (s *Scanner) scanEntry(e *imagefs.Entry, links *linkScans) (*FileResult, error) {
 	rule := identity.Match(e.Path)
 	switch e.Type {
 	case imagefs.File:
@@ -223,39 +253,7 @@ func (s *Scanner) scanEntry(e *imagefs.Entry, random bool) (*FileResult, error) 
 		return nil, nil
 	}
 	if e.Link != "" {
-		// A hard link. At an identity path it is taken to hold identity
-		// even when the rule would look at the content (a machine-id
-		// linked to a file holding an ID): in a tar that content is gone
-		// from the stream, every format is judged alike, and a sealed
-		// image has no such link.
-		var fr *FileResult
-		if rule != nil {
-			fr = &FileResult{Entry: e, Identity: rule}
-		}
-		if !random {
-			// A tar stream: the content went by under the first name
-			// and was scanned there only. Rules confined to a path
-			// (kubeconfig-token, pgpass, ...) never see it under this
-			// one; docs/secrets.md says so.
-			return fr, nil
-		}
-		// Scanned under this name too, for the rules confined to paths;
-		// what the first name's scan found as well is dropped once all
-		// is scanned (dedupeLinks).
-		rc, err := e.Open()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", e.Path, err)
-		}
-		defer rc.Close()
-		sec, err := s.inspect(e, nil, rc)
-		switch {
-		case err != nil:
-			return nil, err
-		case sec == nil:
-			return fr, nil
-		}
-		sec.Identity = rule
-		return sec, nil
+		return s.scanLink(e, rule, links)
 	}
 	rc, err := e.Open()
 	if err != nil {
@@ -263,6 +261,61 @@ func (s *Scanner) scanEntry(e *imagefs.Entry, random bool) (*FileResult, error) 
 	}
 	defer rc.Close()
 	return s.inspect(e, rule, rc)
+}
+
+// scanLink checks a hard link. At an identity path it is taken to hold
+// identity even when the rule would look at the content (a machine-id
+// linked to a file holding an ID): in a tar that content is gone from the
+// stream, every format is judged alike, and a sealed image has no such
+// link.
+func (s *Scanner) scanLink(e *imagefs.Entry, rule *identity.Rule, links *linkScans) (*FileResult, error) {
+	var fr *FileResult
+	if rule != nil {
+		fr = &FileResult{Entry: e, Identity: rule}
+	}
+	if links == nil {
+		// A tar stream: the content went by under the first name and
+		// was scanned there only. Rules confined to a path
+		// (kubeconfig-token, pgpass, ...) never see it under this one;
+		// docs/secrets.md says so.
+		return fr, nil
+	}
+	key := s.secrets.PathKey(e.Path)
+	if key == s.secrets.PathKey(e.Link) {
+		return fr, nil // the same rules as the first name: its findings
+	}
+	// Scanned under this name too, for the rules confined to paths; what
+	// the first name's scan found as well is dropped once all is scanned
+	// (dedupeLinks).
+	ls := links.get(linkKey{e.Link, key})
+	ls.once.Do(func() {
+		rc, err := e.Open()
+		if err != nil {
+			ls.err = fmt.Errorf("%s: %w", e.Path, err)
+			return
+		}
+		defer rc.Close()
+		if err := s.secrets.Scan(e.Path, rc, func(f secrets.Finding) { ls.secrets = append(ls.secrets, f) }); err != nil {
+			ls.err = fmt.Errorf("%s: %w", e.Path, err)
+		}
+	})
+	if ls.err != nil {
+		return nil, ls.err
+	}
+	if len(ls.secrets) == 0 {
+		return fr, nil
+	}
+	if fr == nil {
+		fr = &FileResult{Entry: e}
+	}
+	for _, f := range ls.secrets {
+		f.Path = e.Path
+		fr.Secrets = append(fr.Secrets, f)
+	}
+	slices.SortFunc(fr.Secrets, func(a, b secrets.Finding) int {
+		return cmp.Or(cmp.Compare(a.Offset, b.Offset), cmp.Compare(a.RuleID, b.RuleID))
+	})
+	return fr, nil
 }
 
 // inspect judges the content of the regular file e, read from r: whether

@@ -406,6 +406,30 @@ func (r *Rule) accept(c *candidate, path string) bool {
 	return true
 }
 
+// PathKey tells which of the scanner's rules, and which of their path
+// allowlists, apply to path. Two paths of one key get the same findings
+// from the same content (but for Finding.Path): a file reached by several
+// names (hard links) need only be scanned once per key, however many names
+// a crafted image gives it.
+func (s *Scanner) PathKey(path string) string {
+	b := make([]byte, 0, len(s.rules))
+	bit := func(on bool) byte {
+		if on {
+			return '1'
+		}
+		return '0'
+	}
+	for _, r := range s.rules {
+		b = append(b, bit((r.Path == nil || matchPath(r.Path, r.pathNeed, path)) && !r.pathExcused(path)))
+		for i := range r.Allowlists {
+			if a := &r.Allowlists[i]; len(a.Paths) > 0 {
+				b = append(b, bit(a.pathMatch(path)))
+			}
+		}
+	}
+	return string(b)
+}
+
 // pathExcused reports whether an allowlist excuses the whole file, so the
 // rule need not run on it at all.
 func (r *Rule) pathExcused(path string) bool {
