@@ -144,7 +144,7 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 	if err := cfg.Resolve(x); err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
-	chg, err := libvirt.HookChange(x, cfg.Hypervisor, string(domXML))
+	chg, vmName, err := libvirt.HookChange(x, cfg.Hypervisor, string(domXML))
 	if err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
@@ -192,7 +192,7 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 		// A domain that starts is judged as if it arrived: sync and watch
 		// list stopped domains, so its violations may be in the estate
 		// already and would not count as introduced.
-		if carried := libvirt.CarriedFindings(judge.Before(), v, ev.Domain, blockAt); len(carried) > 0 {
+		if carried := libvirt.CarriedFindings(judge.Before(), v, vmName, blockAt); len(carried) > 0 {
 			var b strings.Builder
 			fmt.Fprintf(&b, "vguard: refused %s on %s (%s): the domain would run with findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
 			for _, f := range carried {
