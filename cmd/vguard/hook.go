@@ -49,10 +49,11 @@ $VGUARD_HOOK_CONFIG, or --config):
   stateDir: /run/vguard/hook  # markers tying an incoming migration to its prepare
 
 On the destination of a migration libvirt runs "migrate begin" and then
-"prepare begin". An allowed migrate leaves a marker (by domain UUID, good
-for 60 s) in stateDir, and that prepare is then judged like the migration,
-on the findings it introduces only; a start is judged on every finding the
-domain carries.
+"prepare begin". An allowed migrate leaves a marker in stateDir (by domain
+UUID, bound to the NICs, metadata and resources it was judged on, good for
+10 s), and a prepare of the same domain XML is then judged like the
+migration, on the findings it introduces only; a start is judged on every
+finding the domain carries.
 
 Install (docs/connectors.md):
 
@@ -143,7 +144,7 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 	if err := cfg.Resolve(x); err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
-	chg, err := libvirt.HookChange(x, cfg.Hypervisor, string(domXML))
+	chg, vmName, err := libvirt.HookChange(x, cfg.Hypervisor, string(domXML))
 	if err != nil {
 		return hookCannotJudge(g, cfg, what, err)
 	}
@@ -191,7 +192,7 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 		// A domain that starts is judged as if it arrived: sync and watch
 		// list stopped domains, so its violations may be in the estate
 		// already and would not count as introduced.
-		if carried := libvirt.CarriedFindings(judge.Before(), v, ev.Domain, blockAt); len(carried) > 0 {
+		if carried := libvirt.CarriedFindings(judge.Before(), v, vmName, blockAt); len(carried) > 0 {
 			var b strings.Builder
 			fmt.Fprintf(&b, "vguard: refused %s on %s (%s): the domain would run with findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
 			for _, f := range carried {
@@ -225,8 +226,12 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 // migration is then refused knows why.
 func recordIncoming(g *globalOptions, cfg *libvirt.HookConfig, domXML, domain string) {
 	uuid, err := libvirt.DomainUUID(domXML)
+	var digest string
 	if err == nil {
-		err = cfg.Incoming().Record(uuid, domain)
+		digest, err = libvirt.DomainDigest(domXML)
+	}
+	if err == nil {
+		err = cfg.Incoming().Record(uuid, domain, digest)
 	}
 	if err != nil {
 		fmt.Fprintf(g.stderr, "vguard: migrate of domain %q allowed, but no incoming-migration marker was written (%v): the prepare that follows will be judged as a start\n", domain, err)
@@ -234,13 +239,21 @@ func recordIncoming(g *globalOptions, cfg *libvirt.HookConfig, domXML, domain st
 }
 
 // consumeIncoming reports whether a "prepare begin" is the one that
-// follows an allowed incoming migration of the domain.
+// follows an allowed incoming migration of the domain: a marker of the
+// same domain, left moments ago by a migrate judged on the same XML. The
+// hook cannot tell an operator's start from it otherwise (after an
+// offline migration, which has no prepare, say), so a marker binds what
+// was judged and lives only as long as a migration takes to get there.
 func consumeIncoming(g *globalOptions, cfg *libvirt.HookConfig, domXML, domain string) bool {
 	uuid, err := libvirt.DomainUUID(domXML)
 	if err != nil {
 		return false // no marker can have been written for it
 	}
-	incoming, err := cfg.Incoming().Consume(uuid, domain)
+	digest, err := libvirt.DomainDigest(domXML)
+	if err != nil {
+		return false // nor for a domain XML that does not map
+	}
+	incoming, err := cfg.Incoming().Consume(uuid, domain, digest)
 	if err != nil {
 		fmt.Fprintf(g.stderr, "vguard: incoming-migration marker of domain %q not used (%v): judged as a start\n", domain, err)
 	}

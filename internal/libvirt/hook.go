@@ -184,10 +184,12 @@ const BridgeLabel = "libvirt.vguard.dev/bridge."
 // otherwise migrate when it ran elsewhere, detach-nic and attach-nic for
 // each NIC added, removed or moved to another network (matched by MAC),
 // and update for the security attributes its <metadata> declares
-// differently. An empty change means nothing changes.
-func HookChange(x *estate.Index, hv string, domXML string) (*change.Change, error) {
+// differently. An empty change means nothing changes. The name returned is
+// the domain's name in the estate, as sync writes it: the name libvirt passes
+// the hook may hold control characters, which sync escapes (connector.SafeName).
+func HookChange(x *estate.Index, hv string, domXML string) (*change.Change, string, error) {
 	if x.Hypervisors[hv] == nil {
-		return nil, fmt.Errorf("this host, hypervisor %q, is not in the estate (set hypervisor: in the hook configuration, or sync again)", hv)
+		return nil, "", fmt.Errorf("this host, hypervisor %q, is not in the estate (set hypervisor: in the hook configuration, or sync again)", hv)
 	}
 	bridgeNet := map[string]string{}
 	for k, v := range x.Hypervisors[hv].Labels {
@@ -197,7 +199,12 @@ func HookChange(x *estate.Index, hv string, domXML string) (*change.Change, erro
 	}
 	vm, _, err := DomainVM(domXML, hv, bridgeNet)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	// A domain whose escaped name met another's is NAME#UUID in the
+	// estate (escapedDuplicates).
+	if alt := x.VMs[vm.Name+"#"+vm.Identity.UUID]; alt != nil && vm.Identity.UUID != "" {
+		vm.Name = alt.Name
 	}
 	c := &change.Change{File: "<libvirt hook>", Meta: estate.Meta{Name: "libvirt hook: domain " + vm.Name}}
 	add := func(op *change.Operation) {
@@ -208,10 +215,10 @@ func HookChange(x *estate.Index, hv string, domXML string) (*change.Change, erro
 	if old == nil {
 		spec, err := vmNode(vm)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		add(&change.Operation{Op: change.OpCreate, Spec: spec})
-		return c, nil
+		return c, vm.Name, nil
 	}
 	if old.Hypervisor != hv {
 		add(&change.Operation{Op: change.OpMigrate, VM: vm.Name, ToHypervisor: hv})
@@ -255,7 +262,7 @@ func HookChange(x *estate.Index, hv string, domXML string) (*change.Change, erro
 	if set := attrPatch(old, vm); set != nil {
 		add(&change.Operation{Op: change.OpUpdate, VM: vm.Name, Set: set})
 	}
-	return c, nil
+	return c, vm.Name, nil
 }
 
 // sameResources reports whether the domain's resources (now) are those

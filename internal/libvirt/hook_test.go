@@ -47,7 +47,7 @@ func TestHookChange(t *testing.T) {
 		"owner":       {"hv-a", `<domain><name>app-1</name><metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" owner="y"/></metadata><devices><interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/></interface></devices></domain>`, "update app-1"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c2, err := HookChange(x, c.hv, c.xml)
+			c2, _, err := HookChange(x, c.hv, c.xml)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestHookChange(t *testing.T) {
 			}
 		})
 	}
-	if _, err := HookChange(x, "hv-z", `<domain><name>a</name></domain>`); err == nil || !strings.Contains(err.Error(), `"hv-z", is not in the estate`) {
+	if _, _, err := HookChange(x, "hv-z", `<domain><name>a</name></domain>`); err == nil || !strings.Contains(err.Error(), `"hv-z", is not in the estate`) {
 		t.Errorf("unknown host: %v", err)
 	}
 }
@@ -78,7 +78,7 @@ func FuzzHookChange(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := HookChange(x, "hv-a", s)
+		c, _, err := HookChange(x, "hv-a", s)
 		if err != nil || len(c.Operations) == 0 {
 			return
 		}
@@ -181,11 +181,11 @@ resourceLimits: always
 		return `<domain><name>app-1</name><vcpu>2</vcpu><memory unit='MiB'>2048</memory>` + tune +
 			`<devices><interface type='network'><mac address='52:54:00:00:00:01'/><source network='lan'/></interface></devices></domain>`
 	}
-	same, err := HookChange(x, "hv-a", dom(`<cputune><quota>50000</quota></cputune>`))
+	same, _, err := HookChange(x, "hv-a", dom(`<cputune><quota>50000</quota></cputune>`))
 	if err != nil || len(same.Operations) != 0 {
 		t.Fatalf("unchanged resources: %v %q", err, Describe(same))
 	}
-	c, err := HookChange(x, "hv-a", dom(""))
+	c, _, err := HookChange(x, "hv-a", dom(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,11 +237,11 @@ separate:
 		return `<domain><name>app-1</name><metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1">` + labels + `</vguard:vm></metadata>
 			<devices><interface type='network'><mac address='52:54:00:00:00:01'/><source network='lan'/></interface></devices></domain>`
 	}
-	same, err := HookChange(x, "hv-a", dom(`<vguard:label name="tier" value="web"/>`))
+	same, _, err := HookChange(x, "hv-a", dom(`<vguard:label name="tier" value="web"/>`))
 	if err != nil || len(same.Operations) != 0 {
 		t.Fatalf("unchanged labels: %v %q", err, Describe(same))
 	}
-	c, err := HookChange(x, "hv-a", dom(`<vguard:label name="tier" value="dmz"/>`))
+	c, _, err := HookChange(x, "hv-a", dom(`<vguard:label name="tier" value="dmz"/>`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package libvirt
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,10 +24,12 @@ const DefaultStateDir = "/run/vguard/hook"
 // IncomingTTL is how long an incoming-migration marker is honoured. On the
 // destination libvirt runs "migrate begin" and then, within the same
 // migration call and before QEMU is spawned, "prepare begin"; the gap is
-// the hook's own run time. A marker older than this belongs to a migration
-// that never reached its prepare (it failed), and must not soften the
-// judging of a later plain start.
-const IncomingTTL = 60 * time.Second
+// the hook's own run time plus libvirt's bookkeeping (adding the domain,
+// pre-creating storage). A marker older than this belongs to a migration
+// that never reached its prepare (an offline migration has none, a failed
+// one stops before it) and must not soften the judging of a later plain
+// start: the shorter the TTL, the smaller that window.
+const IncomingTTL = 10 * time.Second
 
 // Incoming records and consumes the markers that tie a "prepare begin" to
 // the "migrate begin" that preceded it for the same domain, so that the
@@ -39,10 +43,34 @@ type Incoming struct {
 	Now func() time.Time // nil: time.Now
 }
 
-// marker is the content of one marker file.
+// marker is the content of one marker file. Digest binds it to what the
+// migration was judged on (DomainDigest of the migrate's XML).
 type marker struct {
 	Domain string    `json:"domain"`
+	Digest string    `json:"digest"`
 	At     time.Time `json:"at"`
+}
+
+// DomainDigest returns a digest of everything in a domain XML that the hook
+// turns into a change: name, UUID, NICs (MAC and network, portgroup or
+// bridge), the vguard metadata's attributes and labels, and resources. A
+// marker honoured only for the same digest softens the judging of exactly
+// the domain the migration was judged on, not of a domain redefined since
+// (a start after an offline migration, say, with a NIC moved to another
+// network).
+func DomainDigest(domXML string) (string, error) {
+	// Bridges are digested by their own name: the estate's bridge-to-network
+	// map is the same for both calls, so the raw name binds as much.
+	vm, _, err := DomainVM(domXML, "", nil)
+	if err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(vm)
+	if err != nil {
+		return "", fmt.Errorf("digest of domain %s: %w", vm.Name, err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func (in Incoming) now() time.Time {
@@ -77,15 +105,16 @@ func DomainUUID(domXML string) (string, error) {
 	return hex[0:8] + "-" + hex[8:12] + "-" + hex[12:16] + "-" + hex[16:20] + "-" + hex[20:], nil
 }
 
-// Record notes that the domain (uuid, name) is arriving by migration now.
-func (in Incoming) Record(uuid, name string) error {
+// Record notes that the domain (uuid, name), as digest (DomainDigest)
+// gives it, is arriving by migration now.
+func (in Incoming) Record(uuid, name, digest string) error {
 	if err := os.MkdirAll(in.Dir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	if err := in.private(); err != nil {
 		return err
 	}
-	data, err := json.Marshal(marker{Domain: name, At: in.now()})
+	data, err := json.Marshal(marker{Domain: name, Digest: digest, At: in.now()})
 	if err != nil {
 		return err
 	}
@@ -106,12 +135,14 @@ func (in Incoming) Record(uuid, name string) error {
 	return nil
 }
 
-// Consume reports whether a marker recorded for the domain (uuid, name)
-// within the TTL exists, and removes any marker for uuid: a marker serves
-// one prepare only. A missing state directory or marker is false without
-// an error; one that cannot be trusted (a directory others can write, a
-// marker that is not a plain file) is false with an error saying why.
-func (in Incoming) Consume(uuid, name string) (bool, error) {
+// Consume reports whether a marker recorded for the domain (uuid, name,
+// digest) within the TTL exists, and removes any marker for uuid: a marker
+// serves one prepare only. A missing state directory or marker is false
+// without an error; one that is not honoured (expired, for another domain
+// or another definition of it) or cannot be trusted (a directory others
+// can write, a marker that is not a plain file) is false with an error
+// saying why.
+func (in Incoming) Consume(uuid, name, digest string) (bool, error) {
 	if _, err := os.Lstat(in.Dir); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -139,8 +170,18 @@ func (in Incoming) Consume(uuid, name string) (bool, error) {
 		return false, fmt.Errorf("state directory: %s is not a marker the hook wrote; removed", path)
 	}
 	age := in.now().Sub(m.At)
-	// A marker from the future (the clock stepped back) is not trusted.
-	return m.Domain == name && age >= -time.Second && age <= in.ttl(), nil
+	switch {
+	case m.Domain != name:
+		return false, fmt.Errorf("the marker was left for domain %q", m.Domain)
+	case age < -time.Second:
+		// The clock stepped back: the marker's age is unknown.
+		return false, errors.New("the marker is dated in the future")
+	case age > in.ttl():
+		return false, fmt.Errorf("the marker was left %s ago; a migration's prepare follows its migrate within %s", age.Round(time.Second), in.ttl())
+	case m.Digest == "" || m.Digest != digest:
+		return false, errors.New("the domain's NICs, metadata or resources differ from those its migration was judged on")
+	}
+	return true, nil
 }
 
 // private checks that Dir is a directory of this user that no one else

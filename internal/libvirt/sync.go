@@ -1,11 +1,13 @@
 package libvirt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -161,6 +163,7 @@ type host struct {
 type domain struct {
 	vm     *estate.VM
 	active bool
+	raw    string // libvirt's name, before connector.SafeName
 }
 
 // read reads one hypervisor: its capacity, networks and domains.
@@ -252,7 +255,7 @@ func (c *Conn) read() (*host, error) {
 				}
 			}
 		}
-		h.domains = append(h.domains, domain{vm: vm, active: d.ID > 0})
+		h.domains = append(h.domains, domain{vm: vm, active: d.ID > 0, raw: d.Name})
 	}
 	return h, nil
 }
@@ -301,7 +304,9 @@ func Sync(ctx context.Context, targets []Target) (*connector.Inventory, error) {
 
 // merge builds the inventory of several hypervisors from copies of what
 // was read, so that the overlay (which patches objects in place) never
-// changes a host's facts that a watch reuses.
+// changes a host's facts that a watch reuses. Domains of one name are one
+// domain (by libvirt's name: two names that meet only once escaped are
+// two, see escapedDuplicates).
 func merge(hosts []*host, source string) *connector.Inventory {
 	inv := &connector.Inventory{Source: source}
 	e := &inv.Estate
@@ -328,18 +333,23 @@ func merge(hosts []*host, source string) *connector.Inventory {
 		}
 		for _, d := range h.domains {
 			d.vm = d.vm.Clone()
-			prev, dup := vms[d.vm.Name]
+			key := d.raw
+			if key == "" {
+				key = d.vm.Name
+			}
+			prev, dup := vms[key]
 			switch {
 			case !dup:
-				vms[d.vm.Name] = d
+				vms[key] = d
 			case d.active && !prev.active:
-				vms[d.vm.Name] = d
+				vms[key] = d
 			case d.active && prev.active:
 				inv.Warnings = append(inv.Warnings, fmt.Sprintf("domain %s runs on both %s and %s; kept the one on %s",
 					d.vm.Name, prev.vm.Hypervisor, d.vm.Hypervisor, prev.vm.Hypervisor))
 			}
 		}
 	}
+	inv.Warnings = append(inv.Warnings, escapedDuplicates(vms)...)
 	// NICs on host bridges or other devices name networks libvirt does not
 	// define; they become networks of their own.
 	for _, d := range vms {
@@ -356,6 +366,47 @@ func merge(hosts []*host, source string) *connector.Inventory {
 	sort.Strings(inv.Warnings)
 	inv.SortObjects()
 	return inv
+}
+
+// escapedDuplicates renames the domains (keyed by libvirt's name) whose
+// escaped names (connector.SafeName) meet: "web\t2" is written web%092, and
+// a domain may really be named web%092. As vSphere duplicates are, all but
+// one are written NAME#UUID, with a warning: the domain really named so
+// keeps the name (its estate name is its libvirt name), else the first
+// of their libvirt names in byte order. The hook finds a domain so
+// renamed by its UUID (HookChange).
+func escapedDuplicates(vms map[string]domain) []string {
+	byName := map[string][]string{}
+	for raw, d := range vms {
+		byName[d.vm.Name] = append(byName[d.vm.Name], raw)
+	}
+	var warnings []string
+	for name, raws := range byName {
+		if len(raws) < 2 {
+			continue
+		}
+		slices.SortFunc(raws, func(a, b string) int {
+			// The literal name first, then libvirt's (byte) order.
+			return cmp.Or(cmpBool(a != name, b != name), strings.Compare(a, b))
+		})
+		for _, raw := range raws[1:] {
+			d := vms[raw]
+			d.vm.Name = name + "#" + d.vm.Identity.UUID
+			warnings = append(warnings, fmt.Sprintf("domains %q and %q are both written as %s; the one with UUID %s is written as %s",
+				raws[0], raw, name, d.vm.Identity.UUID, d.vm.Name))
+		}
+	}
+	return warnings
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // mapError is a read that failed on what libvirt holds (XML or metadata

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -355,6 +356,89 @@ func TestReadSkipsWhatWentAway(t *testing.T) {
 	for _, w := range []string{"domain doomed went away", "domain flash went away", "network doomed-net went away"} {
 		if !slices.ContainsFunc(h.warnings, func(s string) bool { return strings.Contains(s, w) }) {
 			t.Errorf("no warning %q in %q", w, h.warnings)
+		}
+	}
+}
+
+// TestSyncControlCharacterNames: libvirt refuses only a newline in a name,
+// and the loader refuses every control character. A domain, network,
+// portgroup or bridge named with a tab, DEL or a C1 character is written
+// escaped (connector.SafeName), with a warning, with every reference to it
+// escaped the same way, so that one such name does not keep the whole
+// estate from loading. A domain whose escaped name meets a domain really
+// named so is written NAME#UUID, and the hook finds each by its own XML.
+func TestSyncControlCharacterNames(t *testing.T) {
+	d := libvirttest.Start(t)
+	uri := d.URI("default")
+	c, err := Dial(Target{Name: "hv", URI: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.L.NetworkDefineXML(`<network><name>lan` + "\u0085" + `x</name><bridge name='vbr` + "\x7f" + `9'/>
+<metadata><vguard:network xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" zone="dmz&#9;a"/></metadata>
+<portgroup name='pg&#9;1'/></network>`); err != nil {
+		t.Fatal(err)
+	}
+	const tabUUID, plainUUID = "0b9c5a46-3f4e-4a52-9d1e-6c1f2d3e4a01", "0b9c5a46-3f4e-4a52-9d1e-6c1f2d3e4a02"
+	domain := func(name, uuid, devices string) string {
+		return `<domain type='test'><name>` + name + `</name><uuid>` + uuid + `</uuid><memory>1024</memory><os><type>hvm</type></os>
+<metadata><vguard:vm xmlns:vguard="https://vguard.dev/xmlns/libvirt/v1" securityLevel="high" homeZone="lab&#133;1"/></metadata>
+<devices>` + devices + `</devices></domain>`
+	}
+	tabXML := domain("web\t2", tabUUID, `<interface type='network'><mac address='52:54:00:00:0a:01'/><source network='lan`+"\u0085"+`x' portgroup='pg&#9;1'/></interface>
+<interface type='bridge'><mac address='52:54:00:00:0a:02'/><source bridge='vbr`+"\x7f"+`9'/></interface>
+<interface type='bridge'><mac address='52:54:00:00:0a:03'/><source bridge='br&#9;x'/></interface>`)
+	var defined []string // as libvirt gives them to the hook
+	for _, x := range []string{tabXML, domain("web%092", plainUUID, ""), domain("db\u00851", "", "")} {
+		dom, err := c.L.DomainDefineXML(x)
+		if err != nil {
+			t.Fatalf("libvirt refused %s: %v", x, err)
+		}
+		if x, err = c.L.DomainGetXMLDesc(dom, 0); err != nil {
+			t.Fatal(err)
+		}
+		defined = append(defined, x)
+	}
+	inv, err := Sync(context.Background(), []Target{{Name: "hv", URI: uri}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings := strings.Join(inv.Warnings, "\n")
+	for _, want := range []string{
+		`domain "web\t2" (` + tabUUID + `): its name holds control characters or bytes that are not UTF-8; written as web%092`,
+		`network "lan\u0085x"`,
+		`domains "web%092" and "web\t2" are both written as web%092; the one with UUID ` + tabUUID + ` is written as web%092#` + tabUUID,
+	} {
+		if !strings.Contains(warnings, want) {
+			t.Errorf("no warning %q in:\n%s", want, warnings)
+		}
+	}
+	built, err := connector.Build(inv, nil, "")
+	if err != nil {
+		t.Fatalf("one name with a control character keeps the estate from loading: %v", err)
+	}
+	if i := strings.IndexFunc(string(built.Data)+warnings, func(r rune) bool { return r == '\t' || r == 0x7f || r == 0x85 }); i >= 0 {
+		t.Errorf("a control character was written or warned raw:\n%s\n%s", built.Data, warnings)
+	}
+	x := estate.NewIndex(built.Result.Estate)
+	tab, plain := x.VMs["web%092#"+tabUUID], x.VMs["web%092"]
+	if tab == nil || plain == nil || plain.Identity.UUID != plainUUID || x.VMs["db%C2%851"] == nil {
+		t.Fatalf("VMs: %v", slices.Sorted(maps.Keys(x.VMs)))
+	}
+	if got := []string{tab.NICs[0].Network, tab.NICs[1].Network, tab.NICs[2].Network}; !slices.Equal(got, []string{"lan%C2%85x/pg%091", "lan%C2%85x", "br%09x"}) {
+		t.Errorf("NIC networks %q: the escaped portgroup, the network owning the escaped bridge, a bridge of its own", got)
+	}
+	if tab.HomeZone != "lab%C2%851" || x.Networks["lan%C2%85x"].Zone != "dmz%09a" || x.Zones["dmz%09a"] == nil {
+		t.Errorf("zones are names too: homeZone %q, network zone %q", tab.HomeZone, x.Networks["lan%C2%85x"].Zone)
+	}
+	// The hook maps each domain's XML to its name in the estate: nothing
+	// changes for either, and the carried findings are looked up under
+	// that name.
+	for i, want := range []string{"web%092#" + tabUUID, "web%092", "db%C2%851"} {
+		chg, vm, err := HookChange(x, "hv", defined[i])
+		if err != nil || vm != want || len(chg.Operations) != 0 {
+			t.Errorf("hook: %s, change %q, %v; want %s, no change", vm, Describe(chg), err, want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/estate"
 )
 
@@ -38,8 +39,10 @@ const Namespace = "https://vguard.dev/xmlns/libvirt/v1"
 
 // DomainVM turns a domain's XML into a VM on hypervisor hv. The NICs name
 // libvirt networks by their name and host bridges by the bridge's name
-// (bridgeNet maps a bridge to the libvirt network that owns it, when one
-// does). Warnings say what could not be mapped exactly.
+// (bridgeNet maps a bridge, as connector.Escape writes it, to the libvirt
+// network that owns it, when one does). Warnings say what could not be
+// mapped exactly. libvirt refuses only a newline in a name: every name
+// is written as connector.SafeName gives it, by sync and hook alike.
 func DomainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, []string, error) {
 	vm, _, warnings, err := domainVM(domXML, hv, bridgeNet)
 	return vm, warnings, err
@@ -56,13 +59,17 @@ func domainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, *bool
 	if strings.TrimSpace(d.Name) == "" {
 		return nil, nil, nil, errors.New("domain XML: the domain has no name")
 	}
-	vm := &estate.VM{Name: d.Name, Hypervisor: hv}
+	name, escaped := connector.SafeName(d.Name)
+	vm := &estate.VM{Name: name, Hypervisor: hv}
 	var warnings []string
+	if escaped {
+		warnings = append(warnings, connector.EscapedWarning("domain", d.Name, strings.ToLower(d.UUID), name))
+	}
 	var gateway *bool
 	if d.Metadata != nil {
 		var err error
 		if gateway, err = vmMetadata(d.Metadata.XML, vm); err != nil {
-			return nil, nil, nil, fmt.Errorf("domain %s: <metadata>: %w", d.Name, err)
+			return nil, nil, nil, fmt.Errorf("domain %s: <metadata>: %w", name, err)
 		}
 	}
 	vm.Identity.UUID = strings.ToLower(d.UUID)
@@ -70,7 +77,7 @@ func domainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, *bool
 		for i, nic := range d.Devices.Interfaces {
 			n, w := nicOf(&nic, bridgeNet)
 			if w != "" {
-				warnings = append(warnings, fmt.Sprintf("domain %s: interface %d: %s", d.Name, i, w))
+				warnings = append(warnings, fmt.Sprintf("domain %s: interface %d: %s", name, i, w))
 			}
 			vm.NICs = append(vm.NICs, n)
 		}
@@ -82,7 +89,7 @@ func domainVM(domXML, hv string, bridgeNet map[string]string) (*estate.VM, *bool
 	if d.Memory != nil {
 		mib, err := toMiB(d.Memory.Value, d.Memory.Unit)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("domain %s: <memory>: %w", d.Name, err)
+			return nil, nil, nil, fmt.Errorf("domain %s: <memory>: %w", name, err)
 		}
 		res.MemoryMiB = mib
 	}
@@ -104,22 +111,24 @@ func nicOf(nic *libvirtxml.DomainInterface, bridgeNet map[string]string) (estate
 		n.MAC = strings.ToLower(nic.MAC.Address)
 	}
 	src := nic.Source
+	// Names as the network's own mapping (networkOf) writes them.
+	esc := connector.Escape
 	switch {
 	case src != nil && src.Network != nil && src.Network.Network != "":
-		n.Network = src.Network.Network
+		n.Network = esc(src.Network.Network)
 		if pg := src.Network.PortGroup; pg != "" {
 			// A portgroup of a trunk network is a network of its own to
 			// vguard (OVS trunks give each its own VLAN, often its own
 			// zone); sync defines it as NETWORK/PORTGROUP.
-			n.Network += "/" + pg
+			n.Network += "/" + esc(pg)
 		}
 	case src != nil && src.Bridge != nil && src.Bridge.Bridge != "":
-		n.Network = src.Bridge.Bridge
-		if owner, ok := bridgeNet[src.Bridge.Bridge]; ok {
+		n.Network = esc(src.Bridge.Bridge)
+		if owner, ok := bridgeNet[n.Network]; ok {
 			n.Network = owner
 		}
 	case src != nil && src.Direct != nil && src.Direct.Dev != "":
-		n.Network = src.Direct.Dev
+		n.Network = esc(src.Direct.Dev)
 	default:
 		kind := interfaceKind(src)
 		n.Network = kind
@@ -238,7 +247,7 @@ func vmMetadata(inner string, vm *estate.VM) (gateway *bool, err error) {
 		case "app":
 			vm.App = v
 		case "homeZone":
-			vm.HomeZone = v
+			vm.HomeZone = connector.Escape(v) // names a zone
 		case "environment":
 			err = vm.Environment.UnmarshalText([]byte(v))
 		case "securityLevel":
@@ -283,7 +292,7 @@ func NetworkOfXML(netXML string) (nets []*estate.Network, bridge string, warning
 		if pg.Name == "" {
 			continue
 		}
-		p := &estate.Network{Name: net.Name + "/" + pg.Name, Zone: net.Zone, Purpose: net.Purpose, VLAN: net.VLAN}
+		p := &estate.Network{Name: net.Name + "/" + connector.Escape(pg.Name), Zone: net.Zone, Purpose: net.Purpose, VLAN: net.VLAN}
 		if pg.VLAN != nil && len(pg.VLAN.Tags) == 1 {
 			if id := int(pg.VLAN.Tags[0].ID); id <= 4094 {
 				p.VLAN = &id
@@ -305,26 +314,30 @@ func networkOf(netXML string, warn func(string)) (*estate.Network, string, error
 	if strings.TrimSpace(n.Name) == "" {
 		return nil, "", errors.New("network XML: the network has no name")
 	}
-	net := &estate.Network{Name: n.Name}
+	name, escaped := connector.SafeName(n.Name)
+	if escaped {
+		warn(connector.EscapedWarning("network", n.Name, strings.ToLower(n.UUID), name))
+	}
+	net := &estate.Network{Name: name}
 	if n.VLAN != nil && len(n.VLAN.Tags) == 1 {
 		if id := int(n.VLAN.Tags[0].ID); id <= 4094 {
 			net.VLAN = &id
 		} else {
 			// 4095 is no one VLAN (the loader refuses it): a trunk.
-			warn(fmt.Sprintf("network %s: VLAN tag %d is not one VLAN; written without a VLAN", n.Name, id))
+			warn(fmt.Sprintf("network %s: VLAN tag %d is not one VLAN; written without a VLAN", name, id))
 		}
 	}
 	if n.Metadata != nil {
 		m, err := findMeta(n.Metadata.XML, "network")
 		if err != nil {
-			return nil, "", fmt.Errorf("network %s: <metadata>: %w", n.Name, err)
+			return nil, "", fmt.Errorf("network %s: <metadata>: %w", name, err)
 		}
 		if m != nil {
 			for k, v := range m.attrs {
 				var err error
 				switch k {
 				case "zone":
-					net.Zone = v
+					net.Zone = connector.Escape(v) // names a zone
 				case "purpose":
 					err = net.Purpose.UnmarshalText([]byte(v))
 				case "vlan":
@@ -338,14 +351,16 @@ func networkOf(netXML string, warn func(string)) (*estate.Network, string, error
 					err = errors.New("unknown attribute (want zone, purpose, vlan)")
 				}
 				if err != nil {
-					return nil, "", fmt.Errorf("network %s: vguard:network %s=%q: %w", n.Name, k, v, err)
+					return nil, "", fmt.Errorf("network %s: vguard:network %s=%q: %w", name, k, v, err)
 				}
 			}
 		}
 	}
 	bridge := ""
 	if n.Bridge != nil {
-		bridge = n.Bridge.Name
+		// A key of bridgeNet and of the hypervisor's labels: as nicOf
+		// writes a bridge.
+		bridge = connector.Escape(n.Bridge.Name)
 	}
 	return net, bridge, nil
 }

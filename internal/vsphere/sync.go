@@ -382,13 +382,23 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		}
 	}
 	for i := range r.Hosts {
-		known("host", r.Hosts[i].Name, r.Hosts[i].Self, AttrFailureDomain)
+		known("host", connector.Escape(r.Hosts[i].Name), r.Hosts[i].Self, AttrFailureDomain)
 	}
 	for i := range r.Networks {
-		known("network", r.Networks[i].Name, r.Networks[i].Self, AttrZone)
+		known("network", connector.Escape(r.Networks[i].Name), r.Networks[i].Self, AttrZone)
 	}
 	for i := range r.VMs {
-		known("VM", r.VMs[i].Name, r.VMs[i].Self, AttrOwner, AttrApp, AttrEnvironment, AttrSecurityLevel, AttrHomeZone, AttrGateway)
+		known("VM", connector.Escape(r.VMs[i].Name), r.VMs[i].Self, AttrOwner, AttrApp, AttrEnvironment, AttrSecurityLevel, AttrHomeZone, AttrGateway)
+	}
+	// safe is the name an object is written as: names are free text in
+	// vCenter, and one holding a control character would keep the whole
+	// estate from loading (connector.SafeName).
+	safe := func(kind, name string, ref types.ManagedObjectReference) string {
+		s, escaped := connector.SafeName(name)
+		if escaped {
+			inv.Warnings = append(inv.Warnings, connector.EscapedWarning(kind, name, ref.Value, s))
+		}
+		return s
 	}
 
 	clusterOf := r.clusterNames(inv)
@@ -401,7 +411,8 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 	trunk := map[string]bool{}             // network moref -> guest tagging (VLAN 4095)
 	for i := range r.Hosts {
 		h := &r.Hosts[i]
-		hv := &estate.Hypervisor{Name: h.Name, FailureDomain: attr("host", h.Name, h.Self, AttrFailureDomain)}
+		name := safe("host", h.Name, h.Self)
+		hv := &estate.Hypervisor{Name: name, FailureDomain: attr("host", name, h.Self, AttrFailureDomain)}
 		if h.Parent != nil {
 			hv.Cluster = clusterOf[h.Parent.Value]
 		}
@@ -415,7 +426,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			}
 			hostPGs[h.Self.Value] = pgs
 		}
-		hostName[h.Self.Value] = h.Name
+		hostName[h.Self.Value] = name
 		e.Hypervisors = append(e.Hypervisors, hv)
 	}
 
@@ -447,7 +458,9 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 		if uplink[n.Self.Value] {
 			continue
 		}
-		zone := attr("network", n.Name, n.Self, AttrZone)
+		name := safe("network", n.Name, n.Self)
+		// A zone is named by a tag or attribute value: free text too.
+		zone := connector.Escape(attr("network", name, n.Self, AttrZone))
 		vlan := dvpgVLAN[n.Self.Value]
 		if n.Self.Type == "Network" {
 			var warn string
@@ -457,16 +470,16 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			}
 		}
 		if trunk[n.Self.Value] {
-			inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s tags VLANs in the guest (VLAN 4095); written without a VLAN", n.Name))
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("port group %s tags VLANs in the guest (VLAN 4095); written without a VLAN", name))
 		}
-		name := n.Name
 		if prev := nets[name]; prev != nil && (zone != "" && prev.Zone != "" && zone != prev.Zone ||
 			vlan != nil && prev.VLAN != nil && *vlan != *prev.VLAN) {
 			// Same name, different security facts (two datacenters, two
 			// switches): merging them would keep one zone at random.
-			name = n.Name + "#" + n.Self.Value
+			base := name
+			name = base + "#" + n.Self.Value
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two networks are named %s with a different zone or VLAN; the one with id %s is written as %s",
-				n.Name, n.Self.Value, name))
+				base, n.Self.Value, name))
 		}
 		netName[n.Self.Value] = name
 		if sum, ok := n.Summary.(*types.OpaqueNetworkSummary); ok && sum.OpaqueNetworkId != "" {
@@ -493,19 +506,21 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 			continue
 		}
 		if m.Runtime.Host == nil || hostName[m.Runtime.Host.Value] == "" {
-			inv.Warnings = append(inv.Warnings, fmt.Sprintf("VM %s (%s) has no host; left out", m.Name, m.Self.Value))
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("VM %s (%s) has no host; left out", connector.Escape(m.Name), m.Self.Value))
 			continue
 		}
-		name := m.Name
-		if seen[name] {
-			name = m.Name + "#" + m.Self.Value
-			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two VMs are named %s; the one with id %s is written as %s", m.Name, m.Self.Value, name))
+		name := safe("VM", m.Name, m.Self)
+		if base := name; seen[base] {
+			// A duplicate in vCenter (VM names are unique per folder), or
+			// an escaped name that met a VM really named so.
+			name = base + "#" + m.Self.Value
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two VMs are named %s; the one with id %s is written as %s", base, m.Self.Value, name))
 		}
 		seen[name] = true
 		vmNames[m.Self.Value] = name
 		vm := &estate.VM{Name: name, Hypervisor: hostName[m.Runtime.Host.Value]}
 		if err := setVMAttrs(vm, r.Attrs[m.Self.Value]); err != nil {
-			errs = append(errs, fmt.Errorf("VM %s: %w", m.Name, err))
+			errs = append(errs, fmt.Errorf("VM %s: %w", name, err))
 		}
 		if m.Guest != nil {
 			vm.Identity.Hostname = m.Guest.HostName
@@ -522,7 +537,7 @@ func (r *Raw) Map(source string) (*connector.Inventory, error) {
 				}
 				nic, warn := nicOf(card.GetVirtualEthernetCard(), netName, dvpgByKey, opaqueName)
 				if warn != "" {
-					inv.Warnings = append(inv.Warnings, fmt.Sprintf("VM %s: %s", m.Name, warn))
+					inv.Warnings = append(inv.Warnings, fmt.Sprintf("VM %s: %s", name, warn))
 				}
 				if nets[nic.Network] == nil {
 					nets[nic.Network] = &estate.Network{Name: nic.Network}
@@ -562,7 +577,7 @@ func standardVLAN(n *mo.Network, hostPGs map[string]map[string]int, hostName map
 		case vlan == nil:
 			vlan, first = &id, hostName[h.Value]
 		case *vlan != id && warn == "":
-			warn = fmt.Sprintf("port group %s has VLAN %d on %s and %d on %s; kept %d", n.Name, *vlan, first, id, hostName[h.Value], *vlan)
+			warn = fmt.Sprintf("port group %s has VLAN %d on %s and %d on %s; kept %d", connector.Escape(n.Name), *vlan, first, id, hostName[h.Value], *vlan)
 		}
 	}
 	if trunk {
@@ -581,7 +596,7 @@ func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey, opaqueName map[s
 		if b.Network != nil && netName[b.Network.Value] != "" {
 			nic.Network = netName[b.Network.Value]
 		} else {
-			nic.Network = b.DeviceName
+			nic.Network = connector.Escape(b.DeviceName)
 		}
 	case *types.VirtualEthernetCardDistributedVirtualPortBackingInfo:
 		nic.Network = netName[dvpgByKey[b.Port.PortgroupKey]]
@@ -589,7 +604,7 @@ func nicOf(card *types.VirtualEthernetCard, netName, dvpgByKey, opaqueName map[s
 		// NSX segments are named in the backing by ID only.
 		nic.Network = opaqueName[b.OpaqueNetworkId]
 		if nic.Network == "" {
-			nic.Network = b.OpaqueNetworkId
+			nic.Network = connector.Escape(b.OpaqueNetworkId)
 		}
 	}
 	if nic.Network == "" {
@@ -614,7 +629,7 @@ func setVMAttrs(vm *estate.VM, attrs map[string]string) error {
 		case AttrApp:
 			vm.App = v
 		case AttrHomeZone:
-			vm.HomeZone = v
+			vm.HomeZone = connector.Escape(v) // names a zone
 		case AttrEnvironment:
 			err = vm.Environment.UnmarshalText([]byte(v))
 		case AttrSecurityLevel:
@@ -648,10 +663,13 @@ func (r *Raw) clusterNames(inv *connector.Inventory) map[string]string {
 	seen := map[string]bool{}
 	for i := range r.Clusters {
 		cl := &r.Clusters[i]
-		name := cl.Name
-		if seen[name] {
-			name = cl.Name + "#" + cl.Self.Value
-			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two clusters are named %s; the one with id %s is written as %s", cl.Name, cl.Self.Value, name))
+		name, escaped := connector.SafeName(cl.Name)
+		if escaped {
+			inv.Warnings = append(inv.Warnings, connector.EscapedWarning("cluster", cl.Name, cl.Self.Value, name))
+		}
+		if base := name; seen[base] {
+			name = base + "#" + cl.Self.Value
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("two clusters are named %s; the one with id %s is written as %s", base, cl.Self.Value, name))
 		}
 		seen[name] = true
 		names[cl.Self.Value] = name
@@ -702,10 +720,12 @@ func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName, clusterOf map[s
 			if info.Enabled != nil && !*info.Enabled {
 				continue
 			}
-			name := "drs/" + clName + "/" + info.Name
+			// A rule's name is free text too; it names a policy rule.
+			ruleName := connector.Escape(info.Name)
+			name := "drs/" + clName + "/" + ruleName
 			switch rule := br.(type) {
 			case *types.ClusterAntiAffinityRuleSpec:
-				key := "vsphere.drs.separate/" + clName + "/" + info.Name
+				key := "vsphere.drs.separate/" + clName + "/" + ruleName
 				sr := &estate.SeparateRule{Name: name, Scope: estate.ScopeHypervisor}
 				for _, ref := range rule.Vm {
 					if label(ref.Value, key, vmNames[ref.Value]) {
@@ -716,7 +736,7 @@ func (r *Raw) rules(inv *connector.Inventory, vmNames, hostName, clusterOf map[s
 					inv.Separate = append(inv.Separate, sr)
 				}
 			case *types.ClusterVmHostRuleInfo:
-				key := "vsphere.drs.group/" + clName + "/" + rule.VmGroupName
+				key := "vsphere.drs.group/" + clName + "/" + connector.Escape(rule.VmGroupName)
 				n := 0
 				for _, ref := range vmGroups[rule.VmGroupName] {
 					if label(ref.Value, key, "true") {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -785,5 +786,165 @@ func TestEndpointEscapeHint(t *testing.T) {
 	}
 	if ep.String() != "https://vc.example.com/sdk" {
 		t.Errorf("printed as %s, want scheme, host and path only", ep)
+	}
+}
+
+// TestSyncControlCharacterNames: vCenter names are free text, and the
+// loader refuses control characters. A VM, port group or cluster named
+// with a tab, DEL or a C1 character (and a zone tag so named) is written
+// escaped (connector.SafeName), with a warning, and every reference to it
+// the same way, so that one such name does not keep the estate from
+// loading; a VM whose escaped name meets a VM really named so is a
+// duplicate like any other (NAME#moref).
+func TestSyncControlCharacterNames(t *testing.T) {
+	sim := vspheretest.Start(t, 4)
+	vspheretest.Scenario(t, sim)
+	ctx := context.Background()
+	f := sim.Finder(t)
+	rename := func(o interface {
+		Rename(context.Context, string) (*object.Task, error)
+	}, name string) {
+		t.Helper()
+		task, err := o.Rename(ctx, name)
+		if err == nil {
+			err = task.Wait(ctx)
+		}
+		if err != nil {
+			t.Fatalf("rename to %q: %v", name, err)
+		}
+	}
+	vm := func(name string) *object.VirtualMachine {
+		v, err := f.VirtualMachine(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	low, high, other := vm(vspheretest.VMWebLow), vm(vspheretest.VMWebHigh), vm("DC0_C1_RP0_VM0")
+	n, err := f.Network(ctx, vspheretest.PGInternal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := f.ClusterComputeResource(ctx, "DC0_C1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lower moref keeps the plain name, as for any duplicate.
+	first, second := low, high
+	if strings.Compare(low.Reference().Value, high.Reference().Value) > 0 {
+		first, second = high, low
+	}
+	rename(first, "web%092")
+	rename(second, "web\t2")
+	rename(n.(*object.DistributedVirtualPortgroup), "int\u0085net")
+	rename(cl, "C\x7f1")
+	sim.Tag(t, "vguard.homeZone", "lab\tzone", other)
+
+	ep, err := ParseEndpoint(sim.URL, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Sync(ctx, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings := strings.Join(inv.Warnings, "\n")
+	for _, want := range []string{
+		`VM "web\t2" (` + second.Reference().Value + `): its name holds control characters or bytes that are not UTF-8; written as web%092`,
+		"two VMs are named web%092; the one with id " + second.Reference().Value + " is written as web%092#" + second.Reference().Value,
+		`network "int\u0085net" (`,
+		`cluster "C\x7f1" (domain-`,
+	} {
+		if !strings.Contains(warnings, want) {
+			t.Errorf("no warning %q in:\n%s", want, warnings)
+		}
+	}
+	built, err := connector.Build(inv, nil, "")
+	if err != nil {
+		t.Fatalf("one name with a control character keeps the estate from loading: %v", err)
+	}
+	if i := strings.IndexFunc(string(built.Data)+warnings, func(r rune) bool { return r == '\t' || r == 0x7f || r == 0x85 }); i >= 0 {
+		t.Errorf("a control character was written or warned raw")
+	}
+	x := estate.NewIndex(built.Result.Estate)
+	esc := x.VMs["web%092#"+second.Reference().Value]
+	if x.VMs["web%092"] == nil || esc == nil {
+		t.Fatalf("VMs named web%%092: %v", slices.Sorted(maps.Keys(x.VMs)))
+	}
+	lowVM := esc
+	if second != low {
+		lowVM = x.VMs["web%092"]
+	}
+	if len(lowVM.NICs) != 1 || lowVM.NICs[0].Network != "int%C2%85net" || x.Networks["int%C2%85net"] == nil || x.Networks["int%C2%85net"].Zone != "internal" {
+		t.Errorf("the NIC on the renamed port group: %+v", lowVM.NICs)
+	}
+	for _, h := range x.Hypervisors {
+		if strings.HasPrefix(h.Name, "DC0_C1") && h.Cluster != "C%7F1" {
+			t.Errorf("host %s in cluster %q, want C%%7F1", h.Name, h.Cluster)
+		}
+	}
+	if z := x.VMs["DC0_C1_RP0_VM0"].HomeZone; z != "lab%09zone" || x.Zones[z] == nil {
+		t.Errorf("home zone %q: a zone's name comes from a tag, free text too", z)
+	}
+}
+
+// TestMapControlCharacterRules: a host (named so on the way in: vCenter
+// does not rename hosts) and DRS rules and groups named with control
+// characters are escaped in the rules' names, labels and host lists alike,
+// so the imported rules still load and hold.
+func TestMapControlCharacterRules(t *testing.T) {
+	ref := func(kind, id string) types.ManagedObjectReference {
+		return types.ManagedObjectReference{Type: kind, Value: id}
+	}
+	h1, cl := ref("HostSystem", "host-1"), ref("ClusterComputeResource", "domain-c1")
+	vm := func(id, name string) mo.VirtualMachine {
+		return mo.VirtualMachine{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: ref("VirtualMachine", id)}, Name: name},
+			Runtime: types.VirtualMachineRuntimeInfo{Host: &h1}, Config: &types.VirtualMachineConfigInfo{}}
+	}
+	yes := true
+	r := &Raw{
+		Hosts: []mo.HostSystem{{ManagedEntity: mo.ManagedEntity{ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: h1}, Name: "esx\t1", Parent: &cl}}},
+		VMs:   []mo.VirtualMachine{vm("vm-1", "db-1"), vm("vm-2", "db\u00852")},
+		Clusters: []mo.ClusterComputeResource{{ComputeResource: mo.ComputeResource{ManagedEntity: mo.ManagedEntity{
+			ExtensibleManagedObject: mo.ExtensibleManagedObject{Self: cl}, Name: "C1"},
+			ConfigurationEx: &types.ClusterConfigInfoEx{
+				Group: []types.BaseClusterGroupInfo{
+					&types.ClusterVmGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "db\ts"}, Vm: []types.ManagedObjectReference{ref("VirtualMachine", "vm-1")}},
+					&types.ClusterHostGroup{ClusterGroupInfo: types.ClusterGroupInfo{Name: "dmz\thosts"}, Host: []types.ManagedObjectReference{h1}},
+				},
+				Rule: []types.BaseClusterRuleInfo{
+					&types.ClusterVmHostRuleInfo{ClusterRuleInfo: types.ClusterRuleInfo{Name: "db\tnot-dmz", Enabled: &yes},
+						VmGroupName: "db\ts", AntiAffineHostGroupName: "dmz\thosts"},
+					&types.ClusterAntiAffinityRuleSpec{ClusterRuleInfo: types.ClusterRuleInfo{Name: "apart\u0085", Enabled: &yes},
+						Vm: []types.ManagedObjectReference{ref("VirtualMachine", "vm-1"), ref("VirtualMachine", "vm-2")}},
+				},
+			}}}},
+		Attrs: map[string]map[string]string{},
+	}
+	inv, err := r.Map("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := connector.Build(inv, nil, "")
+	if err != nil {
+		t.Fatalf("the estate does not load: %v", err)
+	}
+	if len(out.Result.Policy.Placement) != 1 || out.Result.Policy.Placement[0].Name != "drs/C1/db%09not-dmz" ||
+		!slices.Equal(out.Result.Policy.Placement[0].Hypervisors.Names, []string{"esx%091"}) {
+		t.Errorf("placement = %+v", out.Result.Policy.Placement)
+	}
+	if len(out.Result.Policy.Separate) != 1 || out.Result.Policy.Separate[0].Name != "drs/C1/apart%C2%85" {
+		t.Errorf("separate = %+v", out.Result.Policy.Separate)
+	}
+	x := estate.NewIndex(out.Result.Estate)
+	got := map[string]bool{}
+	for _, f := range check.Evaluate(x, out.Result.Policy, check.Options{}).Findings {
+		got[f.Check+" "+f.Subject] = true
+	}
+	if !got["VG402 vm/db-1"] || !got["VG401 hypervisor/esx%091"] {
+		t.Errorf("the escaped rules do not hold: want VG402 on db-1 and VG401 on esx%%091, got %v", got)
+	}
+	if !strings.Contains(strings.Join(inv.Warnings, "\n"), `host "esx\t1" (host-1)`) {
+		t.Errorf("warnings %q", inv.Warnings)
 	}
 }
