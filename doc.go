@@ -67,6 +67,10 @@
 // internal/identity is the catalogue of clone-identity material (machine ID,
 // SSH host keys, MAC pins, leases, ...) with the action that seals each.
 //
+// internal/fspath makes and takes apart the /partN prefix under which a
+// disk with several filesystems shows each, for imagefs, identity and the
+// drift ignore list alike.
+//
 // internal/hygiene is image scan and image sanitize: it walks an image with
 // imagefs on every core, asks secrets and identity of each file, and writes
 // a sanitized copy through imagefs.Copy, which it then scans again.

@@ -15,6 +15,8 @@ import (
 	"bytes"
 	"path"
 	"strings"
+
+	"github.com/vguard-dev/vguard/internal/fspath"
 )
 
 // Action is what sanitizing does to a file holding identity material.
@@ -94,7 +96,7 @@ func Match(p string) *Rule {
 	if r := match(p); r != nil {
 		return r
 	}
-	if rel, ok := inPartition(p); ok {
+	if rel, ok := fspath.InPartition(p); ok {
 		return match(rel)
 	}
 	return nil
@@ -109,24 +111,6 @@ func match(p string) *Rule {
 		}
 	}
 	return nil
-}
-
-// inPartition returns p without its first component when that is /partN
-// (N decimal digits, as internal/imagefs names the filesystems of a disk
-// with more than one), and whether it was.
-func inPartition(p string) (string, bool) {
-	rest, ok := strings.CutPrefix(p, "/part")
-	if !ok {
-		return "", false
-	}
-	i := 0
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	if i == 0 || i == len(rest) || rest[i] != '/' {
-		return "", false
-	}
-	return rest[i:], true
 }
 
 // Check returns the finding for the regular file p with the given content

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/vguard-dev/vguard/internal/fspath"
 )
 
 // diskImage is a virtual disk (a raw file, or qcow2's view) holding one or
@@ -66,7 +68,7 @@ func openDisk(ra io.ReaderAt, size int64, name, format string, closer io.Closer)
 		if len(nums) == 1 {
 			d.prefix = append(d.prefix, "")
 		} else {
-			d.prefix = append(d.prefix, fmt.Sprintf("/part%d", n))
+			d.prefix = append(d.prefix, fspath.Partition(n))
 		}
 	}
 	return d, nil

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/vguard-dev/vguard/internal/fspath"
 )
 
 // Ignore is a list of paths that drift does not count. Each pattern is an
@@ -105,28 +107,10 @@ func (ig *Ignore) Match(p string) bool {
 	if ig.match(p) {
 		return true
 	}
-	if rel, ok := inPartition(p); ok {
+	if rel, ok := fspath.InPartition(p); ok {
 		return ig.match(rel)
 	}
 	return false
-}
-
-// inPartition returns p without its first component when that is /partN
-// (N decimal digits, as internal/imagefs names the filesystems of a disk
-// with more than one), and whether it was.
-func inPartition(p string) (string, bool) {
-	rest, ok := strings.CutPrefix(p, "/part")
-	if !ok {
-		return "", false
-	}
-	i := 0
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		i++
-	}
-	if i == 0 || i == len(rest) || rest[i] != '/' {
-		return "", false
-	}
-	return rest[i:], true
 }
 
 func (ig *Ignore) match(p string) bool {
