@@ -6,6 +6,7 @@ import (
 	"math"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 )
 
@@ -269,21 +270,12 @@ func (r *Rule) prepare() error {
 // canMatchNewline reports whether the regex could match a '\n', which
 // decides whether it is run on lines or on a wider window.
 func canMatchNewline(expr string) bool {
-	re, err := syntax.Parse(expr, syntax.Perl)
-	if err != nil {
-		return true
-	}
-	var walk func(*syntax.Regexp) bool
-	walk = func(re *syntax.Regexp) bool {
+	return anyNode(expr, func(re *syntax.Regexp) bool {
 		switch re.Op {
 		case syntax.OpAnyChar:
 			return true
 		case syntax.OpLiteral:
-			for _, r := range re.Rune {
-				if r == '\n' {
-					return true
-				}
-			}
+			return slices.Contains(re.Rune, '\n')
 		case syntax.OpCharClass:
 			for i := 0; i+1 < len(re.Rune); i += 2 {
 				if re.Rune[i] <= '\n' && '\n' <= re.Rune[i+1] {
@@ -291,33 +283,27 @@ func canMatchNewline(expr string) bool {
 				}
 			}
 		}
-		for _, sub := range re.Sub {
-			if walk(sub) {
-				return true
-			}
-		}
 		return false
-	}
-	return walk(re)
+	})
 }
 
 // hasBegin reports whether the regex uses ^ or \A.
 func hasBegin(expr string) bool {
+	return anyNode(expr, func(re *syntax.Regexp) bool {
+		return re.Op == syntax.OpBeginLine || re.Op == syntax.OpBeginText
+	})
+}
+
+// anyNode reports whether pred holds for a node of the parsed regex, or
+// true when it does not parse (the cautious answer for both uses).
+func anyNode(expr string, pred func(*syntax.Regexp) bool) bool {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
 		return true
 	}
 	var walk func(*syntax.Regexp) bool
 	walk = func(re *syntax.Regexp) bool {
-		if re.Op == syntax.OpBeginLine || re.Op == syntax.OpBeginText {
-			return true
-		}
-		for _, sub := range re.Sub {
-			if walk(sub) {
-				return true
-			}
-		}
-		return false
+		return pred(re) || slices.ContainsFunc(re.Sub, walk)
 	}
 	return walk(re)
 }
