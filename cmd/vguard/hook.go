@@ -204,16 +204,24 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 	switch v.Decision {
 	case change.Deny:
 		var b strings.Builder
-		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
-		for _, f := range v.Introduced {
-			if f.Severity >= blockAt {
-				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)
+		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces or makes worse findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
+		for _, list := range []struct {
+			fs  []check.Finding
+			how string
+		}{{v.Introduced, ""}, {v.Worsened, " (made worse)"}} {
+			for _, f := range list.fs {
+				if f.Severity >= blockAt {
+					fmt.Fprintf(&b, "\n  %s %s %s%s: %s", f.Check, f.Severity, f.Subject, list.how, f.Message)
+				}
 			}
 		}
 		return &verdictError{msg: b.String()}
 	case change.Warn:
 		for _, f := range v.Introduced {
 			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s introduces %s %s %s: %s\n", what, cfg.Hypervisor, f.Check, f.Severity, f.Subject, f.Message)
+		}
+		for _, f := range v.Worsened {
+			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s makes worse %s %s %s: %s\n", what, cfg.Hypervisor, f.Check, f.Severity, f.Subject, f.Message)
 		}
 	}
 	return allowed()

@@ -108,14 +108,7 @@ func runPlan(_ context.Context, g *globalOptions, o *planOptions, changeFile str
 		return err
 	}
 	if v.Decision == change.Deny {
-		blocking := 0
-		for _, f := range v.Introduced {
-			if f.Severity >= res.Policy.Change.BlockAt {
-				blocking++
-			}
-		}
-		return &verdictError{msg: fmt.Sprintf("vguard: change denied: it introduces %s at or above %s",
-			count(blocking, "finding"), res.Policy.Change.BlockAt)}
+		return &verdictError{msg: "vguard: change denied: " + change.DenyReason(res.Policy.Change.BlockAt, v.Introduced, v.Worsened)}
 	}
 	return nil
 }

@@ -186,14 +186,8 @@ func runRemotePlan(g *globalOptions, o *planOptions, format report.Format, chang
 		return err
 	}
 	if v.Decision == "deny" {
-		blocking := 0
-		for _, f := range v.Introduced {
-			if f.Severity >= blockAt {
-				blocking++
-			}
-		}
-		return &verdictError{msg: fmt.Sprintf("vguard: change denied by %s: it introduces %s at or above %s (audit record %s)",
-			o.remote.url, count(blocking, "finding"), blockAt, hdr.Get("Vguard-Audit-Seq"))}
+		return &verdictError{msg: fmt.Sprintf("vguard: change denied by %s: %s (audit record %s)",
+			o.remote.url, change.DenyReason(blockAt, v.Introduced, v.Worsened), hdr.Get("Vguard-Audit-Seq"))}
 	}
 	return nil
 }

@@ -85,6 +85,7 @@ Exit codes: 0 nothing at or above the threshold, 1 findings at or above it,
 		newLibvirtHookCmd(g),
 		newWatchCmd(g),
 	)
+	root.InitDefaultCompletionCmd() // cobra adds it late; guard it too
 	guardArgs(root)
 	return root, g
 }
@@ -101,7 +102,7 @@ func guardArgs(c *cobra.Command) {
 	if c.HasParent() && c.HasSubCommands() && c.Run == nil && c.RunE == nil {
 		c.Args = cobra.ArbitraryArgs
 		c.RunE = func(c *cobra.Command, args []string) error {
-			if len(args) == 0 {
+			if len(args) == 0 || args[0] == "help" {
 				return c.Help()
 			}
 			msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())

@@ -194,6 +194,35 @@ func (j *Judge) advance(introduced, resolved, changed []check.Finding) {
 	check.SortFindings(j.before)
 }
 
+// Blocking counts the findings of lists (a verdict's introduced and
+// worsened ones) at or above blockAt: those that make a change denied.
+func Blocking(blockAt estate.Severity, lists ...[]check.Finding) int {
+	n := 0
+	for _, fs := range lists {
+		for i := range fs {
+			if fs[i].Severity >= blockAt {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// DenyReason says why a change was denied, in the words of the lists that
+// made it so: "introduces 2 findings", or "introduces or makes worse ...".
+func DenyReason(blockAt estate.Severity, introduced, worsened []check.Finding) string {
+	n := Blocking(blockAt, introduced, worsened)
+	what := "finding"
+	if n != 1 {
+		what = "findings"
+	}
+	verb := "introduces"
+	if Blocking(blockAt, worsened) > 0 {
+		verb = "introduces or makes worse"
+	}
+	return fmt.Sprintf("it %s %d %s at or above %s", verb, n, what, blockAt)
+}
+
 // decide applies change.blockAt to the introduced and worsened findings.
 func decide(introduced, worsened []check.Finding, blockAt estate.Severity) Decision {
 	d := Allow

@@ -417,8 +417,13 @@ func CarriedFindings(before []check.Finding, v *change.Verdict, vm string, block
 		for _, f := range v.Resolved {
 			delete(after, f.Key())
 		}
-		for _, f := range v.Introduced {
-			after[f.Key()] = f
+		// Changed holds the findings whose message or severity the change
+		// altered, as they are after it (a domain whose metadata raises its
+		// hardening turns its VG101 from critical to high).
+		for _, fs := range [][]check.Finding{v.Introduced, v.Changed} {
+			for _, f := range fs {
+				after[f.Key()] = f
+			}
 		}
 	}
 	subject := "vm/" + vm

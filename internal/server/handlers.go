@@ -363,18 +363,11 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 	for i, op := range chg.Operations {
 		ops[i] = op.String()
 	}
-	blocking := 0
-	for _, fs := range [][]check.Finding{v.Introduced, v.Worsened} {
-		for i := range fs {
-			if fs[i].Severity >= st.res.Policy.Change.BlockAt {
-				blocking++
-			}
-		}
-	}
+	blocking := change.Blocking(st.res.Policy.Change.BlockAt, v.Introduced, v.Worsened)
 	var buf bytes.Buffer
 	werr := report.WritePlan(&buf, report.JSON, &report.PlanReport{Decision: string(v.Decision),
 		Introduced: v.Introduced, Resolved: v.Resolved, Worsened: v.Worsened, Unchanged: v.Unchanged})
-	decision, introduced, resolved := v.Decision, len(v.Introduced), len(v.Resolved)
+	decision, introduced, resolved, worsened := v.Decision, len(v.Introduced), len(v.Resolved), len(v.Worsened)
 	release() // the verdict is in buf: its findings go back to the judge
 	if werr != nil {
 		return internalError("could not write the verdict", werr)
@@ -385,7 +378,7 @@ func (s *Server) judge(w http.ResponseWriter, r *http.Request, c *caller) error 
 		subject = name
 	}
 	rec, err := s.audit.Append(context.WithoutCancel(r.Context()), audit.Entry{Kind: audit.KindJudge, Actor: c.actor(), Subject: subject, Data: map[string]any{
-		"decision": string(decision), "introduced": introduced, "blocking": blocking, "resolved": resolved,
+		"decision": string(decision), "introduced": introduced, "worsened": worsened, "blocking": blocking, "resolved": resolved,
 		"operations": ops, "changeSha256": hex.EncodeToString(sum[:]), "estateVersion": st.version, "tokenId": c.tok.ID,
 	}})
 	if err != nil {
