@@ -43,6 +43,16 @@ func TestSanitizeWholeValues(t *testing.T) {
 		{"/opt/app/quote.properties", "spring.datasource.password=%s\n", "Tr0u\"b4dor3`xyzQ", "", ""},
 		{"/etc/app/hash.conf", "DATABASE_URL=postgresql://app:%s@db1/hr\n", `Xq7#vLp92mZr8`, "", ""},
 		{"/etc/app/query.conf", "DATABASE_URL=postgresql://app:%s@db1/hr\n", `Xq7?vLp92mZr8`, "", ""},
+		// A key in a YAML block scalar: the body goes, every line of it,
+		// and the indentation and the BEGIN and END lines stay.
+		{"/var/lib/cloud/seed/nocloud-net/user-data", "#cloud-config\nssh_keys:\n  rsa_private: |\n    -----BEGIN RSA PRIVATE KEY-----\n    %s\n    -----END RSA PRIVATE KEY-----\n  rsa_public: ssh-rsa AAAAB3NzaC1yc2E\n", yamlKeyBody, "", ""},
+		{"/opt/app/values.yaml", "tls:\n  key: |\n    -----BEGIN PRIVATE KEY-----\n    %s\n    -----END PRIVATE KEY-----\n", yamlKeyBody, "", ""},
+		// Formats that take the rest of the line as the value.
+		{"/opt/app/settings.ini", "[db]\npassword = %s\nuser = hr\n", `correct horse battery staple`, "", ""},
+		{"/opt/app/comment.ini", "[db]\npassword = %s ; rotated monthly\n", `correct horse battery staple`, "", ""},
+		{"/etc/mysql/conf.d/client.cnf", "[client]\npassword = %s  # rotated\n", `my long pass phrase`, "", ""},
+		{"/opt/app/app.properties", "db.password=%s\n", `correct horse battery staple`, "", ""},
+		{"/root/.netrc", "machine q.internal login q password \"%s\"\n", `N3trc Pw9x \"quoted`, "", ""},
 	}
 	root := t.TempDir()
 	var ps []planted
@@ -107,6 +117,12 @@ func TestSanitizeWholeValues(t *testing.T) {
 		}
 	}
 }
+
+// yamlKeyBody is a PEM body indented as in a YAML block scalar (random
+// base64, not a key of anyone's).
+const yamlKeyBody = "MIIEpAIBAAKCAQEAsfEs7j96EnfTq5TVW+XNJtWiEtuZsX1Kq4HMuXoO6yu6eiWU\n" +
+	"    mj0Vsdu9I64G1/o23bnrTt5aivfu34mlfSyO5nztwqwO/aZd+Wy1hK6PjQVhK3vQ\n" +
+	"    +nvz++UIL5Zxz3ycvPKw2am06IqcgHY9YqE9XmJu942QM2OXdLhbmgdAjBcblUD7"
 
 // TestSanitizeKeepsSyntax: every rule's JSON and YAML test strings still
 // parse once sanitized (a value redacted short of its end leaves a

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"regexp"
+	"strings"
 	"sync"
 )
 
@@ -49,6 +50,10 @@ func Builtin() []*Rule {
 
 func re(expr string) *regexp.Regexp { return regexp.MustCompile(expr) }
 
+// indented prefixes every line of s with p, as a YAML block scalar holds
+// a PEM key (for the test strings).
+func indented(s, p string) string { return p + strings.ReplaceAll(s, "\n", "\n"+p) }
+
 // secretAllow is an allowlist of regexes matched against the secret.
 func secretAllow(desc string, exprs ...string) Allowlist {
 	a := Allowlist{Description: desc}
@@ -62,9 +67,14 @@ func secretAllow(desc string, exprs ...string) Allowlist {
 // (Proc-Type, DEK-Info, Comment) and a blank line, then base64 lines. The
 // body's character class is narrow on purpose: in a binary file a stray
 // BEGIN line must fail within bytes, not after scanning the whole window.
+// Every line may be indented, as in a YAML block scalar (cloud-init's
+// ssh_keys and write_files, Helm values); verifyPEMBody then holds the body
+// and END lines to the indentation of the first body line, which a
+// regex without back-references cannot.
 const (
-	pemHeaders = `(?:[A-Za-z][A-Za-z0-9-]*: [^\r\n]*\r?\n)*(?:\r?\n)?`
-	pemBase64  = `(?:[A-Za-z0-9+/=]+\r?\n)*[A-Za-z0-9+/=]+`
+	pemHeaders = `(?:[ \t]*[A-Za-z][A-Za-z0-9-]*: [^\r\n]*\r?\n)*(?:[ \t]*\r?\n)?[ \t]*`
+	pemBase64  = `(?:[A-Za-z0-9+/=]+\r?\n[ \t]*)*[A-Za-z0-9+/=]+`
+	pemEnd     = `\r?\n[ \t]*-----END `
 )
 
 const (
@@ -122,7 +132,7 @@ func builtinRules() []*Rule {
 			Description: "A PEM private key: PKCS#1 RSA, EC, DSA, OpenSSH, PKCS#8, encrypted PKCS#8 or legacy encrypted PEM. The secret is the key's base64 body between its BEGIN (and header) lines and its END line. A key in a JSON string with escaped newlines is left to gcp-service-account-key.",
 			Scope:       everyFile,
 			Keywords:    []string{"private key-----"},
-			Regex:       re(`-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----`),
+			Regex:       re(`-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----\r?\n` + pemHeaders + `(` + pemBase64 + `)` + pemEnd + `(?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----`),
 			Binary:      true,
 			spanAfter:   multiWindow,
 			verify:      verifyPEMBody,
@@ -138,6 +148,10 @@ func builtinRules() []*Rule {
 				"-----BEGIN DSA PRIVATE KEY-----\n" + pemBody + "\n-----END DSA PRIVATE KEY-----",
 				"-----BEGIN ENCRYPTED PRIVATE KEY-----\n" + pemBody + "\n-----END ENCRYPTED PRIVATE KEY-----",
 				"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,2A1F07E8B2D94C3E\n\n" + pemBody + "\n-----END RSA PRIVATE KEY-----",
+				// cloud-init preseeding host keys, and writing a TLS key.
+				"#cloud-config\nssh_keys:\n  rsa_private: |\n    -----BEGIN RSA PRIVATE KEY-----\n" + indented(pemBody, "    ") + "\n    -----END RSA PRIVATE KEY-----\n  rsa_public: ssh-rsa AAAAB3NzaC1yc2E\n",
+				"#cloud-config\nwrite_files:\n  - path: /etc/ssl/private/hr.key\n    permissions: '0600'\n    content: |\n      -----BEGIN PRIVATE KEY-----\n" + indented(pemBody, "      ") + "\n      -----END PRIVATE KEY-----\n",
+				"tls:\n\tkey: |\n\t\t-----BEGIN EC PRIVATE KEY-----\n\t\tProc-Type: 4,ENCRYPTED\n\t\tDEK-Info: AES-128-CBC,2A1F07E8B2D94C3E\n\n" + indented(pemBody, "\t\t") + "\n\t\t-----END EC PRIVATE KEY-----\n",
 			},
 			MustNotMatch: []string{
 				"-----BEGIN PUBLIC KEY-----\n" + pemBody + "\n-----END PUBLIC KEY-----",
@@ -145,6 +159,8 @@ func builtinRules() []*Rule {
 				"-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----",
 				"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----",
 				`if (strstr(buf, "-----BEGIN PRIVATE KEY-----")) return 1;`,
+				// Lines indented unevenly are not one key's body.
+				"-----BEGIN PRIVATE KEY-----\n  " + indented(pemBody, "    ") + "\n-----END PRIVATE KEY-----",
 			},
 		},
 		{
@@ -152,7 +168,7 @@ func builtinRules() []*Rule {
 			Description: "An ASCII-armoured PGP private key block. The secret is the block's base64 body (after its headers).",
 			Scope:       everyFile,
 			Keywords:    []string{"private key block-----"},
-			Regex:       re(`-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END PGP PRIVATE KEY BLOCK-----`),
+			Regex:       re(`-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n` + pemHeaders + `(` + pemBase64 + `)` + pemEnd + `PGP PRIVATE KEY BLOCK-----`),
 			Binary:      true,
 			spanAfter:   multiWindow,
 			verify:      verifyPEMBody,
@@ -383,8 +399,9 @@ func builtinRules() []*Rule {
 			ID: "password-assignment",
 			Description: "A password or secret assigned in a config, env or source file (password=, PASSWORD:, passwd, passphrase, secret=, pwd): " +
 				"keys that name a setting about passwords (password_file, password_min_length), references ($VAR, ${VAR}, %(x)s, {{ x }}), " +
-				"placeholders (<password>, changeme, your_password, xxxx, ****), code (self.password) and values under 4 characters are not reported. " +
-				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line, ';', '&', '|' and quotes included, except a '&', ',' or ';' that starts another key=value (a URL query, mount options) and the quote that closes a string holding the whole assignment ("password=..."). A value starting with '#' is taken after '=' (properties, .env, INI) and is a comment after a YAML ':'.`,
+				"placeholders (<password>, changeme, your_password, xxxx, ****), code and values under 4 characters are not reported. " +
+				"Code is an unquoted value that is a call, an index (auth[2]), a dotted name (self.password), a chained assignment (a = passwd = b = ''), or a bare name in a source file (.py, .vim, .js…), a tuple assignment, after self./this. or after let/var/const/local. " +
+				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line (to the end of the line, less an inline ';' or '#' comment and trailing blanks, on a line holding only key = value with blanks around '=' or in an .ini, .cnf, .cfg, .conf, .properties or .env file, whose formats take the rest of the line), ';', '&', '|' and quotes included, except a '&', ',' or ';' that starts another key=value (a URL query, mount options) and the quote that closes a string holding the whole assignment ("password=..."). A value starting with '#' is taken after '=' (properties, .env, INI) and is a comment after a YAML ':'.`,
 			Scope:    everyText,
 			Keywords: []string{"password", "passwd", "passphrase", "secret", "pwd"},
 			Regex:    re(`(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|pwd)[a-z0-9_.-]*["'\]]?[ \t]*(?:=>|:=|=|:)[ \t]*` + quotedValue),
@@ -395,6 +412,11 @@ func builtinRules() []*Rule {
 			Allowlists: []Allowlist{{
 				Description: "files whose passwd: or password lines are not assignments of a secret: the name service switch, lintian overrides",
 				Paths:       []*regexp.Regexp{re(`(?:^|/)nsswitch\.conf$`), re(`/lintian/overrides/`)},
+			}, {
+				Description: "OpenSSL's stock openssl.cnf: the CMP example section's published Insta Demo CA test credential",
+				MatchAll:    true,
+				Paths:       []*regexp.Regexp{re(`(?:^|/)openssl\.cnf$`)},
+				Regexes:     []*regexp.Regexp{re(`^pass:insta$`)},
 			}},
 			MustMatch: []string{
 				"DB_PASSWORD=z2oCtIsjhvNK4p\n",
@@ -414,6 +436,9 @@ func builtinRules() []*Rule {
 				"spring.datasource.password=#Tr0ub4dor3xyzQ\n",
 				"DB_PASSWORD=#Tr0ub4dor3xyzQ\n",
 				"password = Xq7'vLp92mZr8\n",
+				// INI and .properties take the rest of the line.
+				"[db]\npassword = correct horse battery staple ; rotated\n",
+				"db.password=correct horse battery staple\n",
 			},
 			MustNotMatch: []string{
 				"DB_PASSWORD=",
@@ -440,6 +465,22 @@ func builtinRules() []*Rule {
 				"d_pwpasswd='define'",
 				"def connect(host, user, pwd=None):",
 				"password: #Tr0ub4dor3xyzQ\n",
+				// Python's standard library (smtplib, ftplib, nntplib,
+				// urllib.request, logging.handlers) and vim's runtime.
+				"        self.user, self.password = user, password\n",
+				"    userid = passwd = acct = ''\n",
+				"                    password = auth[2]\n",
+				"        self.passwd = password_mgr\n",
+				"            self.username, self.password = credentials\n",
+				"  let s:netrw_hup[host].passwd = s:netrw_passwd\n",
+				"    let s:netrw_passwd = s:netrw_hup[host].passwd\n",
+				"\tlet pwd = a:dict.istemp ? a:dict.tmpdir : ''\n",
+				"password = os.environ['DB_PASSWORD']\n",
+				"password = getpass()\n",
+				"_CLIENT_SECRET = 'CLIENT_SECRET'\n",
+				// openssl.cnf: a prompt and a comment after an empty value.
+				"challengePassword		= A challenge password\n",
+				"secret = # disable PBM\n",
 			},
 		},
 		{
@@ -529,13 +570,14 @@ func builtinRules() []*Rule {
 			Path:        re(`(?:^|/)(?:\.my\.cnf|my\.cnf|debian\.cnf|mysql/.*\.cnf)$`),
 			Keywords:    []string{"password"},
 			Regex:       re(`(?m)^[ \t]*password[ \t]*=[ \t]*` + quotedValue),
-			verify:      realValue(1),
+			verify:      verifyMyCnf,
 			unquoted:    3,
 			TestPath:    "/root/.my.cnf",
 			MustMatch: []string{
 				"[client]\nuser=root\npassword=z2oCtIsjhvNK4p\n",
 				"[mysqladmin]\npassword = \"z2oCt sjhvNK4p\"\n",
 				"[client]\npassword=\"z2o\\\"CtIsjhvNK4p\"\n",
+				"[client]\npassword = my long pass phrase # rotated\n",
 			},
 			MustNotMatch: []string{
 				"[client]\nuser=root\npassword=\n",
@@ -544,16 +586,17 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "netrc-password",
-			Description: "A password in a .netrc (machine … login … password …).",
+			Description: "A password in a .netrc (machine … login … password …); a double-quoted one (curl, Python's netrc) is taken whole, \\ escapes included.",
 			Scope:       "files named .netrc or _netrc",
 			Path:        re(`(?:^|/)[._]netrc$`),
 			Keywords:    []string{"password"},
-			Regex:       re(`(?:^|[ \t])password[ \t]+([^ \t\r\n]+)`),
+			Regex:       re(`(?:^|[ \t])password[ \t]+(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|([^ \t\r\n"]+))`),
 			verify:      verifyNetrc,
 			TestPath:    "/root/.netrc",
 			MustMatch: []string{
 				"machine ftp.internal login backup password z2oCtIsjhvNK4p\n",
 				"machine api.internal\n  login deploy\n  password z2oCtIsjhvNK4p\n",
+				"machine q.internal login q password \"N3trc Pw9x \\\"quoted\"\n",
 			},
 			MustNotMatch: []string{
 				"machine ftp.internal login anonymous\n",

@@ -211,6 +211,11 @@ type candidate struct {
 	group  int
 	next   byte   // the byte after the match, or 0 at the end of the window
 	rest   []byte // the rest of the match's last line after the match
+	lead   []byte // the match's first line before the match
+	path   string // the file's path
+	// A verify function may set secret to a longer slice of the same
+	// bytes, over rest, when the value goes on past where the regex
+	// could end it; only a secret that ends where the match ends may.
 }
 
 // prepare checks a rule and fills in what is derived from it. Keywords
