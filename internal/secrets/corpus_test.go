@@ -519,8 +519,9 @@ func TestNoValueLeaks(t *testing.T) {
 	}
 }
 
-// TestMarkerScansClean: replacing every finding's span with Marker, as a
-// sanitizer does, leaves a corpus in which nothing is found.
+// TestMarkerScansClean: replacing every finding's span with its rule's
+// marker (MarkerFor: Marker, or base64 of it where the value is base64),
+// as a sanitizer does, leaves a corpus in which nothing is found.
 func TestMarkerScansClean(t *testing.T) {
 	files, _, _ := genCorpus(4, 2)
 	for _, r := range Builtin() {
@@ -548,7 +549,7 @@ func TestMarkerScansClean(t *testing.T) {
 				t.Errorf("%s: %v and %v overlap", f.path, sp, spans[i-1])
 				continue
 			}
-			out = append(out[:sp.Offset], append([]byte(Marker), out[sp.Offset+sp.Length:]...)...)
+			out = append(out[:sp.Offset], append([]byte(MarkerFor(sp.RuleID)), out[sp.Offset+sp.Length:]...)...)
 		}
 		if err := s.Scan(f.path, bytes.NewReader(out), func(fd Finding) {
 			t.Errorf("after sanitizing %s: still %v", f.path, fd)

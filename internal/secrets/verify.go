@@ -384,6 +384,9 @@ func verifyNetrc(c *candidate) bool {
 
 // verifyDockerAuth: a config.json "auth" is base64 of "user:password".
 func verifyDockerAuth(c *candidate) bool {
+	if string(c.secret) == DockerAuthMarker {
+		return false // a sanitizer's marker
+	}
 	if bytes.Contains(c.match, []byte("identitytoken")) || bytes.Contains(c.match, []byte("IdentityToken")) {
 		return len(c.secret) >= 16 && !placeholder(c.secret)
 	}
@@ -395,10 +398,11 @@ func verifyDockerAuth(c *candidate) bool {
 	return ok && len(user) > 0 && len(pass) > 0 && !placeholder(pass)
 }
 
-// verifyKubeKey: client-key-data is base64 of a PEM private key.
+// verifyKubeKey: client-key-data is base64 of a PEM private key (not of
+// the marker a sanitizer writes there).
 func verifyKubeKey(c *candidate) bool {
 	dec, err := base64.StdEncoding.DecodeString(string(c.secret))
-	return err == nil && bytes.Contains(dec, []byte("PRIVATE KEY"))
+	return err == nil && bytes.Contains(dec, []byte("PRIVATE KEY")) && !bytes.Contains(dec, []byte(Marker))
 }
 
 // verifyJWT: the header must decode to a JSON object naming a signing
