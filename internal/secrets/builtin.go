@@ -118,6 +118,8 @@ const (
 	// end an unquoted one, as they end the command, unless a backslash
 	// escapes them (-pS3cr\&t, one word); single quotes have no escapes
 	// ('' joins two quoted strings into one word).
+	// cliArgs are a command's words before the option of interest.
+	cliArgs    = `(?:[ \t]+[^ \t\r\n|;&]+){0,16}?`
 	shellValue = `(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|((?:[^` + valueEnd + `;&|\\]|\\[^\r\n])+))`
 )
 
@@ -485,10 +487,10 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "db-connection-uri",
-			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://. The secret is the password: up to the last '@' before the first '/', '?' or '#', as URL parsers (Python's, SQLAlchemy's) split a password holding an unescaped '@'; else up to the first '@' before the first '/', as libpq takes a password holding an unescaped '#' or '?'.",
+			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://, and SQLAlchemy's dialect+driver:// forms (postgresql+psycopg2://, mysql+pymysql://). The secret is the password: up to the last '@' before the first '/', '?' or '#', as URL parsers (Python's, SQLAlchemy's) split a password holding an unescaped '@'; else up to the first '@' before the first '/', as libpq takes a password holding an unescaped '#' or '?'.",
 			Scope:       everyText,
-			Keywords:    []string{"postgres://", "postgresql://", "mysql://", "mariadb://", "mongodb://", "mongodb+srv://", "redis://", "rediss://", "amqp://", "amqps://", "mssql://", "sqlserver://", "clickhouse://"},
-			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:@/"'<>]*:((?:[^\s/?#"'<>]+|[^\s/@"'<>]+))@[^\s@/?#"'<>]+[^\s"'<>]*`),
+			Keywords:    []string{"postgres://", "postgresql://", "mysql://", "mariadb://", "mongodb://", "mongodb+srv://", "redis://", "rediss://", "amqp://", "amqps://", "mssql://", "sqlserver://", "clickhouse://", "postgres+", "postgresql+", "mysql+", "mariadb+", "mssql+", "clickhouse+"},
+			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb|rediss?|amqps?|mssql|sqlserver|clickhouse)(?:\+[a-z0-9_]+)?://[^\s:@/"'<>]*:((?:[^\s/?#"'<>]+|[^\s/@"'<>]+))@[^\s@/?#"'<>]+[^\s"'<>]*`),
 			verify:      realValue(3),
 			MustMatch: []string{
 				"DATABASE_URL=postgres://hr_app:z2oCtIsjhvNK4p@db1.internal:5432/hr",
@@ -499,6 +501,8 @@ func builtinRules() []*Rule {
 				`url = "postgres://app:p@ss:w0rd9X@db.internal:5432/hr"`,
 				"DATABASE_URL=postgresql://app:Xq7#vLp92mZr8@db1/hr",
 				"url = postgres://app:p?ss9w0rd9X@db.internal:5432/hr",
+				"sql_alchemy_conn = postgresql+psycopg2://airflow:A1rfl0wPw9x@db1/airflow",
+				"SQLALCHEMY_DATABASE_URI = 'mysql+pymysql://hr:PyMy5qlPw9@db3/hr'",
 			},
 			MustNotMatch: []string{
 				"DATABASE_URL=postgres://hr_app@db1.internal:5432/hr",
@@ -838,6 +842,71 @@ func builtinRules() []*Rule {
 			MustNotMatch: []string{
 				"PGPASSWORD=$(cat /run/secrets/pg) psql -h db1\n",
 				"PGPASSWORD= psql -h db1\n",
+			},
+		},
+		{
+			ID: "cli-password-argument",
+			Description: "A password given on a command line, as left in shell histories, scripts and cloud-init runcmd: docker/podman/buildah/skopeo/nerdctl login -p/--password, redis-cli -a/--pass, the OpenLDAP clients' -w, smbclient/rpcclient/smbcacls/net ads|rpc -U user%password, htpasswd -b, openssl's pass:, and echo 'user:password' | chpasswd. " +
+				"An unquoted password ends at a blank or at ';', '&' or '|' unless a backslash escapes it.",
+			Scope:    everyText,
+			Keywords: []string{"docker login", "podman login", "buildah login", "skopeo login", "nerdctl login", "redis-cli", "ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldappasswd", "ldapwhoami", "ldapmodrdn", "ldapcompare", "ldapexop", "smbclient", "rpcclient", "smbcacls", "net ads", "net rpc", "htpasswd", "-passin", "-passout", "-pass ", "chpasswd"},
+			Regex: re(`(?:(?:docker|podman|buildah|skopeo|nerdctl)[ \t]+login` + cliArgs + `[ \t]+(?:-p|--password)(?:[ \t]+|=)` + shellValue +
+				`|redis-cli` + cliArgs + `[ \t]+(?:-a|--pass)[ \t]+` + shellValue +
+				`|ldap(?:search|add|modify|delete|passwd|whoami|modrdn|compare|exop)` + cliArgs + `[ \t]+-w[ \t]*` + shellValue +
+				`|(?:smbclient|rpcclient|smbcacls|net[ \t]+(?:ads|rpc))` + cliArgs + `[ \t]+(?:-U|--user(?:name)?)(?:[ \t]+|=)?['"]?[^%\s'"]+%([^ \t\r\n'"]+)` +
+				`|htpasswd[ \t]+(?:-[A-Za-z]+[ \t]+)*-[A-Za-z]*b[A-Za-z]*(?:[ \t]+-[A-Za-z]+)*(?:[ \t]+[^ \t\r\n-][^ \t\r\n]*){1,2}[ \t]+` + shellValue +
+				`|-pass(?:in|out)?[ \t]+['"]?pass:([^ \t\r\n'"]+)` +
+				`|echo[ \t]+(?:-[a-z]+[ \t]+)?['"]?[A-Za-z_][A-Za-z0-9_.-]*:([^'"\s:|]+)['"]?[ \t]*\|[ \t]*(?:sudo[ \t]+)?chpasswd)`),
+			verify:   realValue(4),
+			TestPath: "/root/.bash_history",
+			MustMatch: []string{
+				"docker login -u hrdev -p D0ckerL0ginH1st9x registry.internal\n",
+				"podman login --username hr --password='P0dm4nL0gin9x' quay.internal\n",
+				"redis-cli -a RedisH1stPw9x -h cache ping\n",
+				"ldapsearch -x -D cn=admin,dc=hr -w LdapH1stPw9x -b dc=hr\n",
+				"smbclient //fs1/hr -U hr%SmbH1stPw9x\n",
+				"net ads join -U administrator%AdJ0inPw9x\n",
+				"htpasswd -b -c /etc/nginx/.htpasswd admin Htp4sswdH1st9x\n",
+				"htpasswd -nb admin Htp4sswdH1st9x\n",
+				"openssl pkcs12 -export -in c.pem -inkey k.pem -out c.p12 -passout pass:P12H1stPw9x\n",
+				"echo 'hr:Chp4sswdH1st9x' | chpasswd\n",
+				"  - echo root:Chp4sswdH1st9x | sudo chpasswd\n",
+			},
+			MustNotMatch: []string{
+				"docker login -u hrdev --password-stdin registry.internal\n",
+				"docker login -u hrdev -p \"$REGISTRY_PASSWORD\" registry.internal\n",
+				"redis-cli -h cache ping\n",
+				"ldapsearch -x -D cn=admin,dc=hr -W -b dc=hr\n",
+				"smbclient //fs1/hr -U hr\n",
+				"htpasswd -c /etc/nginx/.htpasswd admin\n",
+				"openssl pkcs12 -export -passout env:P12PASS -out c.p12\n",
+				"openssl pkcs12 -nodes -nocerts -passin pass:notasecret\n",
+				"echo 'hr:$NEWPASS' | chpasswd\n",
+			},
+		},
+		{
+			ID:          "url-credentials",
+			Description: "A password in a URL's user:password@ part for a scheme other than a database's (https://, http://, ftp://, ssh://, git://, svn://, smb://, ldap://, rsync://): a git clone, a mirror or a proxy setting with credentials. Placeholder users and passwords are not reported.",
+			Scope:       everyText,
+			Keywords:    []string{"https://", "http://", "ftp://", "ftps://", "sftp://", "ssh://", "git://", "svn://", "smb://", "ldap://", "ldaps://", "rsync://"},
+			Regex:       re(`(?:^|[^A-Za-z0-9+.\r\n-])(?:https?|s?ftps?|ssh|git|svn|smb|ldaps?|rsync)://([^\s:@/"'<>\\]+):([^\s/@"'<>\\]+)@[^\s@/"'<>]+`),
+			SecretGroup: 2,
+			anchor:      anchorSep,
+			Generic:     true,
+			verify:      verifyURLCredentials,
+			TestPath:    "/root/.bash_history",
+			MustMatch: []string{
+				"git clone https://dev:GitH1stPw9x@git.internal/hr/app.git\n",
+				"export https_proxy=http://hr:Pr0xyPw9xq@proxy.internal:3128\n",
+			},
+			MustNotMatch: []string{
+				"git clone https://git.internal/hr/app.git\n",
+				"https://user:password@example.com/\n",
+				"http://foo:bar@host/\n",
+				"https://${GIT_USER}:${GIT_TOKEN}@git.internal/\n",
+				"see http://www.example.com:8080/@home\n",
+				"http://JeremyCline:Hunter2@example.com:8080/\n",
+				`syn match rebolURL "ftp://\(\k\+:\k\+@\)\=\k\+"`+"\n",
 			},
 		},
 		{

@@ -186,6 +186,12 @@ var planters = map[string]plantFn{
 	"cli-password-env": func(r *rand.Rand, n int) (string, string, string, string) {
 		return "", "PGPASSWORD=", password(r), " psql -h db1 -U hr_app hr\n"
 	},
+	"cli-password-argument": func(r *rand.Rand, n int) (string, string, string, string) {
+		return fmt.Sprintf("/home/u%d/.bash_history", n), "cd /srv\ndocker login -u hr -p ", password(r), " registry.internal\n"
+	},
+	"url-credentials": func(r *rand.Rand, n int) (string, string, string, string) {
+		return fmt.Sprintf("/home/u%d/.bash_history", n), "git clone https://dev:", password(r), "@git.internal/hr/app.git\n"
+	},
 	"generic-api-key": func(r *rand.Rand, n int) (string, string, string, string) {
 		return "", "API_KEY=", rnd(r, alnum, 32), "\n"
 	},

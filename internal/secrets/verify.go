@@ -31,6 +31,9 @@ var placeholderWords = map[string]bool{
 	"omitted": true, "data+omitted": true, "masked": true, "unset": true, "notset": true, "prompt": true,
 	"input": true, "value": true, "default": true, "off": true, "on": true,
 	"define": true, "undef": true, // Perl's Config.pm: d_pwpasswd='define'
+	// Google's published password of every P12 service-account key it
+	// issued, and the classic placeholder of examples.
+	"notasecret": true, "xyzzy": true,
 }
 
 // placeholderParts mark a value as a stand-in wherever they occur in it.
@@ -374,6 +377,19 @@ func verifyMyCnf(c *candidate) bool {
 		toLineEnd(c, "#")
 	}
 	return !placeholder(c.secret)
+}
+
+// verifyURLCredentials: a URL's password (group 2) and its user (group 1)
+// are real values, not a documentation placeholder (user:password@,
+// foo:bar@).
+func verifyURLCredentials(c *candidate) bool {
+	if len(c.secret) < 4 || placeholder(c.secret) {
+		return false
+	}
+	i := bytes.Index(c.match, []byte("://"))
+	user, _, _ := bytes.Cut(c.match[i+3:], []byte(":"))
+	host := c.match[bytes.LastIndexByte(c.match, '@')+1:]
+	return !placeholder(user) && !placeholder(host) && !bytes.EqualFold(user, []byte("user")) && !bytes.EqualFold(user, []byte("username"))
 }
 
 // verifyNetrc: a netrc password, not in a comment line.
