@@ -906,7 +906,7 @@ func builtinRules() []*Rule {
 				"https://${GIT_USER}:${GIT_TOKEN}@git.internal/\n",
 				"see http://www.example.com:8080/@home\n",
 				"http://JeremyCline:Hunter2@example.com:8080/\n",
-				`syn match rebolURL "ftp://\(\k\+:\k\+@\)\=\k\+"`+"\n",
+				`syn match rebolURL "ftp://\(\k\+:\k\+@\)\=\k\+"` + "\n",
 			},
 		},
 		{
