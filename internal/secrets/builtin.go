@@ -334,13 +334,14 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "slack-token",
-			Description: "A Slack bot, user, app or workspace token (xoxb-, xoxp-, xoxa-, xoxo-, xoxr-, xoxs-).",
+			Description: "A Slack bot, user, app or workspace token (xoxb-, xoxp-, xoxa-, xoxo-, xoxr-, xoxs-) or an app-level token (xapp-).",
 			Scope:       everyText,
-			Keywords:    []string{"xox"},
-			Regex:       re(`\b(xox[abposr]-[0-9]{6,}-[0-9A-Za-z-]{10,})`),
+			Keywords:    []string{"xox", "xapp-"},
+			Regex:       re(`\b(xox[abposr]-[0-9]{6,}-[0-9A-Za-z-]{10,}|xapp-[0-9]-[A-Z0-9]{8,}-[0-9]{6,}-[a-f0-9]{32,})`),
 			Entropy:     3,
 			MustMatch: []string{
 				"SLACK_BOT_TOKEN=xoxb-065133387262-4731781080132-AFEn3z5dkyayq7YYDsBS9UYJ",
+				"SLACK_APP_TOKEN=xapp-1-A05K7QD3M2P-5987224613390-3f9c1a7e0b5d4c2a8e6f1b3d9c7a5e0f2b4d6c8a1e3f5b7d9c0a2e4f6b8d1c3a\n",
 			},
 			MustNotMatch: []string{
 				"SLACK_BOT_TOKEN=xoxb-your-token-here",
@@ -662,8 +663,8 @@ func builtinRules() []*Rule {
 		{
 			ID:          "kubeconfig-token",
 			Description: "A bearer token, id-token or refresh-token in a kubeconfig user entry.",
-			Scope:       "kubeconfig files: .kube/config, *kubeconfig*, and the /etc/kubernetes *.conf files",
-			Path:        re(`(?:^|/)(?:\.kube/config|[^/]*kubeconfig[^/]*|(?:admin|kubelet|controller-manager|scheduler|super-admin)\.conf)$`),
+			Scope:       "kubeconfig files: .kube/config, *kubeconfig*, the /etc/kubernetes *.conf files (admin.conf, kubelet.conf, bootstrap-kubelet.conf…) and files of those names elsewhere",
+			Path:        re(`(?:^|/)(?:\.kube/config|[^/]*kubeconfig[^/]*|etc/kubernetes/[^/]+\.conf|(?:admin|kubelet|controller-manager|scheduler|super-admin)\.conf)$`),
 			Keywords:    []string{"token"},
 			Regex:       re(`(?m)^[ \t]*(?:-[ \t]+)?(?:token|id-token|refresh-token|access-token):[ \t]*["']?([A-Za-z0-9._~+/=:-]{16,})`),
 			verify:      realValue(16),
@@ -674,28 +675,37 @@ func builtinRules() []*Rule {
 			},
 			MustNotMatch: []string{
 				"users:\n- name: ci\n  user:\n    token: REDACTED\n",
+				"    token: 07401b\n",
 				"    tokenFile: /var/run/secrets/token\n",
 			},
 		},
 		{
 			ID:          "cloud-init-password",
-			Description: "A password or password hash in cloud-init user data or config: password:, plain_text_passwd:, passwd: and hashed_passwd: (users and chpasswd entries). RANDOM and R (cloud-init's generated passwords) are not reported.",
+			Description: "A password or password hash in cloud-init user data or config: password:, plain_text_passwd:, passwd: and hashed_passwd: (users and chpasswd entries), also in user data held as a YAML string (the Ubuntu installer's userdata_raw in cloud.cfg.d/99-installer.cfg). RANDOM and R (cloud-init's generated passwords) are not reported.",
 			Scope:       "cloud-init user-data, vendor-data, cloud.cfg and cloud.cfg.d/*.cfg",
 			Path:        re(`(?:^|/)(?:user-data(?:\.txt)?(?:\.i)?|vendor-data(?:\.txt)?(?:\.i)?|cloud\.cfg|cloud\.cfg\.d/[^/]+\.cfg|[^/]*cloud-config[^/]*\.ya?ml)$`),
 			Keywords:    []string{"passw"},
-			Regex:       re(`(?m)^[ \t]*(?:-[ \t]+)?(?:password|plain_text_passwd|passwd|hashed_passwd)[ \t]*:[ \t]*(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|([^ \t\r\n#"']+))`),
-			verify:      realValue(1),
-			TestPath:    "/var/lib/cloud/instance/user-data.txt",
+			Regex: re(`(?m)(?:^[ \t]*(?:-[ \t]+)?(?:password|plain_text_passwd|passwd|hashed_passwd)[ \t]*:[ \t]*(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|([^ \t\r\n#"']+))` +
+				// User data held in a double-quoted YAML string, as the
+				// Ubuntu installer writes it to 99-installer.cfg
+				// (userdata_raw: "#cloud-config\n...\n  passwd: $6$...\n\),
+				// escaped newlines and PyYAML's "\ " line continuations.
+				`|(?:\\n|^[ \t]*\\)(?:\\[ \t]|[ \t])*(?:-[ \t]+)?(?:password|plain_text_passwd|passwd|hashed_passwd):[ \t]*([^\s\\"']+))`),
+			verify:   realValue(1),
+			TestPath: "/var/lib/cloud/instance/user-data.txt",
 			MustMatch: []string{
 				"#cloud-config\nusers:\n  - name: hr\n    passwd: $6$rounds=4096$Yt3a$Qm1lXz0T0m9vVhZxS2ZkP0sTqNnV1S4pYxH5dJ8eF3kL2cB7aR6wU9iO0pQ1zX2yV3tW4sU5rT6qP7oN8mL9\n",
 				"#cloud-config\npassword: z2oCtIsjhvNK4p\nchpasswd: { expire: False }\n",
 				"#cloud-config\nchpasswd:\n  users:\n    - name: root\n      password: \"z2oCtIsjhvNK4p\"\n      type: text\n",
 				"#cloud-config\npassword: 'z2o''CtIsjhvNK4p'\n",
+				"datasource:\n  None:\n    userdata_raw: \"#cloud-config\\nusers:\\n- gecos: hr\\n  name: hr\\n  passwd: $6$rBKS0fyVq2B8ND7o$B2kXyW2v9vY8B9UmV.z1xQ3p7F8rZ6oS2T0dC4hG5jK1lM3nO6pQ8rS0tU2vW4xY6zA8bC0dE2fG4hI6jK8lM0\\n\\\n      \\  shell: /bin/bash\\n\"\n",
+				"    userdata_raw: \"#cloud-config\\nusers:\\n- gecos: hr\\n  groups: adm,sudo\\n\\\n      \\  passwd: $6$rBKS0fyVq2B8ND7o$B2kXyW2v9vY8B9UmV.z1xQ3p7F8rZ6oS2T0dC4hG5jK1lM3nO6pQ8rS0tU2vW4xY6zA8bC0dE2fG4hI6jK8lM0\\n\"\n",
 			},
 			MustNotMatch: []string{
 				"#cloud-config\nchpasswd:\n  users:\n    - name: root\n      password: RANDOM\n",
 				"#cloud-config\nssh_pwauth: false\n",
 				"#cloud-config\npassword: \n",
+				"    userdata_raw: \"#cloud-config\\nusers:\\n- name: hr\\n  lock_passwd: true\\n  shell: /bin/bash\\n\"\n",
 			},
 		},
 		{
@@ -721,16 +731,67 @@ func builtinRules() []*Rule {
 			Description: "A usable password hash in /etc/shadow or /etc/gshadow (and their - backups). Locked or disabled entries (*, !, !!, !*, empty) are not reported; a hash behind a '!' (a locked account) is, since it can still be cracked.",
 			Scope:       "/etc/shadow, /etc/gshadow and their - backups",
 			Path:        re(`(?:^|/)etc/g?shadow-?$`),
-			Regex:       re(`(?m)^[^:\r\n]+:(!?(?:\$[0-9a-z]{1,3}\$[^:\r\n]+|[./0-9A-Za-z]{13}))(?::|\r?$)`),
+			Regex:       re(`(?m)^[^:\r\n]+:(!?(?:\$[0-9a-z]{1,6}\$[^:\r\n]+|[./0-9A-Za-z]{13}|_[./0-9A-Za-z]{19}))(?::|\r?$)`),
 			TestPath:    "/etc/shadow",
 			MustMatch: []string{
 				"root:$y$j9T$Jx9s0bC0kq1p3m5n7Q9rS.$Xk3ZqP0aV7d2F8hJ1lN4pR6tW9yB5cE2gI8kM0oQ3sU:19700:0:99999:7:::\n",
 				"hr:!$6$Yt3a$Qm1lXz0T0m9vVhZxS2ZkP0sTqNnV1S4pYxH5dJ8eF3kL2cB7aR6wU9iO0pQ1zX2yV3tW4sU5rT6qP7oN8mL9:19700:0:99999:7:::\n",
 				"legacy:ab01FAX.bQRSU:19700::::::\n",
+				"sha1:$sha1$40000$jtNX3nZ2$0hAhGtPLrDWUTIANHpXbOdTPo8tv:19700:0:99999:7:::\n",
+				"bsdi:_J9..rIvOuQ3M2kQ4Wk6:19700::::::\n",
 			},
 			MustNotMatch: []string{
 				"root:*:19700:0:99999:7:::\ndaemon:*:19700:0:99999:7:::\n",
 				"hr:!:19700:0:99999:7:::\nops:!*:19700::::::\nold:!!:19700::::::\nnopw::19700::::::\n",
+			},
+		},
+		{
+			ID:          "ldap-bind-password",
+			Description: "An LDAP bind password: bindpw/rootbindpw in nslcd.conf, pam_ldap's and libnss-ldap's ldap.conf, and ldap_default_authtok in sssd.conf. The value is the rest of the line.",
+			Scope:       "nslcd.conf, ldap.conf, pam_ldap.conf, libnss-ldap.conf, sssd.conf and sssd/conf.d/*.conf",
+			Path:        re(`(?:^|/)(?:nslcd\.conf|ldap\.conf|pam_ldap\.conf|libnss-ldap\.conf|sssd\.conf|sssd/conf\.d/[^/]+\.conf)$`),
+			Keywords:    []string{"bindpw", "authtok"},
+			Regex:       re(`(?m)^[ \t]*(?:(?:root)?bindpw[ \t]+|ldap_default_authtok[ \t]*=[ \t]*)([^ \t\r\n](?:[^\r\n]*[^ \t\r\n])?)`),
+			verify:      realValue(1),
+			TestPath:    "/etc/nslcd.conf",
+			MustMatch: []string{
+				"uri ldap://ldap.internal\nbinddn cn=nslcd,dc=hr\nbindpw NslcdB1ndPw9x\n",
+				"[domain/hr]\nldap_default_authtok_type = password\nldap_default_authtok = SssdAuthT0k9x\n",
+			},
+			MustNotMatch: []string{
+				"# bindpw secret\nbinddn cn=nslcd,dc=hr\n",
+				"ldap_default_authtok_type = password\n",
+			},
+		},
+		{
+			ID:          "ldap-secret-file",
+			Description: "The root bind password file of pam_ldap and libnss-ldap (/etc/ldap.secret, /etc/pam_ldap.secret, /etc/libnss-ldap.secret); the whole file is the secret.",
+			Scope:       "/etc/ldap.secret, /etc/pam_ldap.secret, /etc/libnss-ldap.secret",
+			Path:        re(`(?:^|/)etc/(?:ldap|pam_ldap|libnss-ldap)\.secret$`),
+			wholeFile:   notBlank,
+			TestPath:    "/etc/ldap.secret",
+			MustMatch:   []string{"Ld4pS3cretPw9x\n"},
+			MustNotMatch: []string{
+				"",
+				"\n",
+			},
+		},
+		{
+			ID:          "gnupg-private-key",
+			Description: "A key in GnuPG's own store (~/.gnupg/private-keys-v1.d/*.key, a private-key or protected-private-key S-expression; GnuPG 1's secring.gpg); the whole file is the secret. An armoured export is pgp-private-key's.",
+			Scope:       "private-keys-v1.d/*.key and secring.gpg",
+			Path:        re(`(?:^|/)(?:private-keys-v1\.d/[^/]+\.key|secring\.gpg)$`),
+			Binary:      true,
+			wholeFile:   isGnuPGKey,
+			TestPath:    "/root/.gnupg/private-keys-v1.d/A1E59352DC519B85E89DAE6431677FDCC81229FB.key",
+			MustMatch: []string{
+				"Created: 20261126T043039\nKey: (private-key (ecc (curve Ed25519)(flags eddsa)(q\n  #400732AEC24F88FEAEBFE02F7F4CF2805AE2A569CFEE4AAB10DD720F49747C1440#)\n (d #BF93FD3EBC19735FC6C40087C9D65E5353C7764D5B2C9D38409A5EF8F8A24C60#)\n ))\n",
+				"Key: (protected-private-key (rsa (n #00C1#)(e #010001#)(protected openpgp-s2k3-ocb-aes ((sha1 #0011#\n  \"43860992\")#0001#)#0002#)))\n",
+				"(21:protected-private-key(3:rsa(1:n3:abc)))",
+			},
+			MustNotMatch: []string{
+				"Key: (shadowed-private-key (rsa (n #00C1#)(e #010001#)(shadowed t1-v1 (#D27600012401#))))\n",
+				"",
 			},
 		},
 		{

@@ -15,7 +15,7 @@ import (
 
 // cryptHash matches a crypt(3) hash ($6$..., $y$..., $2b$...), which is a
 // value even though it starts with '$'.
-var cryptHash = regexp.MustCompile(`^\$(?:[0-9a-z]{1,3}|2[abxy])\$[./0-9A-Za-z$=,]{8,}$`)
+var cryptHash = regexp.MustCompile(`^\$(?:[0-9a-z]{1,6}|2[abxy])\$[./0-9A-Za-z$=,]{8,}$`)
 
 // placeholderWords are values that stand for a secret rather than being
 // one: documentation, templates and empty settings.
@@ -469,6 +469,27 @@ func pemIndentOK(c *candidate) bool {
 		}
 	}
 	return true
+}
+
+// notBlank: a file holding more than blanks (an empty password file
+// holds no password) and other than a sanitizer's marker.
+func notBlank(head []byte) bool {
+	v := bytes.TrimSpace(head)
+	return len(v) > 0 && string(v) != Marker
+}
+
+// isGnuPGKey recognises a key of GnuPG's store: the extended format's
+// "Key: (private-key" or "(protected-private-key" (a shadowed key, which
+// only points to a smartcard, is not a secret), the canonical
+// S-expression of older versions, or a non-empty GnuPG 1 secring.gpg
+// (an OpenPGP secret-key packet, tag 5, first).
+func isGnuPGKey(head []byte) bool {
+	for _, p := range []string{"(private-key", "(protected-private-key", "(11:private-key", "(21:protected-private-key"} {
+		if bytes.Contains(head, []byte(p)) {
+			return true
+		}
+	}
+	return len(head) > 0 && head[0]&0x80 != 0 && (head[0]&0x40 == 0 && (head[0]>>2)&0x0f == 5 || head[0]&0x40 != 0 && head[0]&0x3f == 5)
 }
 
 // isKeytab recognises a Kerberos keytab (MIT format version 2, as written
