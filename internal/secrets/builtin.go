@@ -947,18 +947,23 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "url-credentials",
-			Description: "A password in a URL's user:password@ part for a scheme other than a database's (https://, http://, ftp://, ssh://, git://, svn://, smb://, ldap://, rsync://): a git clone, a mirror or a proxy setting with credentials. Placeholder users and passwords are not reported.",
+			Description: "A password in a URL's user:password@ part for a scheme other than a database's (https://, http://, ftp://, ssh://, git://, svn://, smb://, ldap://, rsync://): a git clone or remote, a mirror, a proxy setting. Placeholder users, passwords and hosts (example.com) are not reported.",
 			Scope:       everyText,
 			Keywords:    []string{"https://", "http://", "ftp://", "ftps://", "sftp://", "ssh://", "git://", "svn://", "smb://", "ldap://", "ldaps://", "rsync://"},
 			Regex:       re(`(?:^|[^A-Za-z0-9+.\r\n-])(?:https?|s?ftps?|ssh|git|svn|smb|ldaps?|rsync)://([^\s:@/"'<>\\]+):([^\s/@"'<>\\]+)@[^\s@/"'<>]+`),
 			SecretGroup: 2,
 			anchor:      anchorSep,
-			Generic:     true,
-			verify:      verifyURLCredentials,
-			TestPath:    "/root/.bash_history",
+			// URLs are everywhere and almost none holds a password: the
+			// regex runs only on a URL's line that has an '@' after it.
+			needByte: '@',
+			Generic:  true,
+			verify:   verifyURLCredentials,
+			TestPath: "/root/.bash_history",
 			MustMatch: []string{
 				"git clone https://dev:GitH1stPw9x@git.internal/hr/app.git\n",
 				"export https_proxy=http://hr:Pr0xyPw9xq@proxy.internal:3128\n",
+				"git remote add origin https://dev:GitH1stPw9x@git.internal/hr/app.git\n",
+				"[remote \"origin\"]\n\turl = https://ci:GitH1stPw9x@git.internal/hr/app.git\n",
 			},
 			MustNotMatch: []string{
 				"git clone https://git.internal/hr/app.git\n",

@@ -92,6 +92,11 @@ type Rule struct {
 	// which is most of the cost of a keyword-dense text.
 	anchor   anchorKind
 	anchored *regexp.Regexp
+	// needByte, when not 0, is a byte that every match contains: a
+	// window without it is passed over without running the regex, for a
+	// rule whose keywords are common and whose matches are rare (a URL
+	// with a user:password@).
+	needByte byte
 	// pathNeed: literals one of which a path must contain for Path to
 	// match it (nil: no such literals known); checked before the regex,
 	// since most files are not the few that path rules are about.

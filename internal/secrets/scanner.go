@@ -493,6 +493,9 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 	if rule.anchored != nil && ownEnd < 0 {
 		rx = rule.anchored
 	}
+	if rule.needByte != 0 && bytes.IndexByte(w, rule.needByte) < 0 {
+		return
+	}
 	if !rx.Match(w) {
 		return
 	}
