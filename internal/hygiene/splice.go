@@ -16,21 +16,30 @@ import (
 // re-scan of the copy passes.
 const Marker = secrets.Marker
 
-// span is a byte range [start, end) of a file.
-type span struct{ start, end int64 }
+// span is a byte range [start, end) of a file and the marker that
+// replaces it.
+type span struct {
+	start, end int64
+	marker     string
+}
 
 // spans merges the value ranges of a file's secrets (two rules may find
-// the same value, or overlapping ones) into sorted, disjoint spans.
+// the same value, or overlapping ones) into sorted, disjoint spans. Each
+// span's marker is its rule's (secrets.MarkerFor: base64 where the value
+// is base64); merged spans of different markers get the plain one.
 func spans(fs []secrets.Finding) []span {
 	out := make([]span, 0, len(fs))
 	for _, f := range fs {
-		out = append(out, span{f.Offset, f.Offset + f.Length})
+		out = append(out, span{f.Offset, f.Offset + f.Length, secrets.MarkerFor(f.RuleID)})
 	}
 	slices.SortFunc(out, func(a, b span) int { return cmp.Compare(a.start, b.start) })
 	merged := out[:0]
 	for _, s := range out {
 		if n := len(merged); n > 0 && s.start <= merged[n-1].end {
 			merged[n-1].end = max(merged[n-1].end, s.end)
+			if merged[n-1].marker != s.marker {
+				merged[n-1].marker = Marker
+			}
 			continue
 		}
 		merged = append(merged, s)
@@ -41,12 +50,12 @@ func spans(fs []secrets.Finding) []span {
 // redactedSize is the size of a file of size n once spans are replaced.
 func redactedSize(n int64, ss []span) int64 {
 	for _, s := range ss {
-		n += int64(len(Marker)) - (s.end - s.start)
+		n += int64(len(s.marker)) - (s.end - s.start)
 	}
 	return n
 }
 
-// spliceReader returns src with each span replaced by the marker. The
+// spliceReader returns src with each span replaced by its marker. The
 // spans must be sorted and disjoint; a span past the end of src is an
 // error (the file is not what was scanned).
 func spliceReader(src io.Reader, ss []span) io.Reader {
@@ -78,8 +87,8 @@ func (s *spliced) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("secret at offset %d: file ends %d bytes into it: %w", s.pos, n, io.ErrUnexpectedEOF)
 		}
 		s.pos += skip
+		s.pending = s.ss[0].marker
 		s.ss = s.ss[1:]
-		s.pending = Marker
 		return s.Read(p)
 	}
 	if len(s.ss) > 0 {

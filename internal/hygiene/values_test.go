@@ -1,6 +1,7 @@
 package hygiene
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -43,6 +44,16 @@ func TestSanitizeWholeValues(t *testing.T) {
 		{"/opt/app/quote.properties", "spring.datasource.password=%s\n", "Tr0u\"b4dor3`xyzQ", "", ""},
 		{"/etc/app/hash.conf", "DATABASE_URL=postgresql://app:%s@db1/hr\n", `Xq7#vLp92mZr8`, "", ""},
 		{"/etc/app/query.conf", "DATABASE_URL=postgresql://app:%s@db1/hr\n", `Xq7?vLp92mZr8`, "", ""},
+		// A key in a YAML block scalar: the body goes, every line of it,
+		// and the indentation and the BEGIN and END lines stay.
+		{"/var/lib/cloud/seed/nocloud-net/user-data", "#cloud-config\nssh_keys:\n  rsa_private: |\n    -----BEGIN RSA PRIVATE KEY-----\n    %s\n    -----END RSA PRIVATE KEY-----\n  rsa_public: ssh-rsa AAAAB3NzaC1yc2E\n", yamlKeyBody, "", ""},
+		{"/opt/app/values.yaml", "tls:\n  key: |\n    -----BEGIN PRIVATE KEY-----\n    %s\n    -----END PRIVATE KEY-----\n", yamlKeyBody, "", ""},
+		// Formats that take the rest of the line as the value.
+		{"/opt/app/settings.ini", "[db]\npassword = %s\nuser = hr\n", `correct horse battery staple`, "", ""},
+		{"/opt/app/comment.ini", "[db]\npassword = %s ; rotated monthly\n", `correct horse battery staple`, "", ""},
+		{"/etc/mysql/conf.d/client.cnf", "[client]\npassword = %s  # rotated\n", `my long pass phrase`, "", ""},
+		{"/opt/app/app.properties", "db.password=%s\n", `correct horse battery staple`, "", ""},
+		{"/root/.netrc", "machine q.internal login q password \"%s\"\n", `N3trc Pw9x \"quoted`, "", ""},
 	}
 	root := t.TempDir()
 	var ps []planted
@@ -108,6 +119,12 @@ func TestSanitizeWholeValues(t *testing.T) {
 	}
 }
 
+// yamlKeyBody is a PEM body indented as in a YAML block scalar (random
+// base64, not a key of anyone's).
+const yamlKeyBody = "MIIEpAIBAAKCAQEAsfEs7j96EnfTq5TVW+XNJtWiEtuZsX1Kq4HMuXoO6yu6eiWU\n" +
+	"    mj0Vsdu9I64G1/o23bnrTt5aivfu34mlfSyO5nztwqwO/aZd+Wy1hK6PjQVhK3vQ\n" +
+	"    +nvz++UIL5Zxz3ycvPKw2am06IqcgHY9YqE9XmJu942QM2OXdLhbmgdAjBcblUD7"
+
 // TestSanitizeKeepsSyntax: every rule's JSON and YAML test strings still
 // parse once sanitized (a value redacted short of its end leaves a
 // stray quote behind).
@@ -150,5 +167,58 @@ func TestSanitizeKeepsSyntax(t *testing.T) {
 	}
 	if n < 10 {
 		t.Fatalf("only %d JSON or YAML test strings", n)
+	}
+}
+
+// TestSanitizeBase64Fields: a kubeconfig's client-key-data and a docker
+// config.json's "auth" are base64 that kubectl and docker decode on load,
+// rejecting the whole file if they cannot. Sanitized, they hold base64 of
+// a marker in the shape expected (a PEM block; user:password), every
+// other field is untouched, and the copy scans clean.
+func TestSanitizeBase64Fields(t *testing.T) {
+	key := "-----BEGIN RSA PRIVATE KEY-----\n" + strings.ReplaceAll(yamlKeyBody, "    ", "") + "\n-----END RSA PRIVATE KEY-----\n"
+	kubeconfig := "apiVersion: v1\nkind: Config\nclusters:\n- name: hr\n  cluster:\n    server: https://10.0.0.1:6443\n" +
+		"users:\n- name: admin\n  user:\n    client-key-data: " + base64.StdEncoding.EncodeToString([]byte(key)) + "\n"
+	docker := `{"auths": {"registry.internal": {"auth": "` + base64.StdEncoding.EncodeToString([]byte("deploy:MMYNoXHyC6Ct3LBtKNdN")) + `"}}, "credHelpers": {"gcr.io": "gcloud"}}`
+	root := t.TempDir()
+	plant(t, root, []planted{
+		{path: "/root/.kube/config", content: kubeconfig, mode: 0o600},
+		{path: "/root/.docker/config.json", content: docker, mode: 0o600},
+	})
+	dst := filepath.Join(t.TempDir(), "copy")
+	if rep, err := newScanner(t).Sanitize(open(t, root), root, dst, SanitizeOptions{}); err != nil {
+		t.Fatalf("Sanitize: %v (rescan %+v)", err, rep.Rescan)
+	}
+
+	var kc struct {
+		Users []struct {
+			User map[string]string `yaml:"user"`
+		} `yaml:"users"`
+	}
+	got, _ := os.ReadFile(filepath.Join(dst, "root/.kube/config"))
+	if err := yaml.Unmarshal(got, &kc); err != nil || len(kc.Users) != 1 {
+		t.Fatalf("kubeconfig no longer parses (%v):\n%s", err, got)
+	}
+	dec, err := base64.StdEncoding.DecodeString(kc.Users[0].User["client-key-data"])
+	if err != nil || !strings.HasPrefix(string(dec), "-----BEGIN PRIVATE KEY-----\n"+secrets.Marker) {
+		t.Errorf("client-key-data decodes to %q (%v), want a PEM block holding the marker", dec, err)
+	}
+
+	var dc struct {
+		Auths map[string]struct {
+			Auth string `json:"auth"`
+		} `json:"auths"`
+		CredHelpers map[string]string `json:"credHelpers"`
+	}
+	got, _ = os.ReadFile(filepath.Join(dst, "root/.docker/config.json"))
+	if err := json.Unmarshal(got, &dc); err != nil {
+		t.Fatalf("config.json no longer parses (%v):\n%s", err, got)
+	}
+	dec, err = base64.StdEncoding.DecodeString(dc.Auths["registry.internal"].Auth)
+	if user, pass, ok := strings.Cut(string(dec), ":"); err != nil || !ok || user != secrets.Marker || pass != secrets.Marker {
+		t.Errorf("auth decodes to %q (%v), want marker:marker", dec, err)
+	}
+	if dc.CredHelpers["gcr.io"] != "gcloud" {
+		t.Errorf("credHelpers lost: %s", got)
 	}
 }

@@ -281,7 +281,7 @@ var rules = []*Rule{
 	{
 		ID: "machine-uuid", Description: "other per-installation UUIDs (yum, smolt, RHN system ID, subscription-manager consumer)",
 		Sysprep: "yum-uuid, smolt-uuid, rhn-systemid, rh-subscription-manager",
-		Paths: []string{"/var/lib/yum/uuid", "/etc/smolt/uuid", "/etc/sysconfig/hw-uuid", "/etc/sysconfig/rhn/systemid",
+		Paths: []string{"/var/lib/yum/uuid", "/etc/smolt/uuid", "/etc/smolt/hw-uuid", "/etc/sysconfig/hw-uuid", "/etc/sysconfig/rhn/systemid",
 			"/etc/pki/consumer/*.pem", "/etc/pki/entitlement/*.pem"},
 		Action: Remove,
 	},

@@ -54,6 +54,7 @@ var cases = []struct {
 	{"cloud-init-instance", "/var/lib/cloud/scripts/per-boot/x.sh", "#!/bin/sh\n", false, ""},
 	{"kerberos-host-keytab", "/etc/krb5.keytab", "\x05\x02\x00\x00", true, ""},
 	{"machine-uuid", "/var/lib/yum/uuid", "9b1d\n", true, ""},
+	{"machine-uuid", "/etc/smolt/hw-uuid", "9b1d4c3e-6a1f-4b2d-9e8f-0a1b2c3d4e5f\n", true, ""}, // virt-sysprep's smolt-uuid removes it
 	{"lvm-system-devices", "/etc/lvm/devices/system.devices", "IDTYPE=sys_wwid\n", true, ""},
 	{"blkid-cache", "/etc/blkid/blkid.tab", "<device/>\n", true, ""},
 	{"login-records", "/var/log/wtmp", "\x07\x00\x00\x00pts/0", true, ""},

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"regexp"
+	"strings"
 	"sync"
 )
 
@@ -49,6 +50,10 @@ func Builtin() []*Rule {
 
 func re(expr string) *regexp.Regexp { return regexp.MustCompile(expr) }
 
+// indented prefixes every line of s with p, as a YAML block scalar holds
+// a PEM key (for the test strings).
+func indented(s, p string) string { return p + strings.ReplaceAll(s, "\n", "\n"+p) }
+
 // secretAllow is an allowlist of regexes matched against the secret.
 func secretAllow(desc string, exprs ...string) Allowlist {
 	a := Allowlist{Description: desc}
@@ -62,9 +67,14 @@ func secretAllow(desc string, exprs ...string) Allowlist {
 // (Proc-Type, DEK-Info, Comment) and a blank line, then base64 lines. The
 // body's character class is narrow on purpose: in a binary file a stray
 // BEGIN line must fail within bytes, not after scanning the whole window.
+// Every line may be indented, as in a YAML block scalar (cloud-init's
+// ssh_keys and write_files, Helm values); verifyPEMBody then holds the body
+// and END lines to the indentation of the first body line, which a
+// regex without back-references cannot.
 const (
-	pemHeaders = `(?:[A-Za-z][A-Za-z0-9-]*: [^\r\n]*\r?\n)*(?:\r?\n)?`
-	pemBase64  = `(?:[A-Za-z0-9+/=]+\r?\n)*[A-Za-z0-9+/=]+`
+	pemHeaders = `(?:[ \t]*[A-Za-z][A-Za-z0-9-]*: [^\r\n]*\r?\n)*(?:[ \t]*\r?\n)?[ \t]*`
+	pemBase64  = `(?:[A-Za-z0-9+/=]+\r?\n[ \t]*)*[A-Za-z0-9+/=]+`
+	pemEnd     = `\r?\n[ \t]*-----END `
 )
 
 const (
@@ -108,6 +118,8 @@ const (
 	// end an unquoted one, as they end the command, unless a backslash
 	// escapes them (-pS3cr\&t, one word); single quotes have no escapes
 	// ('' joins two quoted strings into one word).
+	// cliArgs are a command's words before the option of interest.
+	cliArgs    = `(?:[ \t]+[^ \t\r\n|;&]+){0,16}?`
 	shellValue = `(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|((?:[^` + valueEnd + `;&|\\]|\\[^\r\n])+))`
 )
 
@@ -122,7 +134,7 @@ func builtinRules() []*Rule {
 			Description: "A PEM private key: PKCS#1 RSA, EC, DSA, OpenSSH, PKCS#8, encrypted PKCS#8 or legacy encrypted PEM. The secret is the key's base64 body between its BEGIN (and header) lines and its END line. A key in a JSON string with escaped newlines is left to gcp-service-account-key.",
 			Scope:       everyFile,
 			Keywords:    []string{"private key-----"},
-			Regex:       re(`-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----`),
+			Regex:       re(`-----BEGIN (?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----\r?\n` + pemHeaders + `(` + pemBase64 + `)` + pemEnd + `(?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|ANY) )?PRIVATE KEY-----`),
 			Binary:      true,
 			spanAfter:   multiWindow,
 			verify:      verifyPEMBody,
@@ -138,6 +150,10 @@ func builtinRules() []*Rule {
 				"-----BEGIN DSA PRIVATE KEY-----\n" + pemBody + "\n-----END DSA PRIVATE KEY-----",
 				"-----BEGIN ENCRYPTED PRIVATE KEY-----\n" + pemBody + "\n-----END ENCRYPTED PRIVATE KEY-----",
 				"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,2A1F07E8B2D94C3E\n\n" + pemBody + "\n-----END RSA PRIVATE KEY-----",
+				// cloud-init preseeding host keys, and writing a TLS key.
+				"#cloud-config\nssh_keys:\n  rsa_private: |\n    -----BEGIN RSA PRIVATE KEY-----\n" + indented(pemBody, "    ") + "\n    -----END RSA PRIVATE KEY-----\n  rsa_public: ssh-rsa AAAAB3NzaC1yc2E\n",
+				"#cloud-config\nwrite_files:\n  - path: /etc/ssl/private/hr.key\n    permissions: '0600'\n    content: |\n      -----BEGIN PRIVATE KEY-----\n" + indented(pemBody, "      ") + "\n      -----END PRIVATE KEY-----\n",
+				"tls:\n\tkey: |\n\t\t-----BEGIN EC PRIVATE KEY-----\n\t\tProc-Type: 4,ENCRYPTED\n\t\tDEK-Info: AES-128-CBC,2A1F07E8B2D94C3E\n\n" + indented(pemBody, "\t\t") + "\n\t\t-----END EC PRIVATE KEY-----\n",
 			},
 			MustNotMatch: []string{
 				"-----BEGIN PUBLIC KEY-----\n" + pemBody + "\n-----END PUBLIC KEY-----",
@@ -145,6 +161,8 @@ func builtinRules() []*Rule {
 				"-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----",
 				"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----",
 				`if (strstr(buf, "-----BEGIN PRIVATE KEY-----")) return 1;`,
+				// Lines indented unevenly are not one key's body.
+				"-----BEGIN PRIVATE KEY-----\n  " + indented(pemBody, "    ") + "\n-----END PRIVATE KEY-----",
 			},
 		},
 		{
@@ -152,7 +170,7 @@ func builtinRules() []*Rule {
 			Description: "An ASCII-armoured PGP private key block. The secret is the block's base64 body (after its headers).",
 			Scope:       everyFile,
 			Keywords:    []string{"private key block-----"},
-			Regex:       re(`-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n` + pemHeaders + `(` + pemBase64 + `)\r?\n-----END PGP PRIVATE KEY BLOCK-----`),
+			Regex:       re(`-----BEGIN PGP PRIVATE KEY BLOCK-----\r?\n` + pemHeaders + `(` + pemBase64 + `)` + pemEnd + `PGP PRIVATE KEY BLOCK-----`),
 			Binary:      true,
 			spanAfter:   multiWindow,
 			verify:      verifyPEMBody,
@@ -316,13 +334,14 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "slack-token",
-			Description: "A Slack bot, user, app or workspace token (xoxb-, xoxp-, xoxa-, xoxo-, xoxr-, xoxs-).",
+			Description: "A Slack bot, user, app or workspace token (xoxb-, xoxp-, xoxa-, xoxo-, xoxr-, xoxs-) or an app-level token (xapp-).",
 			Scope:       everyText,
-			Keywords:    []string{"xox"},
-			Regex:       re(`\b(xox[abposr]-[0-9]{6,}-[0-9A-Za-z-]{10,})`),
+			Keywords:    []string{"xox", "xapp-"},
+			Regex:       re(`\b(xox[abposr]-[0-9]{6,}-[0-9A-Za-z-]{10,}|xapp-[0-9]-[A-Z0-9]{8,}-[0-9]{6,}-[a-f0-9]{32,})`),
 			Entropy:     3,
 			MustMatch: []string{
 				"SLACK_BOT_TOKEN=xoxb-065133387262-4731781080132-AFEn3z5dkyayq7YYDsBS9UYJ",
+				"SLACK_APP_TOKEN=xapp-1-A05K7QD3M2P-5987224613390-3f9c1a7e0b5d4c2a8e6f1b3d9c7a5e0f2b4d6c8a1e3f5b7d9c0a2e4f6b8d1c3a\n",
 			},
 			MustNotMatch: []string{
 				"SLACK_BOT_TOKEN=xoxb-your-token-here",
@@ -383,8 +402,9 @@ func builtinRules() []*Rule {
 			ID: "password-assignment",
 			Description: "A password or secret assigned in a config, env or source file (password=, PASSWORD:, passwd, passphrase, secret=, pwd): " +
 				"keys that name a setting about passwords (password_file, password_min_length), references ($VAR, ${VAR}, %(x)s, {{ x }}), " +
-				"placeholders (<password>, changeme, your_password, xxxx, ****), code (self.password) and values under 4 characters are not reported. " +
-				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line, ';', '&', '|' and quotes included, except a '&', ',' or ';' that starts another key=value (a URL query, mount options) and the quote that closes a string holding the whole assignment ("password=..."). A value starting with '#' is taken after '=' (properties, .env, INI) and is a comment after a YAML ':'.`,
+				"placeholders (<password>, changeme, your_password, xxxx, ****), code and values under 4 characters are not reported. " +
+				"Code is an unquoted value that is a call, an index (auth[2]), a dotted name (self.password), a chained assignment (a = passwd = b = ''), or a bare name in a source file (.py, .vim, .js…), a tuple assignment, after self./this. or after let/var/const/local. " +
+				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line (to the end of the line, less an inline ';' or '#' comment and trailing blanks, on a line holding only key = value with blanks around '=' or in an .ini, .cnf, .cfg, .conf, .properties or .env file, whose formats take the rest of the line), ';', '&', '|' and quotes included, except a '&', ',' or ';' that starts another key=value (a URL query, mount options) and the quote that closes a string holding the whole assignment ("password=..."). A value starting with '#' is taken after '=' (properties, .env, INI) and is a comment after a YAML ':'.`,
 			Scope:    everyText,
 			Keywords: []string{"password", "passwd", "passphrase", "secret", "pwd"},
 			Regex:    re(`(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|pwd)[a-z0-9_.-]*["'\]]?[ \t]*(?:=>|:=|=|:)[ \t]*` + quotedValue),
@@ -395,6 +415,11 @@ func builtinRules() []*Rule {
 			Allowlists: []Allowlist{{
 				Description: "files whose passwd: or password lines are not assignments of a secret: the name service switch, lintian overrides",
 				Paths:       []*regexp.Regexp{re(`(?:^|/)nsswitch\.conf$`), re(`/lintian/overrides/`)},
+			}, {
+				Description: "OpenSSL's stock openssl.cnf: the CMP example section's published Insta Demo CA test credential",
+				MatchAll:    true,
+				Paths:       []*regexp.Regexp{re(`(?:^|/)openssl\.cnf$`)},
+				Regexes:     []*regexp.Regexp{re(`^pass:insta$`)},
 			}},
 			MustMatch: []string{
 				"DB_PASSWORD=z2oCtIsjhvNK4p\n",
@@ -414,6 +439,9 @@ func builtinRules() []*Rule {
 				"spring.datasource.password=#Tr0ub4dor3xyzQ\n",
 				"DB_PASSWORD=#Tr0ub4dor3xyzQ\n",
 				"password = Xq7'vLp92mZr8\n",
+				// INI and .properties take the rest of the line.
+				"[db]\npassword = correct horse battery staple ; rotated\n",
+				"db.password=correct horse battery staple\n",
 			},
 			MustNotMatch: []string{
 				"DB_PASSWORD=",
@@ -440,14 +468,30 @@ func builtinRules() []*Rule {
 				"d_pwpasswd='define'",
 				"def connect(host, user, pwd=None):",
 				"password: #Tr0ub4dor3xyzQ\n",
+				// Python's standard library (smtplib, ftplib, nntplib,
+				// urllib.request, logging.handlers) and vim's runtime.
+				"        self.user, self.password = user, password\n",
+				"    userid = passwd = acct = ''\n",
+				"                    password = auth[2]\n",
+				"        self.passwd = password_mgr\n",
+				"            self.username, self.password = credentials\n",
+				"  let s:netrw_hup[host].passwd = s:netrw_passwd\n",
+				"    let s:netrw_passwd = s:netrw_hup[host].passwd\n",
+				"\tlet pwd = a:dict.istemp ? a:dict.tmpdir : ''\n",
+				"password = os.environ['DB_PASSWORD']\n",
+				"password = getpass()\n",
+				"_CLIENT_SECRET = 'CLIENT_SECRET'\n",
+				// openssl.cnf: a prompt and a comment after an empty value.
+				"challengePassword		= A challenge password\n",
+				"secret = # disable PBM\n",
 			},
 		},
 		{
 			ID:          "db-connection-uri",
-			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://. The secret is the password: up to the last '@' before the first '/', '?' or '#', as URL parsers (Python's, SQLAlchemy's) split a password holding an unescaped '@'; else up to the first '@' before the first '/', as libpq takes a password holding an unescaped '#' or '?'.",
+			Description: "A database or broker URI with a password: postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, redis://, rediss://, amqp://, amqps://, mssql://, sqlserver://, clickhouse://, and SQLAlchemy's dialect+driver:// forms (postgresql+psycopg2://, mysql+pymysql://). The secret is the password: up to the last '@' before the first '/', '?' or '#', as URL parsers (Python's, SQLAlchemy's) split a password holding an unescaped '@'; else up to the first '@' before the first '/', as libpq takes a password holding an unescaped '#' or '?'.",
 			Scope:       everyText,
-			Keywords:    []string{"postgres://", "postgresql://", "mysql://", "mariadb://", "mongodb://", "mongodb+srv://", "redis://", "rediss://", "amqp://", "amqps://", "mssql://", "sqlserver://", "clickhouse://"},
-			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse)://[^\s:@/"'<>]*:((?:[^\s/?#"'<>]+|[^\s/@"'<>]+))@[^\s@/?#"'<>]+[^\s"'<>]*`),
+			Keywords:    []string{"postgres://", "postgresql://", "mysql://", "mariadb://", "mongodb://", "mongodb+srv://", "redis://", "rediss://", "amqp://", "amqps://", "mssql://", "sqlserver://", "clickhouse://", "postgres+", "postgresql+", "mysql+", "mariadb+", "mssql+", "clickhouse+"},
+			Regex:       re(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb|rediss?|amqps?|mssql|sqlserver|clickhouse)(?:\+[a-z0-9_]+)?://[^\s:@/"'<>]*:((?:[^\s/?#"'<>]+|[^\s/@"'<>]+))@[^\s@/?#"'<>]+[^\s"'<>]*`),
 			verify:      realValue(3),
 			MustMatch: []string{
 				"DATABASE_URL=postgres://hr_app:z2oCtIsjhvNK4p@db1.internal:5432/hr",
@@ -458,6 +502,8 @@ func builtinRules() []*Rule {
 				`url = "postgres://app:p@ss:w0rd9X@db.internal:5432/hr"`,
 				"DATABASE_URL=postgresql://app:Xq7#vLp92mZr8@db1/hr",
 				"url = postgres://app:p?ss9w0rd9X@db.internal:5432/hr",
+				"sql_alchemy_conn = postgresql+psycopg2://airflow:A1rfl0wPw9x@db1/airflow",
+				"SQLALCHEMY_DATABASE_URI = 'mysql+pymysql://hr:PyMy5qlPw9@db3/hr'",
 			},
 			MustNotMatch: []string{
 				"DATABASE_URL=postgres://hr_app@db1.internal:5432/hr",
@@ -529,13 +575,14 @@ func builtinRules() []*Rule {
 			Path:        re(`(?:^|/)(?:\.my\.cnf|my\.cnf|debian\.cnf|mysql/.*\.cnf)$`),
 			Keywords:    []string{"password"},
 			Regex:       re(`(?m)^[ \t]*password[ \t]*=[ \t]*` + quotedValue),
-			verify:      realValue(1),
+			verify:      verifyMyCnf,
 			unquoted:    3,
 			TestPath:    "/root/.my.cnf",
 			MustMatch: []string{
 				"[client]\nuser=root\npassword=z2oCtIsjhvNK4p\n",
 				"[mysqladmin]\npassword = \"z2oCt sjhvNK4p\"\n",
 				"[client]\npassword=\"z2o\\\"CtIsjhvNK4p\"\n",
+				"[client]\npassword = my long pass phrase # rotated\n",
 			},
 			MustNotMatch: []string{
 				"[client]\nuser=root\npassword=\n",
@@ -544,16 +591,17 @@ func builtinRules() []*Rule {
 		},
 		{
 			ID:          "netrc-password",
-			Description: "A password in a .netrc (machine … login … password …).",
+			Description: "A password in a .netrc (machine … login … password …); a double-quoted one (curl, Python's netrc) is taken whole, \\ escapes included.",
 			Scope:       "files named .netrc or _netrc",
 			Path:        re(`(?:^|/)[._]netrc$`),
 			Keywords:    []string{"password"},
-			Regex:       re(`(?:^|[ \t])password[ \t]+([^ \t\r\n]+)`),
+			Regex:       re(`(?:^|[ \t])password[ \t]+(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|([^ \t\r\n"]+))`),
 			verify:      verifyNetrc,
 			TestPath:    "/root/.netrc",
 			MustMatch: []string{
 				"machine ftp.internal login backup password z2oCtIsjhvNK4p\n",
 				"machine api.internal\n  login deploy\n  password z2oCtIsjhvNK4p\n",
+				"machine q.internal login q password \"N3trc Pw9x \\\"quoted\"\n",
 			},
 			MustNotMatch: []string{
 				"machine ftp.internal login anonymous\n",
@@ -615,8 +663,8 @@ func builtinRules() []*Rule {
 		{
 			ID:          "kubeconfig-token",
 			Description: "A bearer token, id-token or refresh-token in a kubeconfig user entry.",
-			Scope:       "kubeconfig files: .kube/config, *kubeconfig*, and the /etc/kubernetes *.conf files",
-			Path:        re(`(?:^|/)(?:\.kube/config|[^/]*kubeconfig[^/]*|(?:admin|kubelet|controller-manager|scheduler|super-admin)\.conf)$`),
+			Scope:       "kubeconfig files: .kube/config, *kubeconfig*, the /etc/kubernetes *.conf files (admin.conf, kubelet.conf, bootstrap-kubelet.conf…) and files of those names elsewhere",
+			Path:        re(`(?:^|/)(?:\.kube/config|[^/]*kubeconfig[^/]*|etc/kubernetes/[^/]+\.conf|(?:admin|kubelet|controller-manager|scheduler|super-admin)\.conf)$`),
 			Keywords:    []string{"token"},
 			Regex:       re(`(?m)^[ \t]*(?:-[ \t]+)?(?:token|id-token|refresh-token|access-token):[ \t]*["']?([A-Za-z0-9._~+/=:-]{16,})`),
 			verify:      realValue(16),
@@ -627,28 +675,37 @@ func builtinRules() []*Rule {
 			},
 			MustNotMatch: []string{
 				"users:\n- name: ci\n  user:\n    token: REDACTED\n",
+				"    token: 07401b\n",
 				"    tokenFile: /var/run/secrets/token\n",
 			},
 		},
 		{
 			ID:          "cloud-init-password",
-			Description: "A password or password hash in cloud-init user data or config: password:, plain_text_passwd:, passwd: and hashed_passwd: (users and chpasswd entries). RANDOM and R (cloud-init's generated passwords) are not reported.",
+			Description: "A password or password hash in cloud-init user data or config: password:, plain_text_passwd:, passwd: and hashed_passwd: (users and chpasswd entries), also in user data held as a YAML string (the Ubuntu installer's userdata_raw in cloud.cfg.d/99-installer.cfg). RANDOM and R (cloud-init's generated passwords) are not reported.",
 			Scope:       "cloud-init user-data, vendor-data, cloud.cfg and cloud.cfg.d/*.cfg",
 			Path:        re(`(?:^|/)(?:user-data(?:\.txt)?(?:\.i)?|vendor-data(?:\.txt)?(?:\.i)?|cloud\.cfg|cloud\.cfg\.d/[^/]+\.cfg|[^/]*cloud-config[^/]*\.ya?ml)$`),
 			Keywords:    []string{"passw"},
-			Regex:       re(`(?m)^[ \t]*(?:-[ \t]+)?(?:password|plain_text_passwd|passwd|hashed_passwd)[ \t]*:[ \t]*(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|([^ \t\r\n#"']+))`),
-			verify:      realValue(1),
-			TestPath:    "/var/lib/cloud/instance/user-data.txt",
+			Regex: re(`(?m)(?:^[ \t]*(?:-[ \t]+)?(?:password|plain_text_passwd|passwd|hashed_passwd)[ \t]*:[ \t]*(?:` + dqValue + `|'((?:[^'\r\n]|'')*)'|([^ \t\r\n#"']+))` +
+				// User data held in a double-quoted YAML string, as the
+				// Ubuntu installer writes it to 99-installer.cfg
+				// (userdata_raw: "#cloud-config\n...\n  passwd: $6$...\n\),
+				// escaped newlines and PyYAML's "\ " line continuations.
+				`|(?:\\n|^[ \t]*\\)(?:\\[ \t]|[ \t])*(?:-[ \t]+)?(?:password|plain_text_passwd|passwd|hashed_passwd):[ \t]*([^\s\\"']+))`),
+			verify:   realValue(1),
+			TestPath: "/var/lib/cloud/instance/user-data.txt",
 			MustMatch: []string{
 				"#cloud-config\nusers:\n  - name: hr\n    passwd: $6$rounds=4096$Yt3a$Qm1lXz0T0m9vVhZxS2ZkP0sTqNnV1S4pYxH5dJ8eF3kL2cB7aR6wU9iO0pQ1zX2yV3tW4sU5rT6qP7oN8mL9\n",
 				"#cloud-config\npassword: z2oCtIsjhvNK4p\nchpasswd: { expire: False }\n",
 				"#cloud-config\nchpasswd:\n  users:\n    - name: root\n      password: \"z2oCtIsjhvNK4p\"\n      type: text\n",
 				"#cloud-config\npassword: 'z2o''CtIsjhvNK4p'\n",
+				"datasource:\n  None:\n    userdata_raw: \"#cloud-config\\nusers:\\n- gecos: hr\\n  name: hr\\n  passwd: $6$rBKS0fyVq2B8ND7o$B2kXyW2v9vY8B9UmV.z1xQ3p7F8rZ6oS2T0dC4hG5jK1lM3nO6pQ8rS0tU2vW4xY6zA8bC0dE2fG4hI6jK8lM0\\n\\\n      \\  shell: /bin/bash\\n\"\n",
+				"    userdata_raw: \"#cloud-config\\nusers:\\n- gecos: hr\\n  groups: adm,sudo\\n\\\n      \\  passwd: $6$rBKS0fyVq2B8ND7o$B2kXyW2v9vY8B9UmV.z1xQ3p7F8rZ6oS2T0dC4hG5jK1lM3nO6pQ8rS0tU2vW4xY6zA8bC0dE2fG4hI6jK8lM0\\n\"\n",
 			},
 			MustNotMatch: []string{
 				"#cloud-config\nchpasswd:\n  users:\n    - name: root\n      password: RANDOM\n",
 				"#cloud-config\nssh_pwauth: false\n",
 				"#cloud-config\npassword: \n",
+				"    userdata_raw: \"#cloud-config\\nusers:\\n- name: hr\\n  lock_passwd: true\\n  shell: /bin/bash\\n\"\n",
 			},
 		},
 		{
@@ -674,16 +731,67 @@ func builtinRules() []*Rule {
 			Description: "A usable password hash in /etc/shadow or /etc/gshadow (and their - backups). Locked or disabled entries (*, !, !!, !*, empty) are not reported; a hash behind a '!' (a locked account) is, since it can still be cracked.",
 			Scope:       "/etc/shadow, /etc/gshadow and their - backups",
 			Path:        re(`(?:^|/)etc/g?shadow-?$`),
-			Regex:       re(`(?m)^[^:\r\n]+:(!?(?:\$[0-9a-z]{1,3}\$[^:\r\n]+|[./0-9A-Za-z]{13}))(?::|\r?$)`),
+			Regex:       re(`(?m)^[^:\r\n]+:(!?(?:\$[0-9a-z]{1,6}\$[^:\r\n]+|[./0-9A-Za-z]{13}|_[./0-9A-Za-z]{19}))(?::|\r?$)`),
 			TestPath:    "/etc/shadow",
 			MustMatch: []string{
 				"root:$y$j9T$Jx9s0bC0kq1p3m5n7Q9rS.$Xk3ZqP0aV7d2F8hJ1lN4pR6tW9yB5cE2gI8kM0oQ3sU:19700:0:99999:7:::\n",
 				"hr:!$6$Yt3a$Qm1lXz0T0m9vVhZxS2ZkP0sTqNnV1S4pYxH5dJ8eF3kL2cB7aR6wU9iO0pQ1zX2yV3tW4sU5rT6qP7oN8mL9:19700:0:99999:7:::\n",
 				"legacy:ab01FAX.bQRSU:19700::::::\n",
+				"sha1:$sha1$40000$jtNX3nZ2$0hAhGtPLrDWUTIANHpXbOdTPo8tv:19700:0:99999:7:::\n",
+				"bsdi:_J9..rIvOuQ3M2kQ4Wk6:19700::::::\n",
 			},
 			MustNotMatch: []string{
 				"root:*:19700:0:99999:7:::\ndaemon:*:19700:0:99999:7:::\n",
 				"hr:!:19700:0:99999:7:::\nops:!*:19700::::::\nold:!!:19700::::::\nnopw::19700::::::\n",
+			},
+		},
+		{
+			ID:          "ldap-bind-password",
+			Description: "An LDAP bind password: bindpw/rootbindpw in nslcd.conf, pam_ldap's and libnss-ldap's ldap.conf, and ldap_default_authtok in sssd.conf. The value is the rest of the line.",
+			Scope:       "nslcd.conf, ldap.conf, pam_ldap.conf, libnss-ldap.conf, sssd.conf and sssd/conf.d/*.conf",
+			Path:        re(`(?:^|/)(?:nslcd\.conf|ldap\.conf|pam_ldap\.conf|libnss-ldap\.conf|sssd\.conf|sssd/conf\.d/[^/]+\.conf)$`),
+			Keywords:    []string{"bindpw", "authtok"},
+			Regex:       re(`(?m)^[ \t]*(?:(?:root)?bindpw[ \t]+|ldap_default_authtok[ \t]*=[ \t]*)([^ \t\r\n](?:[^\r\n]*[^ \t\r\n])?)`),
+			verify:      realValue(1),
+			TestPath:    "/etc/nslcd.conf",
+			MustMatch: []string{
+				"uri ldap://ldap.internal\nbinddn cn=nslcd,dc=hr\nbindpw NslcdB1ndPw9x\n",
+				"[domain/hr]\nldap_default_authtok_type = password\nldap_default_authtok = SssdAuthT0k9x\n",
+			},
+			MustNotMatch: []string{
+				"# bindpw secret\nbinddn cn=nslcd,dc=hr\n",
+				"ldap_default_authtok_type = password\n",
+			},
+		},
+		{
+			ID:          "ldap-secret-file",
+			Description: "The root bind password file of pam_ldap and libnss-ldap (/etc/ldap.secret, /etc/pam_ldap.secret, /etc/libnss-ldap.secret); the whole file is the secret.",
+			Scope:       "/etc/ldap.secret, /etc/pam_ldap.secret, /etc/libnss-ldap.secret",
+			Path:        re(`(?:^|/)etc/(?:ldap|pam_ldap|libnss-ldap)\.secret$`),
+			wholeFile:   notBlank,
+			TestPath:    "/etc/ldap.secret",
+			MustMatch:   []string{"Ld4pS3cretPw9x\n"},
+			MustNotMatch: []string{
+				"",
+				"\n",
+			},
+		},
+		{
+			ID:          "gnupg-private-key",
+			Description: "A key in GnuPG's own store (~/.gnupg/private-keys-v1.d/*.key, a private-key or protected-private-key S-expression; GnuPG 1's secring.gpg); the whole file is the secret. An armoured export is pgp-private-key's.",
+			Scope:       "private-keys-v1.d/*.key and secring.gpg",
+			Path:        re(`(?:^|/)(?:private-keys-v1\.d/[^/]+\.key|secring\.gpg)$`),
+			Binary:      true,
+			wholeFile:   isGnuPGKey,
+			TestPath:    "/root/.gnupg/private-keys-v1.d/A1E59352DC519B85E89DAE6431677FDCC81229FB.key",
+			MustMatch: []string{
+				"Created: 20261126T043039\nKey: (private-key (ecc (curve Ed25519)(flags eddsa)(q\n  #400732AEC24F88FEAEBFE02F7F4CF2805AE2A569CFEE4AAB10DD720F49747C1440#)\n (d #BF93FD3EBC19735FC6C40087C9D65E5353C7764D5B2C9D38409A5EF8F8A24C60#)\n ))\n",
+				"Key: (protected-private-key (rsa (n #00C1#)(e #010001#)(protected openpgp-s2k3-ocb-aes ((sha1 #0011#\n  \"43860992\")#0001#)#0002#)))\n",
+				"(21:protected-private-key(3:rsa(1:n3:abc)))",
+			},
+			MustNotMatch: []string{
+				"Key: (shadowed-private-key (rsa (n #00C1#)(e #010001#)(shadowed t1-v1 (#D27600012401#))))\n",
+				"",
 			},
 		},
 		{
@@ -795,6 +903,76 @@ func builtinRules() []*Rule {
 			MustNotMatch: []string{
 				"PGPASSWORD=$(cat /run/secrets/pg) psql -h db1\n",
 				"PGPASSWORD= psql -h db1\n",
+			},
+		},
+		{
+			ID: "cli-password-argument",
+			Description: "A password given on a command line, as left in shell histories, scripts and cloud-init runcmd: docker/podman/buildah/skopeo/nerdctl login -p/--password, redis-cli -a/--pass, the OpenLDAP clients' -w, smbclient/rpcclient/smbcacls/net ads|rpc -U user%password, htpasswd -b, openssl's pass:, and echo 'user:password' | chpasswd. " +
+				"An unquoted password ends at a blank or at ';', '&' or '|' unless a backslash escapes it.",
+			Scope:    everyText,
+			Keywords: []string{"docker login", "podman login", "buildah login", "skopeo login", "nerdctl login", "redis-cli", "ldapsearch", "ldapadd", "ldapmodify", "ldapdelete", "ldappasswd", "ldapwhoami", "ldapmodrdn", "ldapcompare", "ldapexop", "smbclient", "rpcclient", "smbcacls", "net ads", "net rpc", "htpasswd", "-passin", "-passout", "-pass ", "chpasswd"},
+			Regex: re(`(?:(?:docker|podman|buildah|skopeo|nerdctl)[ \t]+login` + cliArgs + `[ \t]+(?:-p|--password)(?:[ \t]+|=)` + shellValue +
+				`|redis-cli` + cliArgs + `[ \t]+(?:-a|--pass)[ \t]+` + shellValue +
+				`|ldap(?:search|add|modify|delete|passwd|whoami|modrdn|compare|exop)` + cliArgs + `[ \t]+-w[ \t]*` + shellValue +
+				`|(?:smbclient|rpcclient|smbcacls|net[ \t]+(?:ads|rpc))` + cliArgs + `[ \t]+(?:-U|--user(?:name)?)(?:[ \t]+|=)?['"]?[^%\s'"]+%([^ \t\r\n'"]+)` +
+				`|htpasswd[ \t]+(?:-[A-Za-z]+[ \t]+)*-[A-Za-z]*b[A-Za-z]*(?:[ \t]+-[A-Za-z]+)*(?:[ \t]+[^ \t\r\n-][^ \t\r\n]*){1,2}[ \t]+` + shellValue +
+				`|-pass(?:in|out)?[ \t]+['"]?pass:([^ \t\r\n'"]+)` +
+				`|echo[ \t]+(?:-[a-z]+[ \t]+)?['"]?[A-Za-z_][A-Za-z0-9_.-]*:([^'"\s:|]+)['"]?[ \t]*\|[ \t]*(?:sudo[ \t]+)?chpasswd)`),
+			verify:   realValue(4),
+			TestPath: "/root/.bash_history",
+			MustMatch: []string{
+				"docker login -u hrdev -p D0ckerL0ginH1st9x registry.internal\n",
+				"podman login --username hr --password='P0dm4nL0gin9x' quay.internal\n",
+				"redis-cli -a RedisH1stPw9x -h cache ping\n",
+				"ldapsearch -x -D cn=admin,dc=hr -w LdapH1stPw9x -b dc=hr\n",
+				"smbclient //fs1/hr -U hr%SmbH1stPw9x\n",
+				"net ads join -U administrator%AdJ0inPw9x\n",
+				"htpasswd -b -c /etc/nginx/.htpasswd admin Htp4sswdH1st9x\n",
+				"htpasswd -nb admin Htp4sswdH1st9x\n",
+				"openssl pkcs12 -export -in c.pem -inkey k.pem -out c.p12 -passout pass:P12H1stPw9x\n",
+				"echo 'hr:Chp4sswdH1st9x' | chpasswd\n",
+				"  - echo root:Chp4sswdH1st9x | sudo chpasswd\n",
+			},
+			MustNotMatch: []string{
+				"docker login -u hrdev --password-stdin registry.internal\n",
+				"docker login -u hrdev -p \"$REGISTRY_PASSWORD\" registry.internal\n",
+				"redis-cli -h cache ping\n",
+				"ldapsearch -x -D cn=admin,dc=hr -W -b dc=hr\n",
+				"smbclient //fs1/hr -U hr\n",
+				"htpasswd -c /etc/nginx/.htpasswd admin\n",
+				"openssl pkcs12 -export -passout env:P12PASS -out c.p12\n",
+				"openssl pkcs12 -nodes -nocerts -passin pass:notasecret\n",
+				"echo 'hr:$NEWPASS' | chpasswd\n",
+			},
+		},
+		{
+			ID:          "url-credentials",
+			Description: "A password in a URL's user:password@ part for a scheme other than a database's (https://, http://, ftp://, ssh://, git://, svn://, smb://, ldap://, rsync://): a git clone or remote, a mirror, a proxy setting. Placeholder users, passwords and hosts (example.com) are not reported.",
+			Scope:       everyText,
+			Keywords:    []string{"https://", "http://", "ftp://", "ftps://", "sftp://", "ssh://", "git://", "svn://", "smb://", "ldap://", "ldaps://", "rsync://"},
+			Regex:       re(`(?:^|[^A-Za-z0-9+.\r\n-])(?:https?|s?ftps?|ssh|git|svn|smb|ldaps?|rsync)://([^\s:@/"'<>\\]+):([^\s/@"'<>\\]+)@[^\s@/"'<>]+`),
+			SecretGroup: 2,
+			anchor:      anchorSep,
+			// URLs are everywhere and almost none holds a password: the
+			// regex runs only on a URL's line that has an '@' after it.
+			needByte: '@',
+			Generic:  true,
+			verify:   verifyURLCredentials,
+			TestPath: "/root/.bash_history",
+			MustMatch: []string{
+				"git clone https://dev:GitH1stPw9x@git.internal/hr/app.git\n",
+				"export https_proxy=http://hr:Pr0xyPw9xq@proxy.internal:3128\n",
+				"git remote add origin https://dev:GitH1stPw9x@git.internal/hr/app.git\n",
+				"[remote \"origin\"]\n\turl = https://ci:GitH1stPw9x@git.internal/hr/app.git\n",
+			},
+			MustNotMatch: []string{
+				"git clone https://git.internal/hr/app.git\n",
+				"https://user:password@example.com/\n",
+				"http://foo:bar@host/\n",
+				"https://${GIT_USER}:${GIT_TOKEN}@git.internal/\n",
+				"see http://www.example.com:8080/@home\n",
+				"http://JeremyCline:Hunter2@example.com:8080/\n",
+				`syn match rebolURL "ftp://\(\k\+:\k\+@\)\=\k\+"` + "\n",
 			},
 		},
 		{

@@ -81,7 +81,9 @@ secret's value, a redacted form and a fingerprint. The value itself never leaves
   and one secret has one fingerprint across images and runs, which shows a credential copied from one
   image into another.
 - One secret, one finding, and a file's findings never overlap (so a sanitizer can overwrite each span
-  as it is; ` + "`secrets.Marker`" + `, written in place of every span, scans clean): a generic rule
+  as it is; ` + "`secrets.Marker`" + `, written in place of every span, scans clean; where the value is base64 that
+  its tool decodes on load, a kubeconfig's ` + "`client-key-data`" + ` and a docker ` + "`auth`" + `, the marker is base64 of a
+  PEM block or of ` + "`REDACTED-BY-VGUARD:REDACTED-BY-VGUARD`" + `, so kubectl and docker still load the file): a generic rule
   (` + "`password-assignment`" + `, ` + "`jwt`" + `, ` + "`generic-api-key`" + `) gives way to a specific rule, of two specific
   rules the one whose secret starts first (then the one listed first: a GitHub token in
   .git-credentials is reported as ` + "`github-token`" + `), of two generic rules the one listed first.
@@ -96,7 +98,8 @@ secret's value, a redacted form and a fingerprint. The value itself never leaves
   character. ` + "`changeme`" + ` is a real default password on some systems, but as a value in a file it is
   overwhelmingly a template's placeholder; weak default passwords are a hardening matter, not a leak.
 - **Settings about passwords**: keys such as ` + "`password_file`, `password_min_length`, `secret_name`, `show_password`" + `;
-  code (` + "`self.password`, `getpass()`, `pwd=None`" + `); prose and log lines (` + "`passwd: files`" + ` in nsswitch.conf,
+  code (` + "`self.password`, `getpass()`, `pwd=None`, `auth[2]`, `userid = passwd = acct = ''`" + `, a bare name in a
+  source file, a tuple assignment or after vim's ` + "`let`" + `); prose and log lines (` + "`passwd: files`" + ` in nsswitch.conf,
   dpkg's ` + "`install base-passwd:amd64`" + `); values under 4 characters for the generic password rule.
 - **Locked /etc/shadow entries**: ` + "`*`, `!`, `!!`, `!*`" + ` and empty fields. A hash behind a ` + "`!`" + ` (a locked
   account) *is* reported: it still yields the password to whoever cracks it.

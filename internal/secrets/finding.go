@@ -3,6 +3,7 @@ package secrets
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -40,6 +41,31 @@ type Finding struct {
 // base64 of user:password, not a crypt hash), so a sanitized file scans
 // clean. TestMarkerScansClean holds the rules to that.
 const Marker = "REDACTED-BY-VGUARD"
+
+// Markers for values that their consumer decodes as base64: a Marker
+// there would make the tool reject the whole file (kubectl cannot load a
+// kubeconfig whose client-key-data is not base64, docker drops a
+// config.json whose "auth" is not), so these are base64 of text in the
+// shape expected, which holds Marker and which no rule reports.
+var (
+	// DockerAuthMarker is base64 of "REDACTED-BY-VGUARD:REDACTED-BY-VGUARD",
+	// a user:password.
+	DockerAuthMarker = base64.StdEncoding.EncodeToString([]byte(Marker + ":" + Marker))
+	// KubeKeyMarker is base64 of a PEM private key block holding Marker.
+	KubeKeyMarker = base64.StdEncoding.EncodeToString([]byte("-----BEGIN PRIVATE KEY-----\n" + Marker + "\n-----END PRIVATE KEY-----\n"))
+)
+
+// MarkerFor returns what a sanitizer writes in place of a value found by
+// the rule ruleID: a base64 marker where the value is base64, else Marker.
+func MarkerFor(ruleID string) string {
+	switch ruleID {
+	case "docker-config-auth":
+		return DockerAuthMarker
+	case "kubeconfig-client-key":
+		return KubeKeyMarker
+	}
+	return Marker
+}
 
 // String gives "path:line: rule redacted"; like every other form of a
 // Finding it cannot reveal the value, which a Finding does not hold.

@@ -92,6 +92,11 @@ type Rule struct {
 	// which is most of the cost of a keyword-dense text.
 	anchor   anchorKind
 	anchored *regexp.Regexp
+	// needByte, when not 0, is a byte that every match contains: a
+	// window without it is passed over without running the regex, for a
+	// rule whose keywords are common and whose matches are rare (a URL
+	// with a user:password@).
+	needByte byte
 	// pathNeed: literals one of which a path must contain for Path to
 	// match it (nil: no such literals known); checked before the regex,
 	// since most files are not the few that path rules are about.
@@ -211,6 +216,11 @@ type candidate struct {
 	group  int
 	next   byte   // the byte after the match, or 0 at the end of the window
 	rest   []byte // the rest of the match's last line after the match
+	lead   []byte // the match's first line before the match
+	path   string // the file's path
+	// A verify function may set secret to a longer slice of the same
+	// bytes, over rest, when the value goes on past where the regex
+	// could end it; only a secret that ends where the match ends may.
 }
 
 // prepare checks a rule and fills in what is derived from it. Keywords

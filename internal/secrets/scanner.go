@@ -493,6 +493,9 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 	if rule.anchored != nil && ownEnd < 0 {
 		rx = rule.anchored
 	}
+	if rule.needByte != 0 && bytes.IndexByte(w, rule.needByte) < 0 {
+		return
+	}
 	if !rx.Match(w) {
 		return
 	}
@@ -519,7 +522,13 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 				continue
 			}
 		}
-		c := candidate{secret: w[s:e], match: w[m[0]:m[1]], group: g, line: st.lineAround(ws+s, ws+e)}
+		c := candidate{secret: w[s:e], match: w[m[0]:m[1]], group: g, line: st.lineAround(ws+s, ws+e), path: st.path}
+		at := ws + m[0]
+		ls := max(at-lineCap, 0)
+		if nl := bytes.LastIndexByte(st.buf[ls:at], '\n'); nl >= 0 {
+			ls += nl + 1
+		}
+		c.lead = st.buf[ls:at]
 		if m[1] < len(w) {
 			c.next = w[m[1]]
 			c.rest = w[m[1]:]
@@ -529,6 +538,11 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 		}
 		if !rule.accept(&c, st.path) {
 			continue
+		}
+		// verify may have taken the value on over c.rest (an INI value
+		// holding blanks, which the regex ends at the first one).
+		if n := len(c.secret); n > e-s && e == m[1] && n <= e-s+len(c.rest) {
+			e = s + n
 		}
 		st.lastEnd[ri] = st.base + int64(ws+e)
 		st.batch = append(st.batch, pending{rule: ri, start: ws + s, end: ws + e})

@@ -15,7 +15,7 @@ import (
 
 // cryptHash matches a crypt(3) hash ($6$..., $y$..., $2b$...), which is a
 // value even though it starts with '$'.
-var cryptHash = regexp.MustCompile(`^\$(?:[0-9a-z]{1,3}|2[abxy])\$[./0-9A-Za-z$=,]{8,}$`)
+var cryptHash = regexp.MustCompile(`^\$(?:[0-9a-z]{1,6}|2[abxy])\$[./0-9A-Za-z$=,]{8,}$`)
 
 // placeholderWords are values that stand for a secret rather than being
 // one: documentation, templates and empty settings.
@@ -31,6 +31,9 @@ var placeholderWords = map[string]bool{
 	"omitted": true, "data+omitted": true, "masked": true, "unset": true, "notset": true, "prompt": true,
 	"input": true, "value": true, "default": true, "off": true, "on": true,
 	"define": true, "undef": true, // Perl's Config.pm: d_pwpasswd='define'
+	// Google's published password of every P12 service-account key it
+	// issued, and the classic placeholder of examples.
+	"notasecret": true, "xyzzy": true,
 }
 
 // placeholderParts mark a value as a stand-in wherever they occur in it.
@@ -165,11 +168,64 @@ var dottedIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za
 // verifyAssignment judges a `key = value` match of the password rule.
 // Group 3 is the unquoted value; a quoted one is taken as it is.
 func verifyAssignment(c *candidate) bool {
-	if !keyOK(c.match) || len(c.secret) < 4 || placeholder(c.secret) {
+	if !keyOK(c.match) {
 		return false
 	}
+	if c.group == 3 {
+		if !unquotedOK(c) {
+			return false
+		}
+		if !codeFile.MatchString(c.path) && len(bytes.TrimLeft(c.lead, " \t")) == 0 && !colonSeparated(c.match) {
+			if eq := bytes.IndexByte(c.match, '='); eq > 0 && (c.match[eq-1] == ' ' || c.match[eq-1] == '\t' || iniFile.MatchString(c.path)) {
+				comments := ";#"
+				if strings.HasSuffix(c.path, ".properties") {
+					comments = "" // Java properties have no inline comments
+				}
+				toLineEnd(c, comments)
+			}
+		}
+	}
+	if len(c.secret) < 4 || placeholder(c.secret) {
+		return false
+	}
+	// A value that repeats its key (_CLIENT_SECRET = 'CLIENT_SECRET') is
+	// a template's stand-in.
+	key := c.match
+	for i, b := range key {
+		if !isIdentByte(b) {
+			key = key[:i]
+			break
+		}
+	}
+	return !bytes.EqualFold(bytes.Trim(key, "_"), bytes.Trim(c.secret, "_"))
+}
+
+// codeFile: source files, where an unquoted value is a name or an
+// expression (a password there is a quoted literal).
+var codeFile = regexp.MustCompile(`\.(?:py[iw]?|vim|rb|[cm]?js|ts|go|java|kt|scala|groovy|c|h|cc|cpp|hpp|cs|lua|rs|swift|pl|pm)$`)
+
+// iniFile: files whose format takes the rest of a key = value line as
+// the value, blanks included (INI, MySQL option files, Java properties,
+// .env as docker compose and dotenv read it).
+var iniFile = regexp.MustCompile(`(?:\.(?:ini|cnf|cfg|conf|properties|env)|/\.env(?:\.[a-z]+)?)$`)
+
+// nextAssignment finds another key=value after a blank.
+var nextAssignment = regexp.MustCompile(`[ \t][A-Za-z_][A-Za-z0-9_.-]*=`)
+
+// codeName matches a name in code: self.password, password_mgr, vim's
+// s:netrw_passwd and a:dict.istemp.
+var codeName = regexp.MustCompile(`^(?:[a-z]:)?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// indexExpr matches the start of an index expression (auth[2],
+// os.environ['PW']).
+var indexExpr = regexp.MustCompile(`^(?:[a-z]:)?[A-Za-z_][A-Za-z0-9_.]*\[`)
+
+// unquotedOK judges an unquoted value (group 3) of the password rule:
+// false when it is code rather than a literal.
+func unquotedOK(c *candidate) bool {
+	v := c.secret
 	// "PGPASSWORD= psql ...": an empty shell assignment before a command.
-	if eq := bytes.IndexByte(c.match, '='); eq > 0 && c.group == 3 && !colonSeparated(c.match) {
+	if eq := bytes.IndexByte(c.match, '='); eq > 0 && !colonSeparated(c.match) {
 		before, after := c.match[eq-1], byte(0)
 		if eq+1 < len(c.match) {
 			after = c.match[eq+1]
@@ -180,37 +236,118 @@ func verifyAssignment(c *candidate) bool {
 	}
 	// A value closing a call or a block (pwd=None): code, judged without
 	// its closing brackets.
-	if c.group == 3 {
-		if v := bytes.TrimRight(c.secret, "):}]"); len(v) < len(c.secret) && (len(v) < 4 || placeholder(v)) {
-			return false
-		}
+	if t := bytes.TrimRight(v, "):}]"); len(t) < len(v) && (len(t) < 4 || placeholder(t)) {
+		return false
 	}
 	// A '#' after a YAML ':' starts a comment (password: #rotated);
 	// after '=' it is the value's first byte.
-	if c.group == 3 && c.secret[0] == '#' && colonSeparated(c.match) {
+	if v[0] == '#' && colonSeparated(c.match) {
 		return false
 	}
-	if c.group == 3 {
-		switch c.next {
-		case '(', '[', '.', '{':
-			return false // a call, an index or an expression: code
-		}
-		if c.secret[0] == '/' || dottedIdent.Match(c.secret) || bytes.IndexByte(c.secret, '(') >= 0 {
+	switch c.next {
+	case '(', '[', '.', '{':
+		return false // a call, an index or an expression: code
+	}
+	if v[0] == '/' || dottedIdent.Match(v) || bytes.IndexByte(v, '(') >= 0 || indexExpr.Match(v) {
+		return false
+	}
+	// A chained assignment (userid = passwd = acct = ''): code.
+	if r := bytes.TrimLeft(c.rest, " \t"); len(r) > 0 && r[0] == '=' && (len(r) == 1 || r[1] != '=') {
+		return false
+	}
+	// A bare name is a variable where the language quotes its strings:
+	// in a source file, in a tuple assignment (self.user, self.password =
+	// user, password), assigned to an attribute (self.passwd =
+	// password_mgr) or after a declaring keyword (vim's let).
+	if codeName.Match(v) && (codeContext(c) || codeFile.MatchString(c.path) && nameLike(v)) {
+		return false
+	}
+	// "key: value more words" is prose or a log line (dpkg's
+	// "install base-passwd:amd64 <none> 3.6.1"), not a YAML setting,
+	// whose unquoted value would be the whole rest of the line.
+	// The closing bracket of a flow mapping ({user: hr, password: x})
+	// ends the value, not the line; a comma after it is code
+	// (Password: parts[4],) or prose.
+	if colonSeparated(c.match) {
+		if rest := bytes.TrimLeft(bytes.TrimSpace(c.rest), ")]}"); len(rest) > 0 && rest[0] != '#' {
 			return false
-		}
-		// "key: value more words" is prose or a log line (dpkg's
-		// "install base-passwd:amd64 <none> 3.6.1"), not a YAML setting,
-		// whose unquoted value would be the whole rest of the line.
-		// The closing bracket of a flow mapping ({user: hr, password: x})
-		// ends the value, not the line; a comma after it is code
-		// (Password: parts[4],) or prose.
-		if colonSeparated(c.match) {
-			if rest := bytes.TrimLeft(bytes.TrimSpace(c.rest), ")]}"); len(rest) > 0 && rest[0] != '#' {
-				return false
-			}
 		}
 	}
 	return true
+}
+
+// nameLike tells a name a programmer would write (password_mgr,
+// credentials, s:netrw_passwd) from a literal left unquoted, which
+// mixes in digits (z2oCtIsjhvNK4p) and is not valid code but is still a
+// password.
+func nameLike(v []byte) bool {
+	return bytes.IndexAny(v, "_:.") >= 0 || bytes.IndexAny(v, "0123456789") < 0
+}
+
+// codeContext: in an `=` assignment, the key is an attribute of an object
+// (self., this.), the assignment is of a tuple (self.user, self.password =
+// user, password), or a keyword declares the key (let, var, const, local).
+func codeContext(c *candidate) bool {
+	if colonSeparated(c.match) {
+		return false
+	}
+	if c.next == ',' {
+		if r := bytes.TrimLeft(c.rest[1:], " \t"); len(r) > 0 && isIdentByte(r[0]) {
+			return true
+		}
+	}
+	key := strings.ToLower(string(c.match))
+	for _, p := range []string{"self.", "this.", "cls.", "@"} {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	lead := bytes.TrimSpace(c.lead)
+	if len(lead) > 0 && lead[len(lead)-1] == ',' {
+		return true
+	}
+	for _, k := range []string{"let ", "var ", "const ", "local ", "my "} {
+		if bytes.HasPrefix(lead, []byte(k)) || string(lead) == strings.TrimSpace(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// toLineEnd takes an unquoted value on to the end of its line, where the
+// file's format makes the rest of the line the value (password = correct
+// horse battery staple): up to an inline comment (a blank and one of
+// comments) and without trailing blanks. The value must have ended at a
+// blank.
+func toLineEnd(c *candidate, comments string) {
+	if len(c.rest) == 0 || (c.rest[0] != ' ' && c.rest[0] != '\t') {
+		return
+	}
+	r := c.rest
+	if comments != "" {
+		for i := 1; i < len(r); i++ {
+			if (r[i-1] == ' ' || r[i-1] == '\t') && strings.IndexByte(comments, r[i]) >= 0 {
+				r = r[:i]
+				break
+			}
+		}
+	}
+	r = bytes.TrimRight(r, " \t\r")
+	if len(r) == 0 || nextAssignment.Match(r) {
+		return // several assignments on one line: each value ends at a blank
+	}
+	if strings.IndexByte(comments, c.secret[0]) >= 0 {
+		return // a comment after an empty value (secret = # disable PBM)
+	}
+	// A phrase naming what it stands for (openssl.cnf's challengePassword
+	// = A challenge password) is a prompt, not a passphrase.
+	lower := bytes.ToLower(r)
+	for _, k := range secretKeywords {
+		if bytes.Contains(lower, []byte(k)) {
+			return
+		}
+	}
+	c.secret = c.secret[:len(c.secret)+len(r)]
 }
 
 // odbcContext are keys of which at least one must share the line with an
@@ -233,6 +370,28 @@ func verifyODBC(c *candidate) bool {
 	return false
 }
 
+// verifyMyCnf: a MySQL option file's password runs to the end of its
+// line, up to a '#' comment.
+func verifyMyCnf(c *candidate) bool {
+	if c.group == 3 {
+		toLineEnd(c, "#")
+	}
+	return !placeholder(c.secret)
+}
+
+// verifyURLCredentials: a URL's password (group 2) and its user (group 1)
+// are real values, not a documentation placeholder (user:password@,
+// foo:bar@).
+func verifyURLCredentials(c *candidate) bool {
+	if len(c.secret) < 4 || placeholder(c.secret) {
+		return false
+	}
+	i := bytes.Index(c.match, []byte("://"))
+	user, _, _ := bytes.Cut(c.match[i+3:], []byte(":"))
+	host := c.match[bytes.LastIndexByte(c.match, '@')+1:]
+	return !placeholder(user) && !placeholder(host) && !bytes.EqualFold(user, []byte("user")) && !bytes.EqualFold(user, []byte("username"))
+}
+
 // verifyNetrc: a netrc password, not in a comment line.
 func verifyNetrc(c *candidate) bool {
 	line := bytes.TrimLeft(c.line, " \t")
@@ -241,6 +400,9 @@ func verifyNetrc(c *candidate) bool {
 
 // verifyDockerAuth: a config.json "auth" is base64 of "user:password".
 func verifyDockerAuth(c *candidate) bool {
+	if string(c.secret) == DockerAuthMarker {
+		return false // a sanitizer's marker
+	}
 	if bytes.Contains(c.match, []byte("identitytoken")) || bytes.Contains(c.match, []byte("IdentityToken")) {
 		return len(c.secret) >= 16 && !placeholder(c.secret)
 	}
@@ -252,10 +414,11 @@ func verifyDockerAuth(c *candidate) bool {
 	return ok && len(user) > 0 && len(pass) > 0 && !placeholder(pass)
 }
 
-// verifyKubeKey: client-key-data is base64 of a PEM private key.
+// verifyKubeKey: client-key-data is base64 of a PEM private key (not of
+// the marker a sanitizer writes there).
 func verifyKubeKey(c *candidate) bool {
 	dec, err := base64.StdEncoding.DecodeString(string(c.secret))
-	return err == nil && bytes.Contains(dec, []byte("PRIVATE KEY"))
+	return err == nil && bytes.Contains(dec, []byte("PRIVATE KEY")) && !bytes.Contains(dec, []byte(Marker))
 }
 
 // verifyJWT: the header must decode to a JSON object naming a signing
@@ -289,7 +452,44 @@ func verifyPEMBody(c *candidate) bool {
 			n++
 		}
 	}
-	return n >= 64 && !bytes.Contains(c.secret, []byte("..."))
+	return n >= 64 && !bytes.Contains(c.secret, []byte("...")) && pemIndentOK(c)
+}
+
+// pemIndentOK: every body line and the END line of a PEM block carry the
+// indentation of its first body line (none, or a YAML block scalar's).
+func pemIndentOK(c *candidate) bool {
+	indent := c.line[:len(c.line)-len(bytes.TrimLeft(c.line, " \t"))]
+	lines := bytes.Split(c.secret, []byte("\n"))
+	if i := bytes.LastIndexByte(c.match, '\n'); i >= 0 {
+		lines = append(lines[1:], c.match[i+1:]) // the END line
+	}
+	for _, l := range lines {
+		if !bytes.HasPrefix(l, indent) || len(l) > len(indent) && (l[len(indent)] == ' ' || l[len(indent)] == '\t') {
+			return false
+		}
+	}
+	return true
+}
+
+// notBlank: a file holding more than blanks (an empty password file
+// holds no password) and other than a sanitizer's marker.
+func notBlank(head []byte) bool {
+	v := bytes.TrimSpace(head)
+	return len(v) > 0 && string(v) != Marker
+}
+
+// isGnuPGKey recognises a key of GnuPG's store: the extended format's
+// "Key: (private-key" or "(protected-private-key" (a shadowed key, which
+// only points to a smartcard, is not a secret), the canonical
+// S-expression of older versions, or a non-empty GnuPG 1 secring.gpg
+// (an OpenPGP secret-key packet, tag 5, first).
+func isGnuPGKey(head []byte) bool {
+	for _, p := range []string{"(private-key", "(protected-private-key", "(11:private-key", "(21:protected-private-key"} {
+		if bytes.Contains(head, []byte(p)) {
+			return true
+		}
+	}
+	return len(head) > 0 && head[0]&0x80 != 0 && (head[0]&0x40 == 0 && (head[0]>>2)&0x0f == 5 || head[0]&0x40 != 0 && head[0]&0x3f == 5)
 }
 
 // isKeytab recognises a Kerberos keytab (MIT format version 2, as written
