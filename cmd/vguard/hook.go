@@ -47,6 +47,15 @@ $VGUARD_HOOK_CONFIG, or --config):
                         # addresses that the estate knows)
   onError: closed       # closed: refuse when the estate cannot be read; open: allow
   stateDir: /run/vguard/hook  # markers tying an incoming migration to its prepare
+  remote:               # optional: let vguard serve judge, and audit, each change
+    url: https://vguard.example.com:8443
+    tokenFile: /etc/vguard/hook.token   # an operator token; or token:
+    cacert: /etc/vguard/ca.pem
+    timeout: 5s         # per request; an unreachable server is handled by onError
+
+With remote:, the change built from the local estate is posted to the
+server's /api/v1/judge, and for a start the server's open findings of the
+VM at or above its blockAt are refused as well.
 
 On the destination of a migration libvirt runs "migrate begin" and then
 "prepare begin". An allowed migrate leaves a marker in stateDir (by domain
@@ -166,6 +175,12 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 		return nil
 	}
 	if len(chg.Operations) == 0 && !arrives {
+		return allowed()
+	}
+	if cfg.Remote != nil {
+		if err := judgeRemote(g, cfg, what, chg, vmName, arrives, res.Policy.Change.BlockAt); err != nil {
+			return err
+		}
 		return allowed()
 	}
 	judge, err := change.NewJudge(x, res.Policy, check.NewDiskFiles())

@@ -29,6 +29,9 @@ type remoteOptions struct {
 	url    string
 	token  string
 	cacert string
+	// timeout bounds each request (default 5 minutes: a large judgement
+	// takes its time); the libvirt hook sets a short one.
+	timeout time.Duration
 }
 
 func (o *remoteOptions) addFlags(f *pflag.FlagSet) {
@@ -62,7 +65,11 @@ func (o *remoteOptions) client(cmdPath string) (*http.Client, string, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, tok, nil
+	timeout := o.timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}, tok, nil
 }
 
 // remoteError is the server's refusal as the API writes it.

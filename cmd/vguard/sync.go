@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,7 @@ import (
 type syncOptions struct {
 	overlays []string
 	output   string
+	timeout  time.Duration
 }
 
 func newSyncCmd(g *globalOptions) *cobra.Command {
@@ -42,6 +44,7 @@ func addSyncFlags(cmd *cobra.Command, o *syncOptions) {
 	f := cmd.Flags()
 	f.StringArrayVar(&o.overlays, "overlay", nil, "Estate/Policy documents (`PATH`: file or directory) laid over what the platform reports; repeatable")
 	f.StringVarP(&o.output, "output", "o", "", "write the documents to `FILE` (default stdout)")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up when the platform does not answer the connection or a request within this long")
 }
 
 func newSyncLibvirtCmd(g *globalOptions) *cobra.Command {
@@ -67,7 +70,7 @@ reports; --uri NAME=URI names it explicitly.`,
 				return err
 			}
 			return runSync(cmd.Context(), g, o, func(ctx context.Context) (*connector.Inventory, error) {
-				return libvirt.Sync(ctx, targets)
+				return libvirt.SyncTimeout(ctx, targets, o.timeout)
 			})
 		},
 	}
@@ -152,6 +155,7 @@ Percent-encode special characters of USER and PASS in the URL (@ → %40).`,
 				return usagef(cmd.CommandPath(), "%v", err)
 			}
 			return runSync(cmd.Context(), g, o, func(ctx context.Context) (*connector.Inventory, error) {
+				ep.Timeout = o.timeout
 				return vsphere.Sync(ctx, ep)
 			})
 		},

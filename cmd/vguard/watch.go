@@ -21,6 +21,7 @@ type watchOptions struct {
 	output   string
 	webhook  string
 	debounce time.Duration
+	timeout  time.Duration
 	warn     func(string) // set by runWatch before the platform's watch starts
 }
 
@@ -50,6 +51,7 @@ func addWatchFlags(cmd *cobra.Command, o *watchOptions) {
 	f.StringVarP(&o.output, "output", "o", "", "keep the estate documents in `FILE`, rewritten after each change")
 	f.StringVar(&o.webhook, "webhook", "", "POST each event as JSON to `URL`")
 	f.DurationVar(&o.debounce, "debounce", 200*time.Millisecond, "wait this long after a change for the rest of one operation's changes")
+	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up when the platform does not answer the connection or a request within this long (the change feed itself waits as long as it must)")
 }
 
 func newWatchLibvirtCmd(g *globalOptions) *cobra.Command {
@@ -66,7 +68,7 @@ func newWatchLibvirtCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			return runWatch(cmd.Context(), g, o, cmd.CommandPath(), func(ctx context.Context, update func(*connector.Inventory) error) error {
-				return libvirt.WatchWith(ctx, targets, libvirt.WatchOptions{Debounce: o.debounce, Warn: o.warn}, update)
+				return libvirt.WatchWith(ctx, targets, libvirt.WatchOptions{Debounce: o.debounce, Warn: o.warn, Timeout: o.timeout}, update)
 			})
 		},
 	}
@@ -90,6 +92,7 @@ func newWatchVSphereCmd(g *globalOptions) *cobra.Command {
 				return usagef(cmd.CommandPath(), "%v", err)
 			}
 			return runWatch(cmd.Context(), g, o, cmd.CommandPath(), func(ctx context.Context, update func(*connector.Inventory) error) error {
+				ep.Timeout = o.timeout
 				return vsphere.WatchWith(ctx, ep, vsphere.WatchOptions{Debounce: o.debounce, Warn: o.warn}, update)
 			})
 		},

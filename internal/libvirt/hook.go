@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vguard-dev/vguard/internal/change"
 	"github.com/vguard-dev/vguard/internal/check"
@@ -31,16 +33,80 @@ const DefaultHookConfig = "/etc/vguard/libvirt-hook.yaml"
 //	hypervisor: hv-a                       # this host's name in the estate (default: its host name)
 //	onError: closed                        # closed (refuse) | open (allow) when it cannot judge
 //	stateDir: /run/vguard/hook             # incoming-migration markers (created 0700)
+//	remote:                                # optional: let a vguard serve judge (and audit)
+//	  url: https://vguard.example.com:8443
+//	  tokenFile: /etc/vguard/hook.token    # or token: (an operator token)
+//	  cacert: /etc/vguard/ca.pem
+//	  timeout: 5s
 type HookConfig struct {
-	Estate     []string `yaml:"estate,required"`
-	Hypervisor string   `yaml:"hypervisor"`
-	OnError    string   `yaml:"onError"`
-	StateDir   string   `yaml:"stateDir"`
+	Estate     []string    `yaml:"estate,required"`
+	Hypervisor string      `yaml:"hypervisor"`
+	OnError    string      `yaml:"onError"`
+	StateDir   string      `yaml:"stateDir"`
+	Remote     *HookRemote `yaml:"remote"`
 	// FailOpen is OnError == "open".
 	FailOpen bool `yaml:"-"`
 	// Candidates are the names tried for this host when hypervisor: is
 	// not given (Hypervisor is the first until Resolve picks one).
 	Candidates []string `yaml:"-"`
+}
+
+// HookRemote is the vguard serve that judges the hook's changes, so that
+// the server's policy applies and every verdict is in its audit trail.
+// The local estate is still read: it is what the domain XML is compared
+// with to build the change.
+type HookRemote struct {
+	URL       string `yaml:"url,required"`
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"tokenFile"`
+	CACert    string `yaml:"cacert"`
+	Timeout   string `yaml:"timeout"`
+	// Wait is Timeout parsed (DefaultRemoteTimeout when not given): the
+	// hook runs inside libvirt's operation, which waits for it.
+	Wait time.Duration `yaml:"-"`
+}
+
+// DefaultRemoteTimeout bounds each request of the hook to vguard serve.
+const DefaultRemoteTimeout = 5 * time.Second
+
+// check validates the section and reads the token file; relative paths
+// are relative to dir. Errors never quote the token.
+func (r *HookRemote) check(path, dir string) error {
+	u, err := url.Parse(r.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("%s: remote.url: want http(s)://HOST[:PORT] (no user information)", path)
+	}
+	r.Wait = DefaultRemoteTimeout
+	if r.Timeout != "" {
+		d, err := time.ParseDuration(r.Timeout)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s: remote.timeout: want a duration such as 5s, got %q", path, r.Timeout)
+		}
+		r.Wait = d
+	}
+	if r.CACert != "" && !filepath.IsAbs(r.CACert) {
+		r.CACert = filepath.Join(dir, r.CACert)
+	}
+	switch {
+	case r.Token != "" && r.TokenFile != "":
+		return fmt.Errorf("%s: remote: give token or tokenFile, not both", path)
+	case r.TokenFile != "":
+		if !filepath.IsAbs(r.TokenFile) {
+			r.TokenFile = filepath.Join(dir, r.TokenFile)
+		}
+		b, err := os.ReadFile(r.TokenFile)
+		if err != nil {
+			return fmt.Errorf("%s: remote.tokenFile: %w", path, err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		r.Token = strings.TrimSpace(line)
+		if r.Token == "" {
+			return fmt.Errorf("%s: remote.tokenFile: %s is empty", path, r.TokenFile)
+		}
+	case r.Token == "":
+		return fmt.Errorf("%s: remote: give token or tokenFile (an operator token of the server)", path)
+	}
+	return nil
 }
 
 // LoadHookConfig reads and validates the configuration. Relative estate
@@ -77,6 +143,11 @@ func LoadHookConfig(path string) (*HookConfig, error) {
 		c.StateDir = DefaultStateDir
 	case !filepath.IsAbs(c.StateDir):
 		c.StateDir = filepath.Join(filepath.Dir(path), c.StateDir)
+	}
+	if c.Remote != nil {
+		if err := c.Remote.check(path, filepath.Dir(path)); err != nil {
+			return nil, err
+		}
 	}
 	if c.Hypervisor == "" {
 		c.Candidates = hostNames()

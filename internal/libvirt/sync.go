@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -96,35 +97,110 @@ type Conn struct {
 	Name string // the hypervisor's name in the estate
 	URI  string // redacted
 
+	// timeout bounds the wait for each answer of a read (DefaultTimeout
+	// when zero); progress is when the last answer came, in UnixNano.
+	timeout  time.Duration
+	progress atomic.Int64
+
 	// listed, when set, is called by read after it listed the networks
 	// and after it listed the domains, with "networks" or "domains": tests
 	// change the daemon there, between the list and the reads of XML.
 	listed func(what string)
 }
 
-// Dial connects to the target's libvirtd and opens its URI.
-func Dial(t Target) (*Conn, error) {
+// DefaultTimeout bounds connecting to a libvirtd and, during a read, the
+// wait for each answer: a daemon that accepts the connection but never
+// answers (stopped, wedged) must end a sync with an error, not hang it and
+// the systemd timer or server loop that runs it.
+const DefaultTimeout = 30 * time.Second
+
+// Dial connects to the target's libvirtd and opens its URI, giving up after
+// DefaultTimeout.
+func Dial(t Target) (*Conn, error) { return DialTimeout(context.Background(), t, DefaultTimeout) }
+
+// DialTimeout is Dial giving up after timeout (<= 0: DefaultTimeout) or
+// when ctx ends. go-libvirt takes no context, so a connection that does not
+// answer is abandoned to its goroutine, which ends when the peer answers
+// or the socket fails.
+func DialTimeout(ctx context.Context, t Target, timeout time.Duration) (*Conn, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	u, err := url.Parse(t.URI)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Redact(t.URI), err)
 	}
-	l, err := golibvirt.ConnectToURI(u)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s", Redact(t.URI), redactErr(err, u))
+	done := make(chan dialResult, 1)
+	go func() {
+		l, err := golibvirt.ConnectToURI(u)
+		done <- dialResult{l, err}
+	}()
+	var l *golibvirt.Libvirt
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("%s: %s", Redact(t.URI), redactErr(r.err, u))
+		}
+		l = r.l
+	case <-timer.C:
+		go abandon(done)
+		return nil, fmt.Errorf("%s: libvirtd did not answer the connection within %v (is it running, or stopped or wedged?)", Redact(t.URI), timeout)
+	case <-ctx.Done():
+		go abandon(done)
+		return nil, fmt.Errorf("%s: connecting: %w", Redact(t.URI), ctx.Err())
 	}
-	c := &Conn{L: l, Name: t.Name, URI: Redact(t.URI)}
+	c := &Conn{L: l, Name: t.Name, URI: Redact(t.URI), timeout: timeout}
 	if c.Name == "" {
 		c.Name = u.Hostname()
 	}
 	if c.Name == "" {
-		h, err := l.ConnectGetHostname()
+		h, err := within(ctx, timeout, func() (string, error) { return l.ConnectGetHostname() })
 		if err != nil {
-			l.Disconnect()
+			c.closeWithin(time.Second)
 			return nil, fmt.Errorf("%s: asking for the host name: %w", c.URI, err)
 		}
 		c.Name = h
 	}
 	return c, nil
+}
+
+type dialResult struct {
+	l   *golibvirt.Libvirt
+	err error
+}
+
+// abandon disconnects a connection that answered after its caller gave up.
+func abandon(done <-chan dialResult) {
+	if r := <-done; r.err == nil {
+		_ = r.l.Disconnect()
+	}
+}
+
+// within runs f, giving up after d or when ctx ends; f is then left to
+// finish on its own (go-libvirt's calls take no context).
+func within[T any](ctx context.Context, d time.Duration, f func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var zero T
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-timer.C:
+		return zero, fmt.Errorf("libvirtd did not answer within %v", d)
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
 }
 
 // redactErr returns err's text with the URI's password removed.
@@ -166,15 +242,60 @@ type domain struct {
 	raw    string // libvirt's name, before connector.SafeName
 }
 
+// readWithin is read, failing when libvirtd leaves a request unanswered
+// for longer than c.timeout or when ctx ends: the read goes on in the
+// background, and the connection is closed (the caller must not reuse it).
+// Each answer restarts the clock, so a large host is not cut short.
+func (c *Conn) readWithin(ctx context.Context) (*host, error) {
+	timeout := c.timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	type result struct {
+		h   *host
+		err error
+	}
+	done := make(chan result, 1)
+	c.step()
+	go func() {
+		h, err := c.read()
+		done <- result{h, err}
+	}()
+	tick := time.NewTicker(max(timeout/8, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.h, r.err
+		case <-ctx.Done():
+			go c.closeWithin(timeout)
+			return nil, fmt.Errorf("%s: reading: %w", c.URI, ctx.Err())
+		case <-tick.C:
+			if time.Since(time.Unix(0, c.progress.Load())) > timeout {
+				go c.closeWithin(timeout)
+				return nil, fmt.Errorf("%s: %w (no answer within %v while reading the host)", c.URI, errStuck, timeout)
+			}
+		}
+	}
+}
+
+// errStuck is a read given up: its connection is being closed already.
+var errStuck = errors.New("libvirtd stopped answering")
+
+// step notes that libvirtd answered a request.
+func (c *Conn) step() { c.progress.Store(time.Now().UnixNano()) }
+
 // read reads one hypervisor: its capacity, networks and domains.
 func (c *Conn) read() (*host, error) {
 	h := &host{hv: &estate.Hypervisor{Name: c.Name}}
 	_, memKiB, cpus, _, _, _, _, _, err := c.L.NodeGetInfo()
+	c.step()
 	if err != nil {
 		return nil, fmt.Errorf("%s: node info: %w", c.URI, err)
 	}
 	h.hv.Capacity = &estate.Capacity{CPUs: int(cpus), MemoryMiB: int64(memKiB / 1024)}
 	nets, _, err := c.L.ConnectListAllNetworks(1, 0)
+	c.step()
 	switch {
 	case libvirtErr(err, golibvirt.ErrNoSupport):
 		// No network driver (a modular daemon without virtnetworkd, or
@@ -191,6 +312,7 @@ func (c *Conn) read() (*host, error) {
 	bridgeNet := map[string]string{}
 	for _, n := range nets {
 		x, err := c.L.NetworkGetXMLDesc(n, 0)
+		c.step()
 		if libvirtErr(err, golibvirt.ErrNoNetwork) {
 			// Undefined since the list: it is gone.
 			h.warnings = append(h.warnings, fmt.Sprintf("%s: network %s went away while being read; skipped", c.Name, n.Name))
@@ -218,6 +340,7 @@ func (c *Conn) read() (*host, error) {
 		h.networks = append(h.networks, net)
 	}
 	doms, _, err := c.L.ConnectListAllDomains(1, 0)
+	c.step()
 	if err != nil {
 		return nil, fmt.Errorf("%s: listing domains: %w", c.URI, err)
 	}
@@ -226,6 +349,7 @@ func (c *Conn) read() (*host, error) {
 	}
 	for _, d := range doms {
 		x, err := c.L.DomainGetXMLDesc(d, 0)
+		c.step()
 		if libvirtErr(err, golibvirt.ErrNoDomain) {
 			// Undefined, or a transient domain destroyed, since the list:
 			// routine on hosts that churn domains, and the reason a watch
@@ -247,7 +371,9 @@ func (c *Conn) read() (*host, error) {
 			// the live metadata leaves out come from that definition
 			// (a transient domain has none: the call fails, and the live
 			// XML is all there is).
-			if px, err := c.L.DomainGetXMLDesc(d, golibvirt.DomainXMLInactive); err == nil {
+			px, err := c.L.DomainGetXMLDesc(d, golibvirt.DomainXMLInactive)
+			c.step()
+			if err == nil {
 				if pvm, _, err := DomainVM(px, c.Name, bridgeNet); err == nil {
 					fillAttrs(vm, gateway != nil, pvm)
 				} else {
@@ -272,6 +398,12 @@ func libvirtErr(err error, code golibvirt.ErrorNumber) bool {
 // (the inactive definition left behind by a migration) is the one that
 // runs, or the first one read when none does.
 func Sync(ctx context.Context, targets []Target) (*connector.Inventory, error) {
+	return SyncTimeout(ctx, targets, DefaultTimeout)
+}
+
+// SyncTimeout is Sync with the timeout of connecting and of each request
+// (<= 0: DefaultTimeout).
+func SyncTimeout(ctx context.Context, targets []Target, timeout time.Duration) (*connector.Inventory, error) {
 	if len(targets) == 0 {
 		return nil, errors.New("no --uri given")
 	}
@@ -282,7 +414,7 @@ func Sync(ctx context.Context, targets []Target) (*connector.Inventory, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		c, err := Dial(t)
+		c, err := DialTimeout(ctx, t, timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -291,8 +423,10 @@ func Sync(ctx context.Context, targets []Target) (*connector.Inventory, error) {
 			return nil, fmt.Errorf("%s and %s both name hypervisor %q; give one a name with --uri NAME=URI", prev, c.URI, c.Name)
 		}
 		names[c.Name] = c.URI
-		h, err := c.read()
-		c.Close()
+		h, err := c.readWithin(ctx)
+		if !errors.Is(err, errStuck) && ctx.Err() == nil {
+			c.Close() // readWithin closes one that stopped answering
+		}
 		if err != nil {
 			return nil, err
 		}

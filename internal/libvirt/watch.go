@@ -40,6 +40,10 @@ type WatchOptions struct {
 	// after the first read; its last good read is kept and the watch goes
 	// on. Unset, the watch ends with the error.
 	Warn func(string)
+	// Timeout bounds connecting and each request of a read
+	// (DefaultTimeout when zero); the event subscriptions wait as long
+	// as they must, watched by the keepalive.
+	Timeout time.Duration
 }
 
 // Watch is WatchWith with the default options and the given debounce.
@@ -76,7 +80,7 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 	}()
 	names := map[string]string{}
 	for _, t := range targets {
-		c, err := Dial(t)
+		c, err := DialTimeout(ctx, t, o.Timeout)
 		if err != nil {
 			return err
 		}
@@ -136,7 +140,7 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 	hosts := make([]*host, len(conns))
 	sources := make([]string, len(conns))
 	for i, c := range conns {
-		h, err := c.read()
+		h, err := c.readWithin(ctx)
 		if err != nil {
 			return err
 		}
@@ -179,7 +183,7 @@ func WatchWith(ctx context.Context, targets []Target, o WatchOptions, update fun
 				continue
 			}
 			reread = true
-			h, err := conns[i].read()
+			h, err := conns[i].readWithin(ctx)
 			var merr *mapError
 			switch {
 			case err == nil:

@@ -11,8 +11,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/vapi/rest"
@@ -28,7 +33,15 @@ type Endpoint struct {
 	URL      *url.URL // without user information
 	user     *url.Userinfo
 	Insecure bool
+	// Timeout bounds connecting and each request that has no deadline of
+	// its own (DefaultTimeout when zero). The watch's WaitForUpdatesEx
+	// long polls carry their own deadline and wait as long as it says.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Endpoint.Timeout when none is set: a vCenter that
+// accepts the connection and never answers must end a sync with an error.
+const DefaultTimeout = 30 * time.Second
 
 // escapeHint ends the errors of a --url that may hold unescaped
 // characters: a # starts a fragment, a / or ? ends the host, @ splits
@@ -137,8 +150,20 @@ type Session struct {
 // Login connects and logs in. Errors name the URL without its password.
 func Login(ctx context.Context, ep *Endpoint) (*Session, error) {
 	sc := soap.NewClient(ep.URL, ep.Insecure)
+	timeout := ep.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if tr := sc.DefaultTransport(); tr != nil {
+		tr.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+		tr.TLSHandshakeTimeout = timeout
+	}
+	sc.Client.Transport = deadlineTransport{next: sc.Client.Transport, timeout: timeout}
 	vc, err := vim25.NewClient(ctx, sc)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err) {
+			return nil, fmt.Errorf("connecting to %s: no answer within %v (is vCenter up and answering on that port?)", ep, timeout)
+		}
 		hint := ""
 		if strings.Contains(err.Error(), "x509:") && !ep.Insecure {
 			hint = " (for a self-signed certificate, use --insecure)"
@@ -147,9 +172,48 @@ func Login(ctx context.Context, ep *Endpoint) (*Session, error) {
 	}
 	sm := session.NewManager(vc)
 	if err := sm.Login(ctx, ep.user); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err) {
+			return nil, fmt.Errorf("logging in to %s: no answer within %v", ep, timeout)
+		}
 		return nil, fmt.Errorf("logging in to %s as %s: %w", ep, ep.user.Username(), ep.redact(err))
 	}
 	return &Session{ep: ep, C: vc, sm: sm}, nil
+}
+
+// deadlineTransport gives each request without a deadline of its own one
+// of timeout, which lasts until its answer's body is read and closed.
+type deadlineTransport struct {
+	next    http.RoundTripper
+	timeout time.Duration
+}
+
+func (t deadlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	if _, has := req.Context().Deadline(); has {
+		return next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), t.timeout)
+	resp, err := next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // Logout ends the sessions; errors are of no use to the caller by then.
