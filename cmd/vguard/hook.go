@@ -66,7 +66,7 @@ finding the domain carries.
 
 Install (docs/connectors.md):
 
-  install -m 0755 /dev/stdin /etc/libvirt/hooks/qemu <<'HOOK'
+  install -D -m 0755 /dev/stdin /etc/libvirt/hooks/qemu <<'HOOK'
   #!/bin/sh
   exec /usr/local/bin/vguard libvirt-hook -- "$@"
   HOOK

@@ -253,9 +253,10 @@ OUT ends in .tar, .tar.gz, .tgz or .tar.zst. In the copy, clone-identity
 material is reset the way a sealed template expects (/etc/machine-id emptied,
 not deleted; SSH host keys, DHCP leases and the random seed removed; MAC pins
 taken out of network configuration; the hostname set to localhost), and each
-secret's value is replaced in place by ` + hygiene.Marker + `, so that
-configuration files stay parseable (or, with --remove-secret-files, the files
-holding secrets are left out). Owners, modes and times are kept.
+secret's value is replaced in place by ` + hygiene.Marker + ` (by base64 of it
+where the value is base64: a Docker auth, a kubeconfig's key data), so that
+configuration files stay parseable and their tools still load them (or, with
+--remove-secret-files, the files holding secrets are left out). Owners, modes and times are kept.
 
 The report lists every action. Then OUT is scanned again with the same rules:
 exit 0 when the copy is clean, 1 (listing what remains) when it is not.
