@@ -341,24 +341,34 @@ func (r *Rule) secretSpan(m []int) (start, end, group int, ok bool) {
 	return 0, 0, 0, false
 }
 
-// inStringLen returns the length of the unquoted value v up to the quote
-// that ends the string it stands in, or all of it. before is the byte
-// before the match, key the match up to v. A quote (or backtick) there,
-// not closed right after the key, opened a string holding the whole
-// assignment ("password=abc" in code, a shell's echo 'DB_PASSWORD=abc'):
-// the same quote ends the value. Elsewhere a quote is part of the value.
-func inStringLen(before byte, key, v []byte) int {
-	if before != '"' && before != '\'' && before != '`' {
+// inStringLen returns how much of the unquoted value v, which follows key
+// on a line whose bytes before the key are prefix, lies inside the string
+// that holds the assignment: up to the quote that closes it, or all of v
+// when no string is open there. A string opened anywhere earlier on the
+// line counts ("dbname=hr password=x", Environment="JAVA_OPTS=-Dpw=x",
+// href="login?password=x"), so that neither the closing quote nor the
+// markup after it is taken for part of the secret; a quoted key
+// ("password": x) closes its own quote and opens no string.
+func inStringLen(prefix, key, v []byte) int {
+	var open byte
+	step := func(b []byte) {
+		for i := 0; i < len(b); i++ {
+			switch c := b[i]; {
+			case c == '\\' && open != 0:
+				i++ // an escaped byte inside a string
+			case open == 0 && (c == '"' || c == '\'' || c == '`'):
+				open = c
+			case c == open:
+				open = 0
+			}
+		}
+	}
+	step(prefix)
+	step(key)
+	if open == 0 {
 		return len(v)
 	}
-	i := 0
-	for i < len(key) && isIdentByte(key[i]) {
-		i++
-	}
-	if i < len(key) && key[i] == before {
-		return len(v) // a quoted key ("password": abc), not a string
-	}
-	if n := bytes.IndexByte(v, before); n >= 0 {
+	if n := bytes.IndexByte(v, open); n >= 0 {
 		return n
 	}
 	return len(v)

@@ -508,11 +508,14 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 			continue
 		}
 		if g != 0 && g == rule.unquoted {
-			if at := ws + m[0]; at > 0 {
-				if n := inStringLen(st.buf[at-1], w[m[0]:s], w[s:e]); n < e-s {
-					e = s + n
-					m[1] = e
-				}
+			at := ws + m[0]
+			ls := max(at-lineCap, 0)
+			if nl := bytes.LastIndexByte(st.buf[ls:at], '\n'); nl >= 0 {
+				ls += nl + 1
+			}
+			if n := inStringLen(st.buf[ls:at], w[m[0]:s], w[s:e]); n < e-s {
+				e = s + n
+				m[1] = e
 			}
 			if n := unquotedLen(w[s:e]); n < e-s {
 				e = s + n

@@ -11,6 +11,15 @@ func TestValueSpans(t *testing.T) {
 		rule, path, content, want string
 	}{
 		{"password-assignment", "/opt/app/config.json", `{"db": {"password": "Xq7\"vLp92!mZr8Kw"}}`, `Xq7\"vLp92!mZr8Kw`},
+		// A string opened earlier on the line holds the assignment: the value
+		// ends at its closing quote, not past it into the markup or code.
+		{"password-assignment", "/opt/app/index.html", `<a href="login?user=bob&password=Xq7vLp92mZr8">x</a>`, `Xq7vLp92mZr8`},
+		{"password-assignment", "/opt/app/cam.html", `<img src="/cam?user=admin&pwd=Xq7vLp92mZr8">`, `Xq7vLp92mZr8`},
+		{"password-assignment", "/opt/app/web.xml", `<env name="X" value="-Xmx1g -Ddb.password=Xq7vLp92mZr8"/>`, `Xq7vLp92mZr8`},
+		{"password-assignment", "/etc/systemd/system/app.service", `Environment="JAVA_OPTS=-Xmx1g -Dspring.datasource.password=Xq7vLp92mZr8"`, `Xq7vLp92mZr8`},
+		{"password-assignment", "/opt/app/db.py", `conn = psycopg2.connect("dbname=hr user=hr password=Xq7vLp92mZr8")`, `Xq7vLp92mZr8`},
+		{"password-assignment", "/opt/app/cfg.py", `dsn = 'host=db password=Xq7vLp92mZr8'`, `Xq7vLp92mZr8`},
+		{"password-assignment", "/etc/default/app", `JAVA_OPTS="-Xmx1g -Ddb.password=Xq7vLp92mZr8"`, `Xq7vLp92mZr8`},
 		{"password-assignment", "/opt/app/config.json", `{"password": "Xq7vLp92\\", "user": "hr"}`, `Xq7vLp92\\`},
 		{"password-assignment", "/opt/app/.env", "DB_PASSWORD=\"Xq7\\\"vLp92mZr8Kw\"\n", `Xq7\"vLp92mZr8Kw`},
 		{"password-assignment", "/opt/app/config.yaml", "db:\n  password: 'Xq7''vLp92!mZr8Kw'\n", `Xq7''vLp92!mZr8Kw`},
