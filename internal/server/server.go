@@ -233,6 +233,9 @@ func (s *Server) loadState(ctx context.Context, replace *store.Prefix, overrides
 			}
 		}
 	}
+	if srcs, err = composeSources(srcs); err != nil {
+		return nil, err
+	}
 	opts := load.Options{KnownCheck: func(id string) bool { return check.Lookup(id) != nil }, AllowEmpty: true, SideFile: st.files.exists}
 	if !hasEstate {
 		// A policy alone is checked, then kept for the estate to come.

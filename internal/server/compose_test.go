@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vguard-dev/vguard/internal/libvirt/libvirttest"
+	"github.com/vguard-dev/vguard/internal/token"
+)
+
+// sharedOverlay is what several connectors of one site share: zones, a
+// network only an overlay knows, a datastore, a service and a Policy.
+const sharedOverlay = `apiVersion: vguard.dev/v1
+kind: Estate
+metadata: {name: lab}
+zones:
+  - {name: internet, exposure: public}
+  - {name: restricted, exposure: restricted}
+networks:
+  - {name: br-backup, zone: restricted, purpose: storage}
+datastores:
+  - {name: hr-db, classification: restricted, owner: hr, writers: single}
+services:
+  - {name: shop, selector: {app: shop}, spread: failureDomain}
+---
+apiVersion: vguard.dev/v1
+kind: Policy
+separate:
+  - name: hr-apart-from-web
+    groups: [{app: hr-app}, {app: shop}]
+`
+
+// TestConnectorsShareDefinitions runs two libvirt connectors in one
+// server, each with a host on the shared network dmz and both with one
+// overlay (docs/serve.md's example): both estates are stored and compose
+// into one. An upload may define a zone a connector names with the same
+// fields; one with other fields is refused, naming both documents.
+func TestConnectorsShareDefinitions(t *testing.T) {
+	d := libvirttest.Start(t)
+	hvA, _ := filepath.Abs("../libvirt/testdata/hv-a.xml")
+	hvB, _ := filepath.Abs("../libvirt/testdata/hv-b.xml")
+	overlay := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(overlay, []byte(sharedOverlay), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts, logs := connectorServer(t, "store: {sqlite: vguard.db}\nconnectors:\n"+
+		"  - {name: site-a, kind: libvirt, every: 1h, settings: {uris: [\"hv-a="+d.URI(hvA)+"\"], overlays: ["+overlay+"]}}\n"+
+		"  - {name: site-b, kind: libvirt, every: 1h, settings: {uris: [\"hv-b="+d.URI(hvB)+"\"], overlays: ["+overlay+"]}}\n")
+	_, admin, err := CreateToken(context.Background(), ts.st, "admin", "admin", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.tokens[token.Admin] = admin
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var e struct {
+			Documents []docInfo
+			Estate    *struct{ VMs, Zones, Networks int }
+		}
+		json.Unmarshal(ts.must(token.Viewer, "GET", "/api/v1/estate", nil, 200), &e)
+		if e.Estate != nil && e.Estate.VMs == 4 && len(e.Documents) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("both estates never arrived: %+v\nlog: %s", e, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(logs.String(), "duplicate") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a connector failed:\n%s", logs)
+	}
+	same := "apiVersion: vguard.dev/v1\nkind: Estate\nzones:\n  - {name: internet, exposure: public}\n"
+	ts.must(token.Admin, "PUT", "/api/v1/estate?name=zones.yaml", []byte(same), 200)
+	other := "apiVersion: vguard.dev/v1\nkind: Estate\nzones:\n  - {name: internet, exposure: internal}\n"
+	code, out := ts.do(token.Admin, "PUT", "/api/v1/estate?name=zones.yaml", []byte(other))
+	if code/100 != 4 || !strings.Contains(string(out), "connectors/site-a/estate.yaml") || !strings.Contains(string(out), "zones.yaml") {
+		t.Errorf("a conflicting zone: %d %s; want a 4xx naming both documents", code, out)
+	}
+	// A person's documents still define a name once.
+	twice := "apiVersion: vguard.dev/v1\nkind: Estate\nzones:\n  - {name: lab, exposure: public}\n  - {name: lab, exposure: public}\n"
+	if code, out := ts.do(token.Admin, "PUT", "/api/v1/estate?name=twice.yaml", []byte(twice)); code/100 != 4 || !strings.Contains(string(out), "duplicate zone") {
+		t.Errorf("a zone given twice in one upload: %d %s", code, out)
+	}
+}
