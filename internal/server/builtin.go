@@ -75,12 +75,31 @@ func (c *commonSettings) check(cc ConnectorConfig) error {
 
 // build merges an inventory with the overlays into the connector's
 // document.
+//
+// The document is built as if written into the first overlay's directory
+// (the overlay itself when it is a directory): side-file paths the
+// overlays give (manifest:, scan:) come out relative to it, whatever the
+// server's working directory, and the stored document connectors/NAME/
+// estate.yaml names them as connectors/NAME/<path under the overlay
+// directory>, the name to upload them under.
 func (c *commonSettings) build(inv *platform.Inventory) ([]load.Source, error) {
-	out, err := platform.Build(inv, c.Overlays, "")
+	out, err := platform.Build(inv, c.Overlays, c.outPath())
 	if err != nil {
 		return nil, err
 	}
 	return []load.Source{{Name: "estate.yaml", Data: out.Data}}, nil
+}
+
+// outPath is where the document is built as if written (see build).
+func (c *commonSettings) outPath() string {
+	if len(c.Overlays) == 0 {
+		return ""
+	}
+	dir := c.Overlays[0]
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	return filepath.Join(dir, "estate.yaml")
 }
 
 // watch adapts a platform's watch loop to WatchingConnector.Watch.

@@ -87,3 +87,47 @@ func TestConnectorsShareDefinitions(t *testing.T) {
 		t.Errorf("a zone given twice in one upload: %d %s", code, out)
 	}
 }
+
+// TestConnectorOverlaySideFiles: a manifest an overlay names is stored
+// under connectors/NAME/<path under the overlay directory>, whatever the
+// server's working directory; uploaded under that name, the sync loads.
+func TestConnectorOverlaySideFiles(t *testing.T) {
+	d := libvirttest.Start(t)
+	hvA, _ := filepath.Abs("../libvirt/testdata/hv-a.xml")
+	hvB, _ := filepath.Abs("../libvirt/testdata/hv-b.xml")
+	dir := t.TempDir()
+	overlay := strings.Replace(string(read(t, "../libvirt/testdata/overlay.yaml")),
+		"  - name: web-1\n", "  - name: web-1\n    manifest: manifests/web-1.json\n", 1)
+	manifest := read(t, "../../examples/04-farm-drift/manifests/web-1.json")
+	os.MkdirAll(filepath.Join(dir, "manifests"), 0o700)
+	os.WriteFile(filepath.Join(dir, "manifests", "web-1.json"), manifest, 0o600)
+	os.WriteFile(filepath.Join(dir, "o.yaml"), []byte(overlay), 0o600)
+	ts, logs := connectorServer(t, "store: {sqlite: vguard.db}\nconnectors:\n  - {name: kvm, kind: libvirt, every: 10s, settings: {uris: [\"hv-a="+
+		d.URI(hvA)+"\", \"hv-b="+d.URI(hvB)+"\"], overlays: ["+filepath.Join(dir, "o.yaml")+"]}}\n")
+	const name = "connectors/kvm/manifests/web-1.json"
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), name) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first sync did not ask for %s:\n%s", name, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, op, err := CreateToken(context.Background(), ts.st, "op", "operator", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.tokens[token.Operator] = op
+	ts.must(token.Operator, "PUT", "/api/v1/manifests/"+name, manifest, 200)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var e struct{ Estate *struct{ VMs int } }
+		json.Unmarshal(ts.must(token.Viewer, "GET", "/api/v1/estate", nil, 200), &e)
+		if e.Estate != nil && e.Estate.VMs == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the estate never loaded with the manifest:\n%s", logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
