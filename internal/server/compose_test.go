@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,6 +86,58 @@ func TestConnectorsShareDefinitions(t *testing.T) {
 	twice := "apiVersion: vguard.dev/v1\nkind: Estate\nzones:\n  - {name: lab, exposure: public}\n  - {name: lab, exposure: public}\n"
 	if code, out := ts.do(token.Admin, "PUT", "/api/v1/estate?name=twice.yaml", []byte(twice)); code/100 != 4 || !strings.Contains(string(out), "duplicate zone") {
 		t.Errorf("a zone given twice in one upload: %d %s", code, out)
+	}
+}
+
+// TestHungConnectorFailsAlone: a libvirtd that accepts connections and
+// never answers (SIGSTOP) makes its connector's syncs fail at their
+// timeout, recorded; the other connector goes on syncing, and the server
+// closes at once.
+func TestHungConnectorFailsAlone(t *testing.T) {
+	dA, dB := libvirttest.Start(t), libvirttest.Start(t)
+	hvA, _ := filepath.Abs("../libvirt/testdata/hv-a.xml")
+	hvB, _ := filepath.Abs("../libvirt/testdata/hv-b.xml")
+	overlay := filepath.Join(t.TempDir(), "site.yaml")
+	if err := os.WriteFile(overlay, []byte(sharedOverlay), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped before the server starts: the first sync already hangs.
+	if err := syscall.Kill(dA.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(dA.Pid, syscall.SIGCONT) })
+	// hung comes first: connectors run one after another would never
+	// reach live.
+	ts, logs := connectorServer(t, "store: {sqlite: vguard.db}\nconnectors:\n"+
+		"  - {name: hung, kind: libvirt, every: 1h, timeout: 1s, settings: {uris: [\"hv-a="+dA.URI(hvA)+"\"], overlays: ["+overlay+"]}}\n"+
+		"  - {name: live, kind: libvirt, every: 1h, settings: {uris: [\"hv-b="+dB.URI(hvB)+"\"], overlays: ["+overlay+"]}}\n",
+		func(o *Options) { o.LeaseTTL = 600 * time.Millisecond })
+	deadline := time.Now().Add(15 * time.Second)
+	var okLive, failedHung int
+	for time.Now().Before(deadline) && (okLive < 1 || failedHung < 1) {
+		time.Sleep(100 * time.Millisecond)
+		recs, err := ts.st.AuditRecords(context.Background(), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		okLive, failedHung = 0, 0
+		for _, r := range recs {
+			switch {
+			case r.Subject == "live" && strings.Contains(string(r.Data), `"ok":true`):
+				okLive++
+			case r.Subject == "hung" && strings.Contains(string(r.Data), "did not finish within its timeout (1s)"):
+				failedHung++
+			}
+		}
+	}
+	if okLive < 1 || failedHung < 1 {
+		syscall.Kill(dA.Pid, syscall.SIGCONT) // or the cleanup's Close waits for it
+		t.Fatalf("%d syncs of the live connector, %d timeouts of the hung one; want 1 each\nlog: %s", okLive, failedHung, logs)
+	}
+	start := time.Now()
+	ts.srv.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v with a connector hung", d)
 	}
 }
 
