@@ -21,7 +21,8 @@ import (
 // estate: a definition in a connector's document that is identical (same
 // fields) to one in an earlier document, uploaded or another connector's,
 // is the same object and is dropped; an identical Policy document is
-// dropped whole. A definition under the same name with other fields is a
+// dropped whole. What a connector's defaults.yaml defines (its guesses)
+// is dropped wherever anything else defines that name. A definition under the same name with other fields is a
 // conflict and an error naming both sources.
 //
 // This is done here and not in package load on purpose: files a person
@@ -31,6 +32,18 @@ import (
 
 // connectorPrefix is where the connectors' documents are stored.
 const connectorPrefix = "connectors/"
+
+// defaultsDoc is the name of a connector's document of guesses: what it
+// defines yields to any other definition of the same name (see
+// Connector).
+const defaultsDoc = "defaults.yaml"
+
+// isDefaults tells whether a stored document is a connector's defaults.
+func isDefaults(name string) bool {
+	rest, ok := strings.CutPrefix(name, connectorPrefix)
+	_, doc, _ := strings.Cut(rest, "/")
+	return ok && doc == defaultsDoc
+}
 
 // namedLists are the Estate lists whose items are defined by name.
 var namedLists = []string{"zones", "networks", "hypervisors", "datastores", "images", "vms", "services", "firewalls"}
@@ -65,8 +78,21 @@ func composeSources(srcs []load.Source) ([]load.Source, error) {
 	for _, src := range srcs {
 		if !strings.HasPrefix(src.Name, connectorPrefix) {
 			out = append(out, src)
-			continue
 		}
+	}
+	// The connectors' documents, their defaults last.
+	var conns []load.Source
+	for _, src := range srcs {
+		if strings.HasPrefix(src.Name, connectorPrefix) && !isDefaults(src.Name) {
+			conns = append(conns, src)
+		}
+	}
+	for _, src := range srcs {
+		if isDefaults(src.Name) {
+			conns = append(conns, src)
+		}
+	}
+	for _, src := range conns {
 		docs, err := parseYAMLDocs(src.Data)
 		if err != nil {
 			out = append(out, src)
@@ -75,7 +101,7 @@ func composeSources(srcs []load.Source) ([]load.Source, error) {
 		changed := false
 		var kept []*yaml.Node
 		for _, d := range docs {
-			keep, ch := composeDoc(defs, policies, src.Name, d, &errs)
+			keep, ch := composeDoc(defs, policies, src.Name, d, isDefaults(src.Name), &errs)
 			changed = changed || ch
 			if keep {
 				kept = append(kept, d)
@@ -121,7 +147,7 @@ func record(defs map[string]definition, policies map[string]string, file string,
 // composeDoc drops from one connector document d what an earlier source
 // defined identically, reporting conflicts into errs. It returns whether
 // to keep d at all and whether d changed.
-func composeDoc(defs map[string]definition, policies map[string]string, file string, d *yaml.Node, errs *load.Errors) (keep, changed bool) {
+func composeDoc(defs map[string]definition, policies map[string]string, file string, d *yaml.Node, weak bool, errs *load.Errors) (keep, changed bool) {
 	switch docKind(d) {
 	case "Policy":
 		c, ok := canonical(d, "metadata")
@@ -146,7 +172,9 @@ func composeDoc(defs map[string]definition, policies map[string]string, file str
 				return true
 			case first.file == file:
 				return true // defined twice in one document: the loader's to report
-			case first.canon == c:
+			case first.canon == c || weak:
+				// The same object, or a connector's guess where a
+				// definition exists.
 				changed = true
 				return false
 			}

@@ -184,3 +184,57 @@ func TestConnectorOverlaySideFiles(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestGuessedZonesYield: zones a connector only guesses (its networks name
+// them, nothing defines them) are stored apart, in defaults.yaml, and yield
+// to an upload that defines them as they are.
+func TestGuessedZonesYield(t *testing.T) {
+	d := libvirttest.Start(t)
+	hvA, _ := filepath.Abs("../libvirt/testdata/hv-a.xml")
+	overlay := filepath.Join(t.TempDir(), "site.yaml")
+	noZones := strings.Replace(sharedOverlay, "zones:\n  - {name: internet, exposure: public}\n  - {name: restricted, exposure: restricted}\n", "", 1)
+	if err := os.WriteFile(overlay, []byte(noZones), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts, logs := connectorServer(t, "store: {sqlite: vguard.db}\nconnectors:\n"+
+		"  - {name: site-a, kind: libvirt, every: 1h, settings: {uris: [\"hv-a="+d.URI(hvA)+"\"], overlays: ["+overlay+"]}}\n")
+	_, admin, err := CreateToken(context.Background(), ts.st, "admin", "admin", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.tokens[token.Admin] = admin
+	type estate struct {
+		Documents []docInfo
+		Estate    *struct{ VMs int }
+	}
+	var e estate
+	deadline := time.Now().Add(20 * time.Second)
+	for e.Estate == nil || e.Estate.VMs != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the estate never arrived: %+v\n%s", e, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+		json.Unmarshal(ts.must(token.Viewer, "GET", "/api/v1/estate", nil, 200), &e)
+	}
+	if len(e.Documents) != 2 || e.Documents[0].Name != "connectors/site-a/defaults.yaml" {
+		t.Fatalf("documents %+v; want the guesses apart", e.Documents)
+	}
+	// internet was guessed internal; the upload says public.
+	zones := "apiVersion: vguard.dev/v1\nkind: Estate\nzones:\n  - {name: internet, exposure: public}\n"
+	ts.must(token.Admin, "PUT", "/api/v1/estate?name=zones.yaml", []byte(zones), 200)
+	got := map[string]string{}
+	for _, z := range ts.srv.state.Load().res.Estate.Zones {
+		got[z.Name] = z.Exposure.String()
+	}
+	if len(got) != 2 || got["internet"] != "public" || got["restricted"] != "restricted" {
+		t.Errorf("zones %v; want internet public (uploaded), restricted restricted (guessed)", got)
+	}
+	ts.waitFindings("web-1 exposed on the uploaded internet zone", 5*time.Second, func(got map[string]bool) bool {
+		for k := range got {
+			if strings.HasPrefix(k, "VG101 ") {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -24,9 +24,13 @@ import (
 type Connector interface {
 	// Sync returns the connector's Estate documents as they are now. They
 	// replace the documents its previous Sync returned, and are merged
-	// with the other estate documents as documents.md says. Names are
-	// relative paths (side files they name are relative to them). ctx
-	// ends when this replica loses the lease.
+	// with the other estate documents as documents.md says, but for what
+	// they define exactly as another document does (one object; see
+	// composeSources). A document named defaults.yaml holds the
+	// connector's guesses: each of its definitions is used only where no
+	// other document defines that name. Names are relative paths (side
+	// files they name are relative to them). ctx ends when this replica
+	// loses the lease, or at the connector's timeout.
 	Sync(ctx context.Context) ([]load.Source, error)
 }
 
