@@ -142,7 +142,7 @@ func overlayZones(overlays []string) (map[string]bool, error) {
 			continue // Build reports it
 		}
 		for _, d := range docs {
-			if syntaxValue(d, "kind") == nil || syntaxValue(d, "kind").Value != "Estate" {
+			if docKind(d) != "Estate" {
 				continue
 			}
 			if seq := syntaxValue(d, "zones"); seq != nil && seq.Kind == syntax.SeqNode {
@@ -157,18 +157,6 @@ func overlayZones(overlays []string) (map[string]bool, error) {
 	return zones, nil
 }
 
-func syntaxValue(n *syntax.Node, key string) *syntax.Node {
-	if n == nil || n.Kind != syntax.MapNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Items); i += 2 {
-		if n.Items[i].Value == key {
-			return n.Items[i+1]
-		}
-	}
-	return nil
-}
-
 // splitZones moves the zones named in guessed out of the Estate document
 // in data into an Estate document of their own.
 func splitZones(data []byte, guessed map[string]bool) (rest, defaults []byte, err error) {
@@ -179,7 +167,7 @@ func splitZones(data []byte, guessed map[string]bool) (rest, defaults []byte, er
 	var moved []*yaml.Node
 	for _, d := range docs {
 		seq := mapValue(d, "zones")
-		if docKind(d) != "Estate" || seq == nil || seq.Kind != yaml.SequenceNode {
+		if yamlKind(d) != "Estate" || seq == nil || seq.Kind != yaml.SequenceNode {
 			continue
 		}
 		var kept []*yaml.Node

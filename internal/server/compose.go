@@ -2,10 +2,11 @@ package server
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -54,234 +55,283 @@ type definition struct {
 	canon string
 }
 
+// composer holds what the documents composed so far define.
+type composer struct {
+	defs     map[string]definition // "zones/NAME" -> first definition
+	policies map[string]string     // canonical Policy document -> its file
+	errs     load.Errors
+}
+
+type parsedSource struct {
+	src  load.Source
+	docs []*syntax.Node // nil: not parsed (the loader reports why)
+}
+
 // composeSources returns srcs with what connectors' documents define again
-// left out (see above). srcs are in load order; documents not under
-// connectors/ are returned unchanged.
+// left out (see above). Documents not under connectors/ are returned
+// unchanged, first; without connectors' documents srcs are returned as
+// they are, unparsed (a large upload is parsed once, by the loader).
 func composeSources(srcs []load.Source) ([]load.Source, error) {
-	defs := map[string]definition{} // "zones/NAME" -> first definition
-	policies := map[string]string{} // canonical Policy document -> its file
-	var errs load.Errors
-	out := make([]load.Source, 0, len(srcs))
-	// Uploaded documents first: they are recorded, never changed.
+	var conns, defaults []parsedSource
+	var out []load.Source
 	for _, src := range srcs {
-		if strings.HasPrefix(src.Name, connectorPrefix) {
-			continue
-		}
-		docs, err := parseYAMLDocs(src.Data)
-		if err != nil {
-			continue // the loader reports it, with its line
-		}
-		for _, d := range docs {
-			record(defs, policies, src.Name, d)
+		switch {
+		case !strings.HasPrefix(src.Name, connectorPrefix):
+			out = append(out, src)
+		case isDefaults(src.Name):
+			defaults = append(defaults, parse(src))
+		default:
+			conns = append(conns, parse(src))
 		}
 	}
-	for _, src := range srcs {
-		if !strings.HasPrefix(src.Name, connectorPrefix) {
-			out = append(out, src)
+	if len(conns)+len(defaults) == 0 {
+		return srcs, nil
+	}
+	// The names the connectors define: of the uploaded documents only
+	// these are looked at.
+	wanted := map[string]bool{}
+	for _, p := range slices.Concat(conns, defaults) {
+		for _, d := range p.docs {
+			forItems(d, func(list string, _ int, _ *syntax.Node, key string) { wanted[list+"/"+key] = true })
+		}
+	}
+	c := &composer{defs: map[string]definition{}, policies: map[string]string{}}
+	for _, src := range out {
+		docs, serr := load.ParseDocuments(src.Name, src.Data)
+		if serr != nil {
+			continue // the loader reports it
+		}
+		for _, d := range docs {
+			c.record(src.Name, d, wanted)
 		}
 	}
 	// The connectors' documents, their defaults last.
-	var conns []load.Source
-	for _, src := range srcs {
-		if strings.HasPrefix(src.Name, connectorPrefix) && !isDefaults(src.Name) {
-			conns = append(conns, src)
-		}
-	}
-	for _, src := range srcs {
-		if isDefaults(src.Name) {
-			conns = append(conns, src)
-		}
-	}
-	for _, src := range conns {
-		docs, err := parseYAMLDocs(src.Data)
-		if err != nil {
-			out = append(out, src)
+	for _, p := range slices.Concat(conns, defaults) {
+		if p.docs == nil {
+			out = append(out, p.src)
 			continue
 		}
 		changed := false
-		var kept []*yaml.Node
-		for _, d := range docs {
-			keep, ch := composeDoc(defs, policies, src.Name, d, isDefaults(src.Name), &errs)
+		var kept []*syntax.Node
+		for _, d := range p.docs {
+			keep, ch := c.compose(p.src.Name, d, isDefaults(p.src.Name))
 			changed = changed || ch
 			if keep {
 				kept = append(kept, d)
 			}
 		}
 		if !changed {
-			out = append(out, src)
+			out = append(out, p.src)
 			continue
 		}
-		data, err := encodeYAMLDocs(kept)
+		data, err := encodeDocs(kept)
 		if err != nil {
-			return nil, fmt.Errorf("composing %s: %w", src.Name, err)
+			return nil, fmt.Errorf("composing %s: %w", p.src.Name, err)
 		}
-		out = append(out, load.Source{Name: src.Name, Data: data})
+		out = append(out, load.Source{Name: p.src.Name, Data: data})
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if len(c.errs) > 0 {
+		return nil, c.errs
 	}
 	return out, nil
 }
 
-// record notes the definitions and the Policy of one uploaded document.
-func record(defs map[string]definition, policies map[string]string, file string, d *yaml.Node) {
+func parse(src load.Source) parsedSource {
+	docs, serr := load.ParseDocuments(src.Name, src.Data)
+	if serr != nil {
+		return parsedSource{src: src}
+	}
+	return parsedSource{src: src, docs: docs}
+}
+
+// record notes the definitions (those in wanted) and the Policy of one
+// uploaded document.
+func (c *composer) record(file string, d *syntax.Node, wanted map[string]bool) {
 	switch docKind(d) {
 	case "Policy":
-		if c, ok := canonical(d, "metadata"); ok {
-			if _, seen := policies[c]; !seen {
-				policies[c] = file
-			}
+		canon := canonical(d, "metadata")
+		if _, seen := c.policies[canon]; !seen {
+			c.policies[canon] = file
 		}
 	case "Estate":
-		forItems(d, func(list string, i int, item *yaml.Node, key string) bool {
-			if _, seen := defs[list+"/"+key]; !seen {
-				if c, ok := canonical(item); ok {
-					defs[list+"/"+key] = definition{file: file, line: item.Line, canon: c}
-				}
+		forItems(d, func(list string, _ int, item *syntax.Node, key string) {
+			if _, seen := c.defs[list+"/"+key]; !seen && wanted[list+"/"+key] {
+				c.defs[list+"/"+key] = definition{file: file, line: item.Line, canon: canonical(item)}
 			}
-			return true
 		})
 	}
 }
 
-// composeDoc drops from one connector document d what an earlier source
-// defined identically, reporting conflicts into errs. It returns whether
-// to keep d at all and whether d changed.
-func composeDoc(defs map[string]definition, policies map[string]string, file string, d *yaml.Node, weak bool, errs *load.Errors) (keep, changed bool) {
+// compose drops from one connector document d what an earlier source
+// defined identically (anything of it when weak: a connector's guesses),
+// reporting conflicts. It returns whether to keep d at all and whether d
+// changed.
+func (c *composer) compose(file string, d *syntax.Node, weak bool) (keep, changed bool) {
 	switch docKind(d) {
 	case "Policy":
-		c, ok := canonical(d, "metadata")
-		if !ok {
-			return true, false
-		}
-		if first, seen := policies[c]; seen && first != file {
+		canon := canonical(d, "metadata")
+		if first, seen := c.policies[canon]; seen && first != file {
 			return false, true // the same Policy, from a shared overlay
 		}
-		policies[c] = file
-		return true, false
+		c.policies[canon] = file
 	case "Estate":
-		forItems(d, func(list string, i int, item *yaml.Node, key string) bool {
-			c, ok := canonical(item)
-			if !ok {
-				return true
-			}
-			first, seen := defs[list+"/"+key]
+		drop := map[*syntax.Node]bool{}
+		forItems(d, func(list string, i int, item *syntax.Node, key string) {
+			canon := canonical(item)
+			first, seen := c.defs[list+"/"+key]
 			switch {
 			case !seen:
-				defs[list+"/"+key] = definition{file: file, line: item.Line, canon: c}
-				return true
+				c.defs[list+"/"+key] = definition{file: file, line: item.Line, canon: canon}
 			case first.file == file:
-				return true // defined twice in one document: the loader's to report
-			case first.canon == c || weak:
-				// The same object, or a connector's guess where a
-				// definition exists.
-				changed = true
-				return false
+				// Defined twice in one document: the loader's to report.
+			case first.canon == canon || weak:
+				// The same object, or a guess where a definition exists.
+				drop[item] = true
+			default:
+				c.errs = append(c.errs, &syntax.Error{File: file, Line: item.Line, Path: syntax.IndexPath(list, i),
+					Msg: fmt.Sprintf("%s %q is defined differently at %s:%d (the same name must have the same fields in every document)",
+						strings.TrimSuffix(list, "s"), key, first.file, first.line)})
 			}
-			*errs = append(*errs, &syntax.Error{File: file, Line: item.Line, Path: syntax.IndexPath(list, i),
-				Msg: fmt.Sprintf("%s %q is defined differently at %s:%d (the same name must have the same fields in every document)",
-					strings.TrimSuffix(list, "s"), key, first.file, first.line)})
-			return true
 		})
+		if len(drop) > 0 {
+			for _, list := range namedLists {
+				if seq := syntaxValue(d, list); seq != nil && seq.Kind == syntax.SeqNode {
+					seq.Items = slices.DeleteFunc(seq.Items, func(n *syntax.Node) bool { return drop[n] })
+				}
+			}
+			return true, true
+		}
 	}
-	return true, changed
+	return true, false
 }
 
 // forItems calls fn for every named item of d's lists (key is the name;
-// for images NAME@VERSION), keeping the items fn returns true for.
-func forItems(d *yaml.Node, fn func(list string, i int, item *yaml.Node, key string) bool) {
+// for images NAME@VERSION).
+func forItems(d *syntax.Node, fn func(list string, i int, item *syntax.Node, key string)) {
+	if docKind(d) != "Estate" {
+		return
+	}
 	for _, list := range namedLists {
-		seq := mapValue(d, list)
-		if seq == nil || seq.Kind != yaml.SequenceNode {
+		seq := syntaxValue(d, list)
+		if seq == nil || seq.Kind != syntax.SeqNode {
 			continue
 		}
-		var kept []*yaml.Node
-		for i, item := range seq.Content {
-			name := mapValue(item, "name")
-			if item.Kind != yaml.MappingNode || name == nil || name.Kind != yaml.ScalarNode || name.Value == "" {
-				kept = append(kept, item)
+		for i, item := range seq.Items {
+			name := syntaxValue(item, "name")
+			if name == nil || name.Kind != syntax.ScalarNode || name.Value == "" {
 				continue
 			}
 			key := name.Value
 			if list == "images" {
-				v := mapValue(item, "version")
+				v := syntaxValue(item, "version")
 				if v == nil {
-					kept = append(kept, item)
 					continue
 				}
 				key += "@" + v.Value
 			}
-			if fn(list, i, item, key) {
-				kept = append(kept, item)
-			}
+			fn(list, i, item, key)
 		}
-		seq.Content = kept
 	}
 }
 
-func docKind(d *yaml.Node) string {
-	if k := mapValue(d, "kind"); k != nil {
+func docKind(d *syntax.Node) string {
+	if k := syntaxValue(d, "kind"); k != nil {
 		return k.Value
 	}
 	return ""
 }
 
-func mapValue(n *yaml.Node, key string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
+func syntaxValue(n *syntax.Node, key string) *syntax.Node {
+	if n == nil || n.Kind != syntax.MapNode {
 		return nil
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
+	for i := 0; i+1 < len(n.Items); i += 2 {
+		if n.Items[i].Value == key {
+			return n.Items[i+1]
 		}
 	}
 	return nil
 }
 
-// canonical is n's value as JSON with sorted keys, without the top-level
+// canonical is n's value with map keys sorted and without the top-level
 // keys skip: two definitions are the same when their values are, however
-// they were written.
-func canonical(n *yaml.Node, skip ...string) (string, bool) {
-	var v any
-	if err := n.Decode(&v); err != nil {
-		return "", false
-	}
-	if m, ok := v.(map[string]any); ok {
-		for _, k := range skip {
-			delete(m, k)
-		}
-	}
-	b, err := json.Marshal(jsonable(v))
-	if err != nil {
-		return "", false
-	}
-	return string(b), true
+// they were written (flow or block style, key order, JSON or YAML).
+func canonical(n *syntax.Node, skip ...string) string {
+	var b strings.Builder
+	writeCanonical(&b, n, skip)
+	return b.String()
 }
 
-// jsonable turns the map[any]any a YAML map with non-string keys decodes
-// to into something json.Marshal takes.
-func jsonable(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = jsonable(e)
+func writeCanonical(b *strings.Builder, n *syntax.Node, skip []string) {
+	switch n.Kind {
+	case syntax.ScalarNode:
+		b.WriteString(strconv.Itoa(int(n.Tag)))
+		b.WriteString(strconv.Quote(n.Value))
+	case syntax.SeqNode:
+		b.WriteByte('[')
+		for _, e := range n.Items {
+			writeCanonical(b, e, nil)
+			b.WriteByte(',')
 		}
-		return x
-	case map[any]any:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			m[fmt.Sprint(k)] = jsonable(e)
+		b.WriteByte(']')
+	case syntax.MapNode:
+		idx := make([]int, 0, len(n.Items)/2)
+		for i := 0; i+1 < len(n.Items); i += 2 {
+			if !slices.Contains(skip, n.Items[i].Value) {
+				idx = append(idx, i)
+			}
 		}
-		return m
-	case []any:
-		for i, e := range x {
-			x[i] = jsonable(e)
+		slices.SortFunc(idx, func(a, c int) int { return strings.Compare(n.Items[a].Value, n.Items[c].Value) })
+		b.WriteByte('{')
+		for _, i := range idx {
+			b.WriteString(strconv.Quote(n.Items[i].Value))
+			b.WriteByte(':')
+			writeCanonical(b, n.Items[i+1], nil)
+			b.WriteByte(',')
 		}
-		return x
+		b.WriteByte('}')
 	}
-	return v
 }
 
+// encodeDocs writes documents as YAML.
+func encodeDocs(docs []*syntax.Node) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	for _, d := range docs {
+		if err := enc.Encode(toYAML(d)); err != nil {
+			return nil, err
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+var yamlTags = map[syntax.Tag]string{syntax.StrTag: "!!str", syntax.IntTag: "!!int", syntax.FloatTag: "!!float",
+	syntax.BoolTag: "!!bool", syntax.NullTag: "!!null"}
+
+func toYAML(n *syntax.Node) *yaml.Node {
+	switch n.Kind {
+	case syntax.ScalarNode:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: yamlTags[n.Tag], Value: n.Value}
+	case syntax.SeqNode:
+		out := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, e := range n.Items {
+			out.Content = append(out.Content, toYAML(e))
+		}
+		return out
+	}
+	out := &yaml.Node{Kind: yaml.MappingNode}
+	for _, e := range n.Items {
+		out.Content = append(out.Content, toYAML(e))
+	}
+	return out
+}
+
+// parseYAMLDocs and encodeYAMLDocs edit a connector's own output (see
+// splitZones).
 func parseYAMLDocs(data []byte) ([]*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var docs []*yaml.Node
@@ -313,4 +363,24 @@ func encodeYAMLDocs(docs []*yaml.Node) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// yamlKind is a YAML document's kind.
+func yamlKind(d *yaml.Node) string {
+	if k := mapValue(d, "kind"); k != nil {
+		return k.Value
+	}
+	return ""
 }

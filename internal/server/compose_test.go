@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vguard-dev/vguard/internal/libvirt/libvirttest"
+	"github.com/vguard-dev/vguard/internal/load"
 	"github.com/vguard-dev/vguard/internal/token"
 )
 
@@ -237,4 +238,40 @@ func TestGuessedZonesYield(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestComposeSources: identical definitions written differently (JSON
+// upload, YAML connector document, keys in another order) are one; a
+// Policy given by two connectors is taken once; without connectors'
+// documents nothing is parsed or changed.
+func TestComposeSources(t *testing.T) {
+	upload := load.Source{Name: "estate.json", Data: []byte(`{"apiVersion": "vguard.dev/v1", "kind": "Estate",
+		"zones": [{"exposure": "public", "name": "dmz"}], "networks": [{"name": "web", "zone": "dmz", "vlan": 10}]}`)}
+	conn := func(name string) load.Source {
+		return load.Source{Name: "connectors/" + name + "/estate.yaml", Data: []byte(`apiVersion: vguard.dev/v1
+kind: Estate
+zones:
+  - {name: dmz, exposure: public}
+networks:
+  - name: web
+    vlan: 10
+    zone: dmz
+---
+apiVersion: vguard.dev/v1
+kind: Policy
+masterLag: 2
+`)}
+	}
+	srcs := []load.Source{conn("a"), conn("b"), upload}
+	out, err := composeSources(srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load.Sources(out, load.Options{AllowEmpty: true}); err != nil {
+		t.Fatalf("composed documents do not load: %v", err)
+	}
+	alone := []load.Source{upload}
+	if out, err := composeSources(alone); err != nil || &out[0] != &alone[0] {
+		t.Errorf("without connectors: %v, a copy", err)
+	}
 }
