@@ -87,6 +87,9 @@ func runServe(ctx context.Context, g *globalOptions, o *serveOptions, cmdPath st
 		fmt.Fprint(g.stdout, cfg.Redacted())
 		return nil
 	}
+	if err := cfg.CheckTLS(); err != nil {
+		return &inputError{errs: []error{fmt.Errorf("%s: %w", o.config, err)}}
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(g.stderr, nil))

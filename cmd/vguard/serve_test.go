@@ -444,3 +444,25 @@ func TestTokenCreateName(t *testing.T) {
 		t.Fatalf("token list after a refused create: %d %s", code, out)
 	}
 }
+
+// TestAuditWithoutTLSKey: the commands that only read the store (token,
+// audit verify and export, --print-config) work with a config whose TLS
+// key this user cannot read, as an auditor's; serve itself refuses it.
+func TestAuditWithoutTLSKey(t *testing.T) {
+	dir := t.TempDir()
+	config := filepath.Join(dir, "serve.yaml")
+	os.WriteFile(config, []byte("listen: 127.0.0.1:0\ntls: {cert: tls.crt, key: tls.key}\nstore: {sqlite: vguard.db}\n"), 0o600)
+	newToken(t, config, "viewer")
+	for _, args := range [][]string{
+		{"audit", "verify", "--config", config},
+		{"audit", "export", "--config", config},
+		{"serve", "--config", config, "--print-config"},
+	} {
+		if code, out, errs := vguardRun(t, args...); code != 0 {
+			t.Errorf("%v: %d %s %s", args, code, out, errs)
+		}
+	}
+	if code, _, errs := vguardRun(t, "serve", "--config", config); code != 2 || !strings.Contains(errs, "tls:") {
+		t.Errorf("serve without its key: %d %s", code, errs)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	platform "github.com/vguard-dev/vguard/internal/connector"
 	"github.com/vguard-dev/vguard/internal/libvirt"
 	"github.com/vguard-dev/vguard/internal/load"
+	"github.com/vguard-dev/vguard/internal/syntax"
 	"github.com/vguard-dev/vguard/internal/vsphere"
 )
 
@@ -75,12 +76,131 @@ func (c *commonSettings) check(cc ConnectorConfig) error {
 
 // build merges an inventory with the overlays into the connector's
 // document.
+//
+// The document is built as if written into the first overlay's directory
+// (the overlay itself when it is a directory): side-file paths the
+// overlays give (manifest:, scan:) come out relative to it, whatever the
+// server's working directory, and the stored document connectors/NAME/
+// estate.yaml names them as connectors/NAME/<path under the overlay
+// directory>, the name to upload them under.
+//
+// A zone that only the connector's guess defines (named by a network or a
+// VM, defined neither by the platform nor by an overlay: written as
+// internal, or as the exposure word it is named after) goes to a second
+// document, defaults.yaml, whose definitions yield to any other (see
+// Connector): an admin's upload or another connector's overlay may then
+// define that zone as it really is.
 func (c *commonSettings) build(inv *platform.Inventory) ([]load.Source, error) {
-	out, err := platform.Build(inv, c.Overlays, "")
+	given, err := overlayZones(c.Overlays)
 	if err != nil {
 		return nil, err
 	}
-	return []load.Source{{Name: "estate.yaml", Data: out.Data}}, nil
+	for _, z := range inv.Estate.Zones {
+		given[z.Name] = true
+	}
+	out, err := platform.Build(inv, c.Overlays, c.outPath())
+	if err != nil {
+		return nil, err
+	}
+	guessed := map[string]bool{}
+	for _, z := range inv.Estate.Zones {
+		if !given[z.Name] {
+			guessed[z.Name] = true
+		}
+	}
+	if len(guessed) == 0 {
+		return []load.Source{{Name: "estate.yaml", Data: out.Data}}, nil
+	}
+	data, defaults, err := splitZones(out.Data, guessed)
+	if err != nil {
+		return nil, fmt.Errorf("setting the guessed zones apart: %w", err)
+	}
+	return []load.Source{{Name: "estate.yaml", Data: data}, {Name: defaultsDoc, Data: defaults}}, nil
+}
+
+// overlayZones is the set of zones the overlays' Estate documents define.
+func overlayZones(overlays []string) (map[string]bool, error) {
+	zones := map[string]bool{}
+	var files []string
+	for _, p := range overlays {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("overlay: %w", err)
+		}
+		if !fi.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		for _, ext := range []string{"*.yaml", "*.yml", "*.json", "*.YAML", "*.YML", "*.JSON"} {
+			m, _ := filepath.Glob(filepath.Join(p, ext))
+			files = append(files, m...)
+		}
+	}
+	for _, f := range files {
+		docs, serr := load.ReadDocuments(f)
+		if serr != nil {
+			continue // Build reports it
+		}
+		for _, d := range docs {
+			if docKind(d) != "Estate" {
+				continue
+			}
+			if seq := syntaxValue(d, "zones"); seq != nil && seq.Kind == syntax.SeqNode {
+				for _, z := range seq.Items {
+					if n := syntaxValue(z, "name"); n != nil {
+						zones[n.Value] = true
+					}
+				}
+			}
+		}
+	}
+	return zones, nil
+}
+
+// splitZones moves the zones named in guessed out of the Estate document
+// in data into an Estate document of their own.
+func splitZones(data []byte, guessed map[string]bool) (rest, defaults []byte, err error) {
+	docs, err := parseYAMLDocs(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	var moved []*yaml.Node
+	for _, d := range docs {
+		seq := mapValue(d, "zones")
+		if yamlKind(d) != "Estate" || seq == nil || seq.Kind != yaml.SequenceNode {
+			continue
+		}
+		var kept []*yaml.Node
+		for _, z := range seq.Content {
+			if n := mapValue(z, "name"); n != nil && guessed[n.Value] {
+				moved = append(moved, z)
+			} else {
+				kept = append(kept, z)
+			}
+		}
+		seq.Content = kept
+	}
+	if rest, err = encodeYAMLDocs(docs); err != nil {
+		return nil, nil, err
+	}
+	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
+	doc := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
+		str("apiVersion"), str(load.APIVersion), str("kind"), str("Estate"),
+		str("zones"), {Kind: yaml.SequenceNode, Content: moved}}}
+	defaults, err = encodeYAMLDocs([]*yaml.Node{doc})
+	return rest, defaults, err
+}
+
+// outPath is where the document is built as if written (see build).
+func (c *commonSettings) outPath() string {
+	if len(c.Overlays) == 0 {
+		return ""
+	}
+	dir := c.Overlays[0]
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	return filepath.Join(dir, "estate.yaml")
 }
 
 // watch adapts a platform's watch loop to WatchingConnector.Watch.

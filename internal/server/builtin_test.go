@@ -42,7 +42,7 @@ func (l *lockedBuffer) String() string {
 
 // connectorServer starts a server from config text (as the file would
 // hold it) with the built-in connectors, on a fresh SQLite store.
-func connectorServer(t *testing.T, config string) (*testServer, *lockedBuffer) {
+func connectorServer(t *testing.T, config string, opts ...func(*Options)) (*testServer, *lockedBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "serve.yaml")
@@ -61,7 +61,11 @@ func connectorServer(t *testing.T, config string) (*testServer, *lockedBuffer) {
 	}
 	t.Cleanup(func() { st.Close() })
 	logs := &lockedBuffer{}
-	srv, err := New(ctx, cfg, Options{Store: st, Connectors: BuiltinConnectors(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	o := Options{Store: st, Connectors: BuiltinConnectors(), Logger: slog.New(slog.NewTextHandler(logs, nil))}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv, err := New(ctx, cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}

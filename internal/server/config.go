@@ -59,11 +59,21 @@ type StoreConfig struct {
 type ConnectorConfig struct {
 	Name string `yaml:"name"`
 	Kind string `yaml:"kind"`
-	// Every is how often the connector syncs (default 5m).
-	Every time.Duration `yaml:"every"`
+	// Every is how often the connector syncs (default 5m; at least
+	// MinEvery, how often the scheduler looks).
+	Every time.Duration `yaml:"every,omitempty"`
+	// Timeout bounds one sync (default Every, within 1m to 5m): a sync
+	// that has not finished by then is given up and reported, so that a
+	// platform that stopped answering fails alone.
+	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// Watch follows the platform's change feed instead of syncing every
 	// Every (for kinds that can).
-	Watch bool `yaml:"watch"`
+	Watch bool `yaml:"watch,omitempty"`
+	// Remove takes a connector out for good: its stored documents are
+	// removed when a replica takes the lease, and it runs nothing. A
+	// connector merely missing from a replica's config keeps its
+	// documents (replicas may briefly differ during a rolling change).
+	Remove bool `yaml:"remove,omitempty"`
 	// Settings are the connector's own; values under keys that name
 	// secrets (password, token, secret, key) are redacted when printed.
 	Settings map[string]any `yaml:"settings"`
@@ -76,7 +86,27 @@ type ConnectorConfig struct {
 const (
 	DefaultListen  = "127.0.0.1:8443"
 	DefaultMaxBody = 128 << 20
+	DefaultEvery   = 5 * time.Minute
+	// MinEvery is how often the scheduler looks for a connector that is
+	// due (DefaultLeaseTTL/3): a shorter every would be rounded up to it.
+	MinEvery = DefaultLeaseTTL / 3
 )
+
+// every is how often c syncs (tests build configs by hand).
+func (c ConnectorConfig) every() time.Duration {
+	if c.Every == 0 {
+		return DefaultEvery
+	}
+	return c.Every
+}
+
+// timeout is how long one sync of c may take.
+func (c ConnectorConfig) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return min(max(c.every(), time.Minute), 5*time.Minute)
+}
 
 // LoadConfig reads and validates the config file at path. Relative paths
 // in it are taken from the file's directory.
@@ -132,13 +162,6 @@ func (c *Config) Validate() error {
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls: give both cert and key, or neither")
 	}
-	if c.TLS.Cert != "" && c.TLS.Key != "" {
-		// Loaded now, so that a bad pair stops the start, not the first
-		// client.
-		if _, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
-			bad("tls: %v", err)
-		}
-	}
 	if c.Store.SQLite != "" && c.Store.Postgres != "" {
 		bad("store: give sqlite or postgres, not both")
 	}
@@ -176,14 +199,48 @@ func (c *Config) Validate() error {
 			bad("%s.name: %q is used twice", where, cc.Name)
 		}
 		seen[cc.Name] = true
+		if cc.Remove {
+			if cc.Watch || cc.Every != 0 || cc.Timeout != 0 || len(cc.Settings) > 0 {
+				bad("%s: remove: true takes only the name (the connector runs nothing)", where)
+			}
+			continue
+		}
 		if cc.Kind == "" {
 			bad("%s.kind: required", where)
 		}
-		if cc.Every < 0 {
+		switch {
+		case cc.Watch && cc.Every != 0:
+			bad("%s.every: does not apply with watch: true (a watch stores every change as it comes)", where)
+		case cc.Watch && cc.Timeout != 0:
+			bad("%s.timeout: does not apply with watch: true", where)
+		case cc.Watch:
+		case cc.Every < 0:
 			bad("%s.every: must not be negative", where)
+		case cc.Every > 0 && cc.Every < MinEvery:
+			bad("%s.every: %v is below %v, how often the server looks for a connector that is due", where, cc.Every, MinEvery)
+		case cc.Timeout < 0:
+			bad("%s.timeout: must not be negative", where)
+		default:
+			// Filled in so that --print-config shows what is used.
+			c.Connectors[i].Every = cc.every()
+			c.Connectors[i].Timeout = cc.timeout()
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckTLS loads the TLS key pair, so that a bad pair stops serve's start,
+// not its first client. Only serve calls it: the commands that read the
+// config for its store (audit verify and export, token) must work for an
+// auditor who is rightly not given the server's private key.
+func (c *Config) CheckTLS() error {
+	if c.TLS.Cert == "" || c.TLS.Key == "" {
+		return nil
+	}
+	if _, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	return nil
 }
 
 // secretKey tells whether a settings key names a secret.

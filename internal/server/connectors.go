@@ -9,6 +9,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vguard-dev/vguard/internal/audit"
@@ -23,9 +24,13 @@ import (
 type Connector interface {
 	// Sync returns the connector's Estate documents as they are now. They
 	// replace the documents its previous Sync returned, and are merged
-	// with the other estate documents as documents.md says. Names are
-	// relative paths (side files they name are relative to them). ctx
-	// ends when this replica loses the lease.
+	// with the other estate documents as documents.md says, but for what
+	// they define exactly as another document does (one object; see
+	// composeSources). A document named defaults.yaml holds the
+	// connector's guesses: each of its definitions is used only where no
+	// other document defines that name. Names are relative paths (side
+	// files they name are relative to them). ctx ends when this replica
+	// loses the lease, or at the connector's timeout.
 	Sync(ctx context.Context) ([]load.Source, error)
 }
 
@@ -46,7 +51,11 @@ type ConnectorFactory func(ConnectorConfig) (Connector, error)
 type connector struct {
 	cfg  ConnectorConfig
 	c    Connector
-	last time.Time
+	last time.Time // when the scheduler last started (or skipped) a sync
+	// busy is set while a Sync call has not returned, also one given up
+	// at its deadline: a platform that hangs is not asked again (and a
+	// connection not opened again) until that call returns.
+	busy atomic.Bool
 }
 
 // DefaultLeaseTTL is how long the connector lease lasts without renewal:
@@ -117,14 +126,19 @@ func (s *Server) whileHeld(ctx context.Context) {
 	tick := time.NewTicker(s.leaseTTL / 3)
 	defer tick.Stop()
 	for lctx.Err() == nil {
+		// Each scheduled connector syncs in a goroutine of its own under
+		// its deadline, so that one whose platform hangs fails alone.
 		for _, c := range s.connectors {
-			every := c.cfg.Every
-			if every == 0 {
-				every = 5 * time.Minute
+			if c.cfg.Watch || c.cfg.Remove || time.Since(c.last) < c.cfg.every() || lctx.Err() != nil {
+				continue
 			}
-			if !c.cfg.Watch && time.Since(c.last) >= every && lctx.Err() == nil {
-				s.syncConnector(lctx, c)
+			c.last = time.Now()
+			if c.busy.Load() {
+				s.syncFailed(lctx, c, fmt.Errorf("not started: the sync given up at its timeout (%v) has not returned yet; the platform does not answer", c.cfg.timeout()))
+				continue
 			}
+			wg.Add(1)
+			go func() { defer wg.Done(); s.syncConnector(lctx, c) }()
 		}
 		select {
 		case <-lctx.Done():
@@ -139,31 +153,45 @@ func (s *Server) whileHeld(ctx context.Context) {
 	}
 }
 
-// dropRemovedConnectors removes the documents of connectors that are no
-// longer configured (validated and audited as a sync that returned
-// nothing), so that a connector taken out of the config takes its estate
-// with it.
+// dropRemovedConnectors removes the documents of connectors the config
+// marks remove: true (validated and audited as a sync that returned
+// nothing). The documents of a connector that this replica's config merely
+// lacks are kept, with a warning: replicas whose connector lists differ
+// (a rolling config change, or a mistake) must not wipe each other's
+// estates when the lease moves between them.
 func (s *Server) dropRemovedConnectors(ctx context.Context) {
 	docs, err := s.st.Documents(ctx, store.KindEstate)
 	if err != nil {
 		s.logger.Error("listing connector documents", "err", err)
 		return
 	}
-	configured := map[string]bool{}
+	configured := map[string]*connector{}
 	for _, c := range s.connectors {
-		configured[c.cfg.Name] = true
+		configured[c.cfg.Name] = c
 	}
-	gone := map[string]bool{}
+	seen := map[string]bool{}
+	var unknown []string
 	for _, d := range docs {
-		rest, ok := strings.CutPrefix(d.Name, "connectors/")
+		rest, ok := strings.CutPrefix(d.Name, connectorPrefix)
 		name, _, _ := strings.Cut(rest, "/")
-		if ok && !configured[name] && !gone[name] {
-			gone[name] = true
-			c := &connector{cfg: ConnectorConfig{Name: name}}
+		if !ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		c := configured[name]
+		switch {
+		case c == nil:
+			unknown = append(unknown, name)
+		case c.cfg.Remove:
 			if err := s.storeSynced(ctx, c, nil, time.Now()); err != nil {
-				s.syncFailed(ctx, c, fmt.Errorf("removing the documents of a connector no longer configured: %w", err))
+				s.syncFailed(ctx, c, fmt.Errorf("removing the documents of a connector marked remove: %w", err))
 			}
 		}
+	}
+	if len(unknown) > 0 {
+		s.logger.Warn("the store holds documents of connectors not in this replica's config; they are kept "+
+			"(replicas must share one connector list; to remove a connector's documents, list it with remove: true)",
+			"connectors", unknown)
 	}
 }
 
@@ -173,18 +201,28 @@ func (s *Server) watchConnector(ctx context.Context, c *connector) {
 	w := c.c.(WatchingConnector)
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := w.Watch(ctx, func(srcs []load.Source) error {
-			if err := s.storeSynced(ctx, c, srcs, start); err != nil {
-				if errors.Is(err, store.ErrLeaseLost) || ctx.Err() != nil {
-					return err
+		errc := make(chan error, 1)
+		// In a goroutine of its own, so that a watch stuck on a platform
+		// that stopped answering does not hold the server's shutdown.
+		go func() {
+			errc <- w.Watch(ctx, func(srcs []load.Source) error {
+				if err := s.storeSynced(ctx, c, srcs, start); err != nil {
+					if errors.Is(err, store.ErrLeaseLost) || ctx.Err() != nil {
+						return err
+					}
+					// A platform state that does not load is reported and
+					// the watch goes on: the next change may fix it.
+					s.syncFailed(ctx, c, err)
 				}
-				// A platform state that does not load is reported and
-				// the watch goes on: the next change may fix it.
-				s.syncFailed(ctx, c, err)
-			}
-			start = time.Now()
-			return nil
-		})
+				start = time.Now()
+				return nil
+			})
+		}()
+		var err error
+		select {
+		case err = <-errc:
+		case <-ctx.Done():
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -199,16 +237,41 @@ func (s *Server) watchConnector(ctx context.Context, c *connector) {
 	}
 }
 
-// syncConnector runs one connector and stores what it returns.
+// syncConnector runs one connector under its timeout and stores what it
+// returns. A Sync that does not return by its deadline (one that ignores
+// its context, stuck on a platform that accepts a connection and never
+// answers) is given up: it is reported, and it holds neither the other
+// connectors nor the server's shutdown; c.busy stays set until it returns.
 func (s *Server) syncConnector(ctx context.Context, c *connector) {
 	start := time.Now()
-	c.last = start
-	srcs, err := c.c.Sync(ctx)
-	if err == nil {
-		err = s.storeSynced(ctx, c, srcs, start)
+	timeout := c.cfg.timeout()
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type result struct {
+		srcs []load.Source
+		err  error
 	}
-	if err != nil {
-		s.syncFailed(ctx, c, err)
+	done := make(chan result, 1)
+	c.busy.Store(true)
+	go func() {
+		defer c.busy.Store(false)
+		srcs, err := c.c.Sync(sctx)
+		done <- result{srcs, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-sctx.Done():
+		r.err = sctx.Err()
+	}
+	if r.err == nil {
+		r.err = s.storeSynced(ctx, c, r.srcs, start)
+	}
+	if r.err != nil && ctx.Err() == nil && errors.Is(sctx.Err(), context.DeadlineExceeded) {
+		r.err = fmt.Errorf("the sync did not finish within its timeout (%v): %w", timeout, r.err)
+	}
+	if r.err != nil {
+		s.syncFailed(ctx, c, r.err)
 	}
 }
 

@@ -249,8 +249,9 @@ func (c shrinkingConnector) Sync(context.Context) ([]load.Source, error) {
 	return []load.Source{{Name: "estate.yaml", Data: c.estate}}, nil
 }
 
-// A document a connector no longer returns is removed; so are the
-// documents of a connector taken out of the config, at the next start.
+// A document a connector no longer returns is removed. The documents of a
+// connector missing from a replica's config are kept; those of one marked
+// remove: true go when a replica takes the lease.
 func TestConnectorDocumentsReplaced(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "vguard.db"), store.SQLiteOptions{})
@@ -278,8 +279,30 @@ func TestConnectorDocumentsReplaced(t *testing.T) {
 	if len(docs) != 1 || docs[0].Name != "connectors/inv/estate.yaml" {
 		t.Fatalf("after the connector stopped returning more/vm.yaml: %v", docNames(docs))
 	}
-	// Started again without the connector: its documents go.
+	// Started again without the connector (another replica's config, or
+	// a rolling change): its documents stay.
 	cfg = &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "other", Kind: "shrink", Every: time.Hour}}}
+	cfg.Validate()
+	syncs.Store(1)
+	srv, err = New(ctx, cfg, Options{Store: st, Connectors: factories, LeaseTTL: 60 * time.Millisecond, ReloadEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(deadline) {
+		docs, _ = st.Documents(ctx, store.KindEstate)
+		if len(docs) == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // time for a removal that must not happen
+	srv.Close()
+	docs, _ = st.Documents(ctx, store.KindEstate)
+	if got := docNames(docs); len(got) != 2 || got[0] != "connectors/inv/estate.yaml" {
+		t.Fatalf("a replica without the connector in its config: %v; want both connectors' documents", got)
+	}
+	// Marked remove: true: its documents go.
+	cfg = &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "other", Kind: "shrink", Every: time.Hour}, {Name: "inv", Remove: true}}}
 	cfg.Validate()
 	syncs.Store(1)
 	srv, err = New(ctx, cfg, Options{Store: st, Connectors: factories, LeaseTTL: 60 * time.Millisecond, ReloadEvery: -1})
@@ -295,7 +318,7 @@ func TestConnectorDocumentsReplaced(t *testing.T) {
 	}
 	srv.Close()
 	if len(docs) != 1 || docs[0].Name != "connectors/other/estate.yaml" {
-		t.Fatalf("after the connector left the config: %v", docNames(docs))
+		t.Fatalf("after the connector was marked remove: %v", docNames(docs))
 	}
 }
 

@@ -128,6 +128,10 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		s.holder = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), rand.Text()[:8])
 	}
 	for _, cc := range cfg.Connectors {
+		if cc.Remove {
+			s.connectors = append(s.connectors, &connector{cfg: cc})
+			continue
+		}
 		f := o.Connectors[cc.Kind]
 		if f == nil {
 			return nil, fmt.Errorf("connector %s: kind %q is not available in this build", cc.Name, cc.Kind)
@@ -232,6 +236,9 @@ func (s *Server) loadState(ctx context.Context, replace *store.Prefix, overrides
 				st.files.manifests[d.Name] = d.Data
 			}
 		}
+	}
+	if srcs, err = composeSources(srcs); err != nil {
+		return nil, err
 	}
 	opts := load.Options{KnownCheck: func(id string) bool { return check.Lookup(id) != nil }, AllowEmpty: true, SideFile: st.files.exists}
 	if !hasEstate {

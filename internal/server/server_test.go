@@ -547,20 +547,44 @@ func TestConfig(t *testing.T) {
 			t.Errorf("printed config shows %q:\n%s", secret, out)
 		}
 	}
-	// A TLS pair that does not load stops the start.
+	// A TLS pair that does not load stops serve's start (CheckTLS), but
+	// not the commands that only read the store: an auditor need not be
+	// able to read the key.
 	os.WriteFile(filepath.Join(dir, "bad.pem"), []byte("not a certificate"), 0o600)
-	if _, err := LoadConfig(write("tls: {cert: bad.pem, key: bad.pem}\n")); err == nil || !strings.Contains(err.Error(), "tls:") {
+	c, err = LoadConfig(write("tls: {cert: bad.pem, key: no-such-key.pem}\n"))
+	if err != nil {
+		t.Errorf("a config whose key cannot be read: %v", err)
+	} else if err := c.CheckTLS(); err == nil || !strings.Contains(err.Error(), "tls:") {
 		t.Errorf("a bad TLS pair: %v", err)
 	}
+	// The schedule as used: every and timeout filled in, what would be
+	// rounded up or ignored refused.
+	c, err = LoadConfig(write("connectors:\n  - {name: a, kind: x}\n  - {name: b, kind: x, every: 30s}\n  - {name: c, kind: x, watch: true}\n  - {name: d, remove: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = c.Redacted()
+	for _, want := range []string{"every: 5m0s\n      timeout: 5m0s", "every: 30s\n      timeout: 1m0s", "watch: true", "remove: true"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printed config lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "every:") != 2 {
+		t.Errorf("printed config shows every for a watch or a removed connector:\n%s", out)
+	}
 	for text, want := range map[string]string{
-		"listen: nope\n":                                         "listen",
-		"tls: {cert: a.pem}\n":                                   "both cert and key",
-		"store: {sqlite: a.db, postgres: x}\n":                   "not both",
-		"maxBodyBytes: 10\n":                                     "too small",
-		"bogus: 1\n":                                             "bogus",
-		"connectors: [{kind: x}, {name: a}]\n":                   "name: required",
-		"store: {sqliteSync: sometimes}\n":                       "sqliteSync",
-		"connectors: [{name: a, kind: x}, {name: a, kind: x}]\n": "used twice",
+		"listen: nope\n":                                               "listen",
+		"tls: {cert: a.pem}\n":                                         "both cert and key",
+		"store: {sqlite: a.db, postgres: x}\n":                         "not both",
+		"maxBodyBytes: 10\n":                                           "too small",
+		"bogus: 1\n":                                                   "bogus",
+		"connectors: [{kind: x}, {name: a}]\n":                         "name: required",
+		"store: {sqliteSync: sometimes}\n":                             "sqliteSync",
+		"connectors: [{name: a, kind: x}, {name: a, kind: x}]\n":       "used twice",
+		"connectors: [{name: a, kind: x, every: 5s}]\n":                "below 10s",
+		"connectors: [{name: a, kind: x, every: 1m, watch: true}]\n":   "does not apply with watch",
+		"connectors: [{name: a, kind: x, timeout: 1m, watch: true}]\n": "does not apply with watch",
+		"connectors: [{name: a, remove: true, every: 1m}]\n":           "takes only the name",
 	} {
 		if _, err := LoadConfig(write(text)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v; want %q", text, err, want)
