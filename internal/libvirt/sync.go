@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"sync"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -126,6 +127,9 @@ func DialTimeout(ctx context.Context, t Target, timeout time.Duration) (*Conn, e
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	if wedged.has(Redact(t.URI)) {
+		return nil, fmt.Errorf("%s: an earlier connection to it has not answered yet, so no other is opened (is libvirtd wedged?)", Redact(t.URI))
+	}
 	u, err := url.Parse(t.URI)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Redact(t.URI), err)
@@ -145,10 +149,10 @@ func DialTimeout(ctx context.Context, t Target, timeout time.Duration) (*Conn, e
 		}
 		l = r.l
 	case <-timer.C:
-		go abandon(done)
+		wedged.hold(Redact(t.URI), func() { abandon(done) })
 		return nil, fmt.Errorf("%s: libvirtd did not answer the connection within %v (is it running, or stopped or wedged?)", Redact(t.URI), timeout)
 	case <-ctx.Done():
-		go abandon(done)
+		wedged.hold(Redact(t.URI), func() { abandon(done) })
 		return nil, fmt.Errorf("%s: connecting: %w", Redact(t.URI), ctx.Err())
 	}
 	c := &Conn{L: l, Name: t.Name, URI: Redact(t.URI), timeout: timeout}
@@ -169,6 +173,43 @@ func DialTimeout(ctx context.Context, t Target, timeout time.Duration) (*Conn, e
 type dialResult struct {
 	l   *golibvirt.Libvirt
 	err error
+}
+
+// wedged holds the libvirtds a connection was given up on while it still
+// waits for their answer. go-libvirt's calls take no context and its
+// disconnect waits for the peer, so such a connection keeps its socket and
+// goroutines until the peer answers; a scheduler retrying a wedged daemon
+// (vguard serve, every few seconds for days) would pile them up. While one
+// is pending for a target, no other connection to it is opened. It is
+// process-wide because the sockets are.
+var wedged = pendingSet{m: map[string]int{}}
+
+type pendingSet struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (p *pendingSet) has(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[key] > 0
+}
+
+// hold marks key pending while wait runs (in its own goroutine).
+func (p *pendingSet) hold(key string, wait func()) {
+	p.mu.Lock()
+	p.m[key]++
+	p.mu.Unlock()
+	go func() {
+		defer func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.m[key]--; p.m[key] <= 0 {
+				delete(p.m, key)
+			}
+		}()
+		wait()
+	}()
 }
 
 // abandon disconnects a connection that answered after its caller gave up.
@@ -224,6 +265,7 @@ func (c *Conn) closeWithin(d time.Duration) error {
 	case err := <-done:
 		return err
 	case <-time.After(d):
+		wedged.hold(c.URI, func() { <-done })
 		return fmt.Errorf("%s: libvirtd did not answer the close; connection abandoned", c.URI)
 	}
 }
