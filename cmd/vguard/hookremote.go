@@ -58,7 +58,7 @@ func judgeRemote(g *globalOptions, cfg *libvirt.HookConfig, what string, chg *ch
 	if arrives {
 		// The findings the server holds for the VM, as the change leaves
 		// them: a domain that starts runs with them.
-		body, _, err := o.call(cmdPath, "GET", "/api/v1/findings?state=open&subject="+url.QueryEscape("vm/"+vmName), nil)
+		body, _, err := o.call(cmdPath, "GET", "/api/v1/findings?state=open&about="+url.QueryEscape("vm/"+vmName), nil)
 		if err != nil {
 			return cannot(err)
 		}
@@ -71,7 +71,12 @@ func judgeRemote(g *globalOptions, cfg *libvirt.HookConfig, what string, chg *ch
 		after := &change.Verdict{Introduced: v.Introduced, Resolved: v.Resolved, Changed: v.Worsened}
 		if carried := libvirt.CarriedFindings(held.Findings, after, vmName, blockAt); len(carried) > 0 {
 			var b strings.Builder
-			fmt.Fprintf(&b, "vguard: refused %s on %s (%s): the domain would run with findings at or above %s (vguard serve at %s%s):", what, cfg.Hypervisor, describe, blockAt, r.URL, audit)
+			judged := ""
+			if audit != "" {
+				word := map[string]string{"allow": "allowed", "warn": "allowed with warnings", "deny": "denied"}[string(v.Decision)]
+				judged = "; the change itself was " + word + audit
+			}
+			fmt.Fprintf(&b, "vguard: refused %s on %s (%s): the domain would run with findings at or above %s (vguard serve at %s%s):", what, cfg.Hypervisor, describe, blockAt, r.URL, judged)
 			for _, f := range carried {
 				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)
 			}

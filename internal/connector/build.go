@@ -45,7 +45,7 @@ type Output struct {
 // come back as load.Errors.
 func Build(inv *Inventory, overlays []string, outPath string) (*Output, error) {
 	o := &overlay{e: &inv.Estate}
-	files, err := overlayFiles(overlays)
+	files, err := OverlayFiles(overlays)
 	if err != nil {
 		return nil, err
 	}

@@ -46,9 +46,9 @@ func (o *overlay) errorf(file string, line int, path, format string, args ...any
 	o.errs = append(o.errs, &syntax.Error{File: file, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-// overlayFiles expands paths as the loader does: a directory means its
-// *.yaml, *.yml and *.json files, in name order.
-func overlayFiles(paths []string) ([]string, error) {
+// OverlayFiles expands overlay paths as the loader does: a directory means
+// its *.yaml, *.yml and *.json files (in any case), in name order.
+func OverlayFiles(paths []string) ([]string, error) {
 	var files []string
 	for _, p := range paths {
 		fi, err := os.Stat(p)

@@ -121,20 +121,9 @@ func (c *commonSettings) build(inv *platform.Inventory) ([]load.Source, error) {
 // overlayZones is the set of zones the overlays' Estate documents define.
 func overlayZones(overlays []string) (map[string]bool, error) {
 	zones := map[string]bool{}
-	var files []string
-	for _, p := range overlays {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("overlay: %w", err)
-		}
-		if !fi.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		for _, ext := range []string{"*.yaml", "*.yml", "*.json", "*.YAML", "*.YML", "*.JSON"} {
-			m, _ := filepath.Glob(filepath.Join(p, ext))
-			files = append(files, m...)
-		}
+	files, err := platform.OverlayFiles(overlays)
+	if err != nil {
+		return nil, err
 	}
 	for _, f := range files {
 		docs, serr := load.ReadDocuments(f)

@@ -56,6 +56,10 @@ type connector struct {
 	// at its deadline: a platform that hangs is not asked again (and a
 	// connection not opened again) until that call returns.
 	busy atomic.Bool
+	// abandoned is set while a Sync given up at its deadline has not
+	// returned: only then is a due sync reported as not started. A healthy
+	// sync still within its deadline is simply not started twice.
+	abandoned atomic.Bool
 }
 
 // DefaultLeaseTTL is how long the connector lease lasts without renewal:
@@ -134,8 +138,10 @@ func (s *Server) whileHeld(ctx context.Context) {
 			}
 			c.last = time.Now()
 			if c.busy.Load() {
-				s.syncFailed(lctx, c, fmt.Errorf("not started: the sync given up at its timeout (%v) has not returned yet; the platform does not answer", c.cfg.timeout()))
-				continue
+				if c.abandoned.Load() {
+					s.syncFailed(lctx, c, fmt.Errorf("not started: the sync given up at its timeout (%v) has not returned yet; the platform does not answer", c.cfg.timeout()))
+				}
+				continue // else the last sync is still running within its deadline
 			}
 			wg.Add(1)
 			go func() { defer wg.Done(); s.syncConnector(lctx, c) }()
@@ -254,7 +260,10 @@ func (s *Server) syncConnector(ctx context.Context, c *connector) {
 	done := make(chan result, 1)
 	c.busy.Store(true)
 	go func() {
-		defer c.busy.Store(false)
+		defer func() {
+			c.abandoned.Store(false)
+			c.busy.Store(false)
+		}()
 		srcs, err := c.c.Sync(sctx)
 		done <- result{srcs, err}
 	}()
@@ -262,7 +271,15 @@ func (s *Server) syncConnector(ctx context.Context, c *connector) {
 	select {
 	case r = <-done:
 	case <-sctx.Done():
-		r.err = sctx.Err()
+		// Set before looking, so that the goroutine's clearing, which
+		// follows its send, always comes after.
+		c.abandoned.Store(true)
+		select {
+		case r = <-done: // it returned just as its deadline passed
+			c.abandoned.Store(false)
+		default:
+			r.err = sctx.Err()
+		}
 	}
 	if r.err == nil {
 		r.err = s.storeSynced(ctx, c, r.srcs, start)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/vguard-dev/vguard/internal/audit"
 	"github.com/vguard-dev/vguard/internal/load"
 	"github.com/vguard-dev/vguard/internal/store"
@@ -328,4 +330,42 @@ func docNames(docs []store.Document) []string {
 		out = append(out, d.Name)
 	}
 	return out
+}
+
+// TestSlowSyncIsNoFailure: a sync that takes longer than `every` but stays
+// within its timeout is healthy: due runs meanwhile are not started, and
+// nothing is reported as failed (only a sync given up at its deadline is).
+func TestSlowSyncIsNoFailure(t *testing.T) {
+	ctx := context.Background()
+	var inFlight, most, syncs atomic.Int64
+	data := []byte("apiVersion: vguard.dev/v1\nkind: Estate\nhypervisors: [{name: hv-1}]\n")
+	factories := map[string]ConnectorFactory{"slow": func(ConnectorConfig) (Connector, error) {
+		return slowConnector{inFlight: &inFlight, most: &most, syncs: &syncs, block: 300 * time.Millisecond, data: data}, nil
+	}}
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "vguard.db"), store.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := &Config{Judges: 1, Connectors: []ConnectorConfig{{Name: "inv", Kind: "slow", Every: time.Millisecond, Timeout: time.Minute}}}
+	cfg.Validate()
+	srv, err := New(ctx, cfg, Options{Store: st, Connectors: factories, Holder: "a", LeaseTTL: 60 * time.Millisecond, ReloadEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	deadline := time.Now().Add(10 * time.Second)
+	for syncs.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if syncs.Load() < 3 {
+		t.Fatalf("only %d syncs", syncs.Load())
+	}
+	var m dto.Metric
+	if err := srv.metrics.syncFail.WithLabelValues("inv").Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n != 0 {
+		t.Errorf("%v syncs reported failed while each took longer than every, within its timeout", n)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -304,9 +305,27 @@ func (s *Server) getFindings(w http.ResponseWriter, r *http.Request, _ *caller) 
 	default:
 		return userError(http.StatusBadRequest, "pillar %q: want %s, %s or %s", f.Pillar, check.Confidentiality, check.Integrity, check.Availability)
 	}
+	// about selects the findings that concern an object, as their subject
+	// or among their related objects (a clone's VG201 names its source as
+	// related): what the libvirt hook refuses a starting domain for.
+	about := q.Get("about")
+	if about != "" && f.Subject != "" {
+		return userError(http.StatusBadRequest, "give subject or about, not both")
+	}
 	fs, err := s.st.Findings(r.Context(), f)
 	if err != nil {
 		return internalError("could not read the findings", err)
+	}
+	if about != "" {
+		fs = slices.DeleteFunc(fs, func(x store.Finding) bool {
+			if x.Subject == about {
+				return false
+			}
+			var rel struct {
+				Related []string `json:"related"`
+			}
+			return json.Unmarshal(x.JSON, &rel) != nil || !slices.Contains(rel.Related, about)
+		})
 	}
 	// Each finding as the reports write it, with its history added.
 	var b bytes.Buffer

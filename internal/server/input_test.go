@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -250,5 +251,37 @@ func TestFindingsFilters(t *testing.T) {
 		if code != 400 {
 			t.Errorf("%s: %d %s; want 400", q, code, body)
 		}
+	}
+}
+
+// TestFindingsAbout: about=vm/NAME gives the findings that concern the VM
+// as subject or as a related object (the libvirt hook asks this way for
+// what a starting domain carries): a clone's VG201 names one copy as its
+// subject and the other as related.
+func TestFindingsAbout(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.must(token.Admin, "PUT", "/api/v1/estate", []byte(`apiVersion: vguard.dev/v1
+kind: Estate
+hypervisors: [{name: hv-1}, {name: hv-2}]
+vms:
+  - {name: app-0, hypervisor: hv-1, identity: {uuid: 6695eb01-f6a4-8304-79aa-97f2502e1931}}
+  - {name: app-1, hypervisor: hv-2, identity: {uuid: 6695eb01-f6a4-8304-79aa-97f2502e1931}}
+`), 200)
+	var got struct {
+		Findings []check.Finding `json:"findings"`
+	}
+	for _, vm := range []string{"app-0", "app-1"} {
+		if err := json.Unmarshal(ts.must(token.Viewer, "GET", "/api/v1/findings?state=open&about=vm/"+vm, nil, 200), &got); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(got.Findings, func(f check.Finding) bool { return f.Check == "VG201" }) {
+			t.Errorf("about=vm/%s: no VG201 among %v", vm, got.Findings)
+		}
+	}
+	if err := json.Unmarshal(ts.must(token.Viewer, "GET", "/api/v1/findings?about=vm/nobody", nil, 200), &got); err != nil || len(got.Findings) != 0 {
+		t.Errorf("about=vm/nobody: %v %v", got.Findings, err)
+	}
+	if code, body := ts.do(token.Viewer, "GET", "/api/v1/findings?about=vm/app-0&subject=vm/app-0", nil); code != 400 {
+		t.Errorf("subject and about: %d %s; want 400", code, body)
 	}
 }
