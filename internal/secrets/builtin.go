@@ -403,8 +403,8 @@ func builtinRules() []*Rule {
 			Description: "A password or secret assigned in a config, env or source file (password=, PASSWORD:, passwd, passphrase, secret=, pwd): " +
 				"keys that name a setting about passwords (password_file, password_min_length), references ($VAR, ${VAR}, %(x)s, {{ x }}), " +
 				"placeholders (<password>, changeme, your_password, xxxx, ****), code and values under 4 characters are not reported. " +
-				"Code is an unquoted value that is a call, an index (auth[2]), a dotted name (self.password), a chained assignment (a = passwd = b = ''), or a bare name in a source file (.py, .vim, .js…), a tuple assignment, after self./this. or after let/var/const/local. " +
-				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line (to the end of the line, less an inline ';' or '#' comment and trailing blanks, on a line holding only key = value with blanks around '=' or in an .ini, .cnf, .cfg, .conf, .properties or .env file, whose formats take the rest of the line), ';', '&', '|' and quotes included, except a '&', ',' or ';' that starts another key=value (a URL query, mount options) and the quote that closes a string holding the whole assignment ("password=..."). A value starting with '#' is taken after '=' (properties, .env, INI) and is a comment after a YAML ':'.`,
+				"Code is an unquoted value that is a call, an index (auth[2]), a dotted name (self.password), a chained assignment (a = passwd = b = ''), or a bare name in a source file (.py, .vim, .js…), a tuple assignment (a comma and a blank: user, password = u, p; not an option list such as username=hr,password=x), after self./this. or after let/var/const (local/my with blanks around '='), unless a string opened before the key holds the assignment. " +
+				`The secret is the whole value: a quoted one with its escapes (\" in double quotes; '' and \' in single quotes), an unquoted one up to a blank or the end of the line (to the end of the line, less an inline ';' or '#' comment and trailing blanks, on a line holding only key = value with blanks around '=' or in an .ini, .cnf, .cfg, .conf, .properties, .env, .nmconnection or yum/dnf .repo file, whose formats take the rest of the line), ';', '&', '|' and quotes included, except a '&' (or &amp;), ',' or ';' that starts another key=value (a URL query, mount options), the quote that closes a string holding the whole assignment ("password=..."), escaped quotes around the value (\"x\") and a trailing ',' or ';'; a trailing ')', ']' or '}' is the value's unless it closes a bracket opened before the value on the line. A value starting with '$' is a reference unless it is a crypt hash ($6$salt$hash, $y$, $2b$, $sha1$, $md5$…). A value starting with '#' is taken after '=' (properties, .env, INI) and is a comment after a YAML ':'.`,
 			Scope:    everyText,
 			Keywords: []string{"password", "passwd", "passphrase", "secret", "pwd"},
 			Regex:    re(`(?i)[a-z0-9_.-]*(?:password|passwd|passphrase|secret|pwd)[a-z0-9_.-]*["'\]]?[ \t]*(?:=>|:=|=|:)[ \t]*` + quotedValue),
@@ -442,6 +442,22 @@ func builtinRules() []*Rule {
 				// INI and .properties take the rest of the line.
 				"[db]\npassword = correct horse battery staple ; rotated\n",
 				"db.password=correct horse battery staple\n",
+				// Comma-separated option lists: fstab and mount -o, helm's
+				// --set, virt-install's --graphics.
+				"//fs1/hr /mnt/hr cifs username=hr,password=CifsPw9x,uid=1000 0 0\n",
+				"//fs1/hr /mnt/hr cifs password=CifsPw9y,username=hr 0 0\n",
+				"mount -t cifs -o username=hr,password=CifsPw9q //fs1/hr /mnt\n",
+				"helm install hr ./chart --set db.user=hr,db.password=HelmPw9xQ\n",
+				"helm upgrade hr ./chart --set db.password=HelmPw9xR,db.user=hr\n",
+				"virt-install --name hr --graphics vnc,password=VncPw9xQ7 --disk size=10\n",
+				// A declaring keyword before a string that holds the
+				// assignment, and shell's local.
+				"var x = \"password=JsC0nnPw7\";\n",
+				"var pgdsn = \"host=db1 user=hr password=GoPgPw9x dbname=hr\"\n",
+				"  local db_password=Bk9pPw7xQ\n",
+				"DB_PASSWORD=EnvPw9x}\n",
+				"<form action=\"/login?password=HtmlPw9y&amp;x=1\"></form>\n",
+				"root_password_hash=$y$j9T$Jx9s0bC0kq1p3m5n7Q9rS.$Xk3ZqP0aV7d2F8hJ1lN4pR6tW9yB5cE2gI8kM0oQ3sU\n",
 			},
 			MustNotMatch: []string{
 				"DB_PASSWORD=",
@@ -484,6 +500,19 @@ func builtinRules() []*Rule {
 				// openssl.cnf: a prompt and a comment after an empty value.
 				"challengePassword		= A challenge password\n",
 				"secret = # disable PBM\n",
+				// Shell variables, not crypt hashes.
+				"local pwd=$prefix$filename\n",
+				"export DB_PASSWORD=$secret$suffixval\n",
+				"export DB_PASSWORD=$1$suffix\n",
+				// Node's vm docs, a Sphinx role, libvirt's sample password.
+				"  'Object.getPrototypeOf(import.meta.prop).secret = secret;',\n",
+				":type passphrase: :py:data:`bytes`\n",
+				"vnc_password = \\\"XYZ12345\\\"\n",
+				// Code whose tuple or keyword the option-list rules must not
+				// let through.
+				"        self.user, self.password = user, passw0rd\n",
+				"    local password = getpw\n",
+				"conn = connect(host,\n    pwd=None)\n",
 			},
 		},
 		{

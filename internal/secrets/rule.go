@@ -218,6 +218,7 @@ type candidate struct {
 	rest   []byte // the rest of the match's last line after the match
 	lead   []byte // the match's first line before the match
 	path   string // the file's path
+	grown  int    // how much of rest verify has taken into secret
 	// A verify function may set secret to a longer slice of the same
 	// bytes, over rest, when the value goes on past where the regex
 	// could end it; only a secret that ends where the match ends may.
@@ -350,6 +351,19 @@ func (r *Rule) secretSpan(m []int) (start, end, group int, ok bool) {
 // markup after it is taken for part of the secret; a quoted key
 // ("password": x) closes its own quote and opens no string.
 func inStringLen(prefix, key, v []byte) int {
+	open := openQuote(prefix, key)
+	if open == 0 {
+		return len(v)
+	}
+	if n := bytes.IndexByte(v, open); n >= 0 {
+		return n
+	}
+	return len(v)
+}
+
+// openQuote returns the quote of the string left open at the end of
+// prefix followed by key, or 0 when none is.
+func openQuote(prefix, key []byte) byte {
 	var open byte
 	step := func(b []byte) {
 		for i := 0; i < len(b); i++ {
@@ -365,24 +379,27 @@ func inStringLen(prefix, key, v []byte) int {
 	}
 	step(prefix)
 	step(key)
-	if open == 0 {
-		return len(v)
-	}
-	if n := bytes.IndexByte(v, open); n >= 0 {
-		return n
-	}
-	return len(v)
+	return open
 }
 
 // unquotedLen returns the length of the unquoted value v up to the first
-// '&', ',' or ';' followed by a key and '=' (the next key=value of a list),
-// or all of it.
+// '&' (or &amp;), ',' or ';' followed by a key and '=' (the next key=value
+// of a list), or all of it.
 func unquotedLen(v []byte) int {
 	for i, b := range v {
 		if b != '&' && b != ',' && b != ';' {
 			continue
 		}
 		j := i + 1
+		if b == '&' {
+			// An HTML or XML URL writes its '&' as &amp; or &#38;.
+			for _, e := range []string{"amp;", "#38;"} {
+				if bytes.HasPrefix(v[j:], []byte(e)) {
+					j += len(e)
+					break
+				}
+			}
+		}
 		if j >= len(v) || !(v[j] == '_' || 'a' <= v[j] && v[j] <= 'z' || 'A' <= v[j] && v[j] <= 'Z') {
 			continue
 		}

@@ -517,10 +517,25 @@ func (st *scanState) matchWindow(ri, ws, we, ownEnd int) {
 				e = s + n
 				m[1] = e
 			}
+			// A value in escaped quotes (vnc_password = \"x\" inside a
+			// string) is what they hold: the escapes are the syntax around it.
+			if e-s > 2 && w[s] == '\\' && (w[s+1] == '"' || w[s+1] == '\'') {
+				if n := bytes.Index(w[s+2:e], []byte{'\\', w[s+1]}); n >= 0 {
+					s, e = s+2, s+2+n
+					m[1] = e
+				}
+			}
 			if n := unquotedLen(w[s:e]); n < e-s {
 				e = s + n
 				m[1] = e // the match ends with its value
 			}
+			// A cut value ends, as the regex ends one, before a trailing
+			// ',', ';' or closing bracket ('x.secret = secret;'); verify
+			// takes back a closer that is the value's (takeClosers).
+			for e > s && (w[e-1] == ',' || w[e-1] == ';' || w[e-1] == ')' || w[e-1] == ']' || w[e-1] == '}') {
+				e--
+			}
+			m[1] = e
 			if e == s {
 				continue
 			}

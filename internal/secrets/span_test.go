@@ -33,6 +33,37 @@ func TestValueSpans(t *testing.T) {
 		{"password-assignment", "/opt/app/app.conf", "db_password = Xq7vLp92mZr8,\n", `Xq7vLp92mZr8`},
 		{"password-assignment", "/opt/app/app.conf", "url=https://api.internal/v1?password=Xq7&vLp92&user=hr\n", `Xq7&vLp92`},
 		{"password-assignment", "/etc/fstab", "//nas/hr /mnt/hr cifs username=hr,password=Xq7,vLp92,uid=1000 0 0\n", `Xq7,vLp92`},
+		// Comma-separated option lists (review round 4).
+		{"password-assignment", "/etc/fstab", "//fs1/hr /mnt/hr cifs username=hr,password=CifsPw9x,uid=1000 0 0\n", `CifsPw9x`},
+		{"password-assignment", "/etc/fstab", "//fs1/hr /mnt/hr cifs username=hr,password=CifsPw9z 0 0\n", `CifsPw9z`},
+		{"password-assignment", "/etc/fstab", "//fs1/hr /mnt/hr cifs password=CifsPw9y,username=hr 0 0\n", `CifsPw9y`},
+		{"password-assignment", "/root/.bash_history", "mount -t cifs -o username=hr,password=CifsPw9q //fs1/hr /mnt\n", `CifsPw9q`},
+		{"password-assignment", "/root/.bash_history", "helm install hr ./chart --set db.user=hr,db.password=HelmPw9xQ\n", `HelmPw9xQ`},
+		{"password-assignment", "/root/.bash_history", "helm upgrade hr ./chart --set db.password=HelmPw9xR,db.user=hr\n", `HelmPw9xR`},
+		{"password-assignment", "/root/.bash_history", "virt-install --name hr --graphics vnc,password=VncPw9xQ7 --disk size=10\n", `VncPw9xQ7`},
+		{"password-assignment", "/var/lib/cloud/instance/user-data.txt", "runcmd:\n  - mount -t cifs -o username=hr,password=CiMntPw9x //fs1/hr /mnt/hr\n", `CiMntPw9x`},
+		// A declaring keyword before a string holding the assignment; shell's local.
+		{"password-assignment", "/srv/db.js", "var x = \"password=JsC0nnPw7\";\n", `JsC0nnPw7`},
+		{"password-assignment", "/srv/web/main.go", "var pgdsn = \"host=db1 user=hr password=GoPgPw9x dbname=hr\"\n", `GoPgPw9x`},
+		{"password-assignment", "/usr/local/bin/backup.sh", "  local db_password=Bk9pPw7xQ\n", `Bk9pPw7xQ`},
+		{"password-assignment", "/usr/local/bin/backup.sh", "  local password=Bk9pPw7xR\n", `Bk9pPw7xR`},
+		// A trailing closer is the value's unless it closes a bracket opened before it.
+		{"password-assignment", "/etc/environment", "DB_PASSWORD=EnvPw9x}\n", `EnvPw9x}`},
+		{"password-assignment", "/app/.env", "JWT_SECRET=Jw7S3cr3tK3yXyZ}\n", `Jw7S3cr3tK3yXyZ}`},
+		{"password-assignment", "/srv/a.env", "PASSWORD=abc)Rd9xQ7]\n", `abc)Rd9xQ7]`},
+		{"password-assignment", "/etc/app/app.conf", "opts = (password=Xq7vLp92mZr8)\n", `Xq7vLp92mZr8`},
+		{"password-assignment", "/opt/app/cfg.txt", "run \"password=Xq7vLp92mZr8)\"\n", `Xq7vLp92mZr8)`},
+		{"password-assignment", "/opt/app/cfg.txt", "run(\"password=Xq7vLp92mZr8\")\n", `Xq7vLp92mZr8`},
+		// &amp; in markup ends the value.
+		{"password-assignment", "/srv/page.html", "<form action=\"/login?password=HtmlPw9y&amp;x=1\"></form>\n", `HtmlPw9y`},
+		{"password-assignment", "/srv/page.xml", "<url>/login?password=HtmlPw9z&#38;x=1</url>\n", `HtmlPw9z`},
+		// A value in escaped quotes inside a string.
+		{"password-assignment", "/usr/share/augeas/lenses/tests/test_x.aug", "let conf = \"\nvnc_password = \\\"Vn9cPw7xQ\\\"\n\"\n", `Vn9cPw7xQ`},
+		// GKeyFile and yum/dnf .repo values take the rest of the line.
+		{"password-assignment", "/etc/NetworkManager/system-connections/corp.nmconnection", "[wifi-security]\npassword=Corp Wifi Pass 9x\n", `Corp Wifi Pass 9x`},
+		{"password-assignment", "/etc/NetworkManager/system-connections/corp", "[wifi-security]\npsk-flags=0\npassword=Corp Wifi Pass 9x\n", `Corp Wifi Pass 9x`},
+		{"password-assignment", "/etc/yum.repos.d/corp.repo", "[corp]\nusername=hr\npassword=Yum9 Repo Pw9x\n", `Yum9 Repo Pw9x`},
+		{"password-assignment", "/etc/yum.repos.d/corp.repo", "[corp]\npassword=Yum Repo Pw9x\n", `Yum Repo Pw9x`},
 		{"mysql-cnf-password", "/root/.my.cnf", "[client]\npassword=Tr0ub4dor&3xyzQ\n", `Tr0ub4dor&3xyzQ`},
 		{"mysql-cli-password", "/root/.bash_history", "mysql -u root -p\"S3cr\\\"t9Xk2\" hr\n", `S3cr\"t9Xk2`},
 		{"mysql-cli-password", "/root/.bash_history", "mysql -uroot -pS3cr,t9Xk2;ls\n", `S3cr,t9Xk2`},

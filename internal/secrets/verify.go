@@ -13,9 +13,11 @@ import (
 // their regex: mostly telling a real value from a placeholder, a
 // reference to somewhere else, or code.
 
-// cryptHash matches a crypt(3) hash ($6$..., $y$..., $2b$...), which is a
-// value even though it starts with '$'.
-var cryptHash = regexp.MustCompile(`^\$(?:[0-9a-z]{1,6}|2[abxy])\$[./0-9A-Za-z$=,]{8,}$`)
+// cryptHash matches a crypt(3) hash ($6$salt$hash, $y$j9T$salt$hash,
+// $2b$12$..., $sha1$rounds$salt$hash, $md5$salt$$hash), which is a value
+// even though it starts with '$'. The ids are listed and a salt field is
+// required: a shell's $prefix$filename is two variables, not a hash.
+var cryptHash = regexp.MustCompile(`^\$(?:1|2[abxy]?|3|5|6|7|y|gy|md5|sha1|apr1|sm3)(?:,rounds=[0-9]+)?\$[./0-9A-Za-z=,]*\$[./0-9A-Za-z$=,]{8,}$`)
 
 // placeholderWords are values that stand for a secret rather than being
 // one: documentation, templates and empty settings.
@@ -34,6 +36,8 @@ var placeholderWords = map[string]bool{
 	// Google's published password of every P12 service-account key it
 	// issued, and the classic placeholder of examples.
 	"notasecret": true, "xyzzy": true,
+	// libvirt's qemu.conf sample vnc_password and spice_password.
+	"xyz12345": true,
 }
 
 // placeholderParts mark a value as a stand-in wherever they occur in it.
@@ -175,6 +179,13 @@ func verifyAssignment(c *candidate) bool {
 		if !unquotedOK(c) {
 			return false
 		}
+		core := c.secret
+		takeClosers(c)
+		// A value closing a call on an earlier line (pwd=None)) is
+		// judged without its closers.
+		if c.grown > 0 && (len(core) < 4 || placeholder(core)) {
+			return false
+		}
 		if !codeFile.MatchString(c.path) && len(bytes.TrimLeft(c.lead, " \t")) == 0 && !colonSeparated(c.match) {
 			if eq := bytes.IndexByte(c.match, '='); eq > 0 && (c.match[eq-1] == ' ' || c.match[eq-1] == '\t' || iniFile.MatchString(c.path)) {
 				comments := ";#"
@@ -207,7 +218,8 @@ var codeFile = regexp.MustCompile(`\.(?:py[iw]?|vim|rb|[cm]?js|ts|go|java|kt|sca
 // iniFile: files whose format takes the rest of a key = value line as
 // the value, blanks included (INI, MySQL option files, Java properties,
 // .env as docker compose and dotenv read it).
-var iniFile = regexp.MustCompile(`(?:\.(?:ini|cnf|cfg|conf|properties|env)|/\.env(?:\.[a-z]+)?)$`)
+// NetworkManager keyfiles and yum/dnf .repo files are GKeyFile/INI.
+var iniFile = regexp.MustCompile(`(?:\.(?:ini|cnf|cfg|conf|properties|env|nmconnection|repo)|/\.env(?:\.[a-z]+)?|/NetworkManager/system-connections/[^/]+)$`)
 
 // nextAssignment finds another key=value after a blank.
 var nextAssignment = regexp.MustCompile(`[ \t][A-Za-z_][A-Za-z0-9_.-]*=`)
@@ -215,6 +227,9 @@ var nextAssignment = regexp.MustCompile(`[ \t][A-Za-z_][A-Za-z0-9_.-]*=`)
 // codeName matches a name in code: self.password, password_mgr, vim's
 // s:netrw_passwd and a:dict.istemp.
 var codeName = regexp.MustCompile(`^(?:[a-z]:)?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// rstRole matches the start of a reStructuredText role (:py:data:`x`).
+var rstRole = regexp.MustCompile("^(?::[A-Za-z0-9_.-]+)+:`")
 
 // indexExpr matches the start of an index expression (auth[2],
 // os.environ['PW']).
@@ -242,6 +257,10 @@ func unquotedOK(c *candidate) bool {
 	// A '#' after a YAML ':' starts a comment (password: #rotated);
 	// after '=' it is the value's first byte.
 	if v[0] == '#' && colonSeparated(c.match) {
+		return false
+	}
+	// A Sphinx role in a docstring (:type passphrase: :py:data:`bytes`).
+	if v[0] == ':' && rstRole.Match(v) {
 		return false
 	}
 	switch c.next {
@@ -287,12 +306,22 @@ func nameLike(v []byte) bool {
 // codeContext: in an `=` assignment, the key is an attribute of an object
 // (self., this.), the assignment is of a tuple (self.user, self.password =
 // user, password), or a keyword declares the key (let, var, const, local).
+// None of these holds for an assignment inside a string opened before it
+// (var x = "password=..."), which is text, nor for a comma joined to a
+// key=value with no blank (mount options username=hr,password=x, helm's
+// --set a=b,db.password=x, virt-install's vnc,password=x): a list of
+// options, not a tuple.
 func codeContext(c *candidate) bool {
 	if colonSeparated(c.match) {
 		return false
 	}
+	if openQuote(c.lead, c.match[:valueStart(c)]) != 0 {
+		return false
+	}
+	eq := bytes.IndexByte(c.match, '=')
+	spaced := eq > 0 && (c.match[eq-1] == ' ' || c.match[eq-1] == '\t')
 	if c.next == ',' {
-		if r := bytes.TrimLeft(c.rest[1:], " \t"); len(r) > 0 && isIdentByte(r[0]) {
+		if r := bytes.TrimLeft(c.rest[1:], " \t"); len(r) > 0 && isIdentByte(r[0]) && !startsKeyValue(c.rest[1:]) {
 			return true
 		}
 	}
@@ -303,15 +332,95 @@ func codeContext(c *candidate) bool {
 		}
 	}
 	lead := bytes.TrimSpace(c.lead)
-	if len(lead) > 0 && lead[len(lead)-1] == ',' {
+	if len(lead) > 0 && lead[len(lead)-1] == ',' && (c.lead[len(c.lead)-1] != ',' || spaced) {
 		return true
 	}
 	for _, k := range []string{"let ", "var ", "const ", "local ", "my "} {
 		if bytes.HasPrefix(lead, []byte(k)) || string(lead) == strings.TrimSpace(k) {
+			// Shell's local takes no blank around '=' and assigns a
+			// literal (local db_password=Bk9p...); Perl's my and Lua's
+			// local are written with blanks.
+			if (k == "local " || k == "my ") && !spaced {
+				return false
+			}
 			return true
 		}
 	}
 	return false
+}
+
+// startsKeyValue reports whether b starts with key= (no blank before '=').
+func startsKeyValue(b []byte) bool {
+	i := 0
+	for i < len(b) && isIdentByte(b[i]) {
+		i++
+	}
+	return i > 0 && i < len(b) && b[i] == '='
+}
+
+// takeClosers takes a ')', ']' or '}' right after an unquoted value into
+// it (DB_PASSWORD=EnvPw9x}), which the regex leaves out, unless it closes
+// a bracket opened before the value on the line ({user: hr, password: x},
+// f(password=x)): the value's last byte, not the syntax around it.
+func takeClosers(c *candidate) {
+	if len(c.rest) == 0 {
+		return
+	}
+	if b := c.rest[0]; b != ')' && b != ']' && b != '}' {
+		return
+	}
+	var open []byte // the brackets still open, innermost last
+	scan := func(b []byte) {
+		for _, x := range b {
+			switch x {
+			case '(', '[', '{':
+				open = append(open, x)
+			case ')', ']', '}':
+				if n := len(open); n > 0 && open[n-1] == opener(x) {
+					open = open[:n-1]
+				}
+			}
+		}
+	}
+	scan(c.lead)
+	scan(c.match[:valueStart(c)])
+	before := len(open)
+	scan(c.secret)
+	n := 0
+	for n < len(c.rest) {
+		x := c.rest[n]
+		if x != ')' && x != ']' && x != '}' {
+			break
+		}
+		if k := len(open); k > 0 && open[k-1] == opener(x) {
+			if k <= before {
+				break // closes what was open before the value
+			}
+			open = open[:k-1]
+		}
+		n++
+	}
+	// After them the line ends, a blank, or the quote of a string that
+	// holds the assignment ("password=Xq7)").
+	if n > 0 && (n == len(c.rest) || strings.IndexByte(" \t\r\"'`", c.rest[n]) >= 0) {
+		c.secret = c.secret[:len(c.secret)+n]
+		c.grown = n
+	}
+}
+
+// valueStart is the offset of the value in the match.
+func valueStart(c *candidate) int {
+	return len(c.match) - len(c.secret) + c.grown
+}
+
+func opener(closer byte) byte {
+	switch closer {
+	case ')':
+		return '('
+	case ']':
+		return '['
+	}
+	return '{'
 }
 
 // toLineEnd takes an unquoted value on to the end of its line, where the
@@ -320,10 +429,10 @@ func codeContext(c *candidate) bool {
 // comments) and without trailing blanks. The value must have ended at a
 // blank.
 func toLineEnd(c *candidate, comments string) {
-	if len(c.rest) == 0 || (c.rest[0] != ' ' && c.rest[0] != '\t') {
+	r := c.rest[c.grown:]
+	if len(r) == 0 || (r[0] != ' ' && r[0] != '\t') {
 		return
 	}
-	r := c.rest
 	if comments != "" {
 		for i := 1; i < len(r); i++ {
 			if (r[i-1] == ' ' || r[i-1] == '\t') && strings.IndexByte(comments, r[i]) >= 0 {
