@@ -67,6 +67,9 @@
 // internal/identity is the catalogue of clone-identity material (machine ID,
 // SSH host keys, MAC pins, leases, ...) with the action that seals each.
 //
+// internal/testnet gives tests misbehaving network peers (one that accepts
+// and never answers) for the connectors' timeouts.
+//
 // internal/fspath makes and takes apart the /partN prefix under which a
 // disk with several filesystems shows each, for imagefs, identity and the
 // drift ignore list alike.

@@ -6,40 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vguard-dev/vguard/internal/testnet"
 )
 
-// silentListener accepts connections and never answers: a libvirtd or
-// vCenter that is stopped (SIGSTOP) or wedged looks like this.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func TestSyncSilentDaemonTimesOut(t *testing.T) {
-	addr := silentListener(t)
+	addr := testnet.SilentListener(t)
 	uri := "hv-x=test+tcp://admin:Secr3tPass@" + addr + "/default"
 	tg, err := ParseTarget(uri)
 	if err != nil {
@@ -63,7 +35,7 @@ func TestSyncSilentDaemonTimesOut(t *testing.T) {
 }
 
 func TestSyncContextEndsDial(t *testing.T) {
-	addr := silentListener(t)
+	addr := testnet.SilentListener(t)
 	tg, _ := ParseTarget("test+tcp://" + addr + "/default")
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()

@@ -2,44 +2,15 @@ package vsphere
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vguard-dev/vguard/internal/testnet"
 )
 
-// silentListener accepts connections and never answers, as a wedged
-// vCenter (or a firewall that lets the SYN through to a dead proxy) does.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func TestSyncSilentEndpointTimesOut(t *testing.T) {
-	addr := silentListener(t)
+	addr := testnet.SilentListener(t)
 	for _, scheme := range []string{"https", "http"} {
 		t.Run(scheme, func(t *testing.T) {
 			ep, err := ParseEndpoint(scheme+"://admin:Secr3tPass@"+addr+"/sdk", true)
