@@ -20,6 +20,12 @@ func TestValueSpans(t *testing.T) {
 		{"password-assignment", "/opt/app/db.py", `conn = psycopg2.connect("dbname=hr user=hr password=Xq7vLp92mZr8")`, `Xq7vLp92mZr8`},
 		{"password-assignment", "/opt/app/cfg.py", `dsn = 'host=db password=Xq7vLp92mZr8'`, `Xq7vLp92mZr8`},
 		{"password-assignment", "/etc/default/app", `JAVA_OPTS="-Xmx1g -Ddb.password=Xq7vLp92mZr8"`, `Xq7vLp92mZr8`},
+		// A closer that ends the value before the next key=value is the
+		// value's; an &amp; before the key is a URL's, not ODBC's ';'.
+		{"password-assignment", "/etc/fstab", "//fs1/hr /mnt/a cifs username=hr,password=Cf9Pw7x),uid=1000 0 0\n", `Cf9Pw7x)`},
+		{"password-assignment", "/etc/app.ini", "url=https://h/x?password=Pw9x)&user=hr\n", `Pw9x)`},
+		{"password-assignment", "/etc/app/users.conf", "admin_password = $pbkdf2-sha256$29000$N2ZmZmZmZmY$rN3aHB1mVkHxh2x4xw0eKQkYpRmYcQ5G\n", `$pbkdf2-sha256$29000$N2ZmZmZmZmY$rN3aHB1mVkHxh2x4xw0eKQkYpRmYcQ5G`},
+		{"password-assignment", "/opt/app/index.html", `<a href="/login?user=hr&amp;password=Xq7vLp92mZr8&amp;lang=en">x</a>`, `Xq7vLp92mZr8`},
 		{"password-assignment", "/opt/app/config.json", `{"password": "Xq7vLp92\\", "user": "hr"}`, `Xq7vLp92\\`},
 		{"password-assignment", "/opt/app/.env", "DB_PASSWORD=\"Xq7\\\"vLp92mZr8Kw\"\n", `Xq7\"vLp92mZr8Kw`},
 		{"password-assignment", "/opt/app/config.yaml", "db:\n  password: 'Xq7''vLp92!mZr8Kw'\n", `Xq7''vLp92!mZr8Kw`},

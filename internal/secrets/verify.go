@@ -14,10 +14,11 @@ import (
 // reference to somewhere else, or code.
 
 // cryptHash matches a crypt(3) hash ($6$salt$hash, $y$j9T$salt$hash,
-// $2b$12$..., $sha1$rounds$salt$hash, $md5$salt$$hash), which is a value
+// $2b$12$..., $sha1$rounds$salt$hash, $md5$salt$$hash, passlib's
+// $pbkdf2-sha256$29000$salt$hash and $argon2id$v=19$m=...$salt$hash), which is a value
 // even though it starts with '$'. The ids are listed and a salt field is
 // required: a shell's $prefix$filename is two variables, not a hash.
-var cryptHash = regexp.MustCompile(`^\$(?:1|2[abxy]?|3|5|6|7|y|gy|md5|sha1|apr1|sm3)(?:,rounds=[0-9]+)?\$[./0-9A-Za-z=,]*\$[./0-9A-Za-z$=,]{8,}$`)
+var cryptHash = regexp.MustCompile(`^\$(?:1|2[abxy]?|3|5|6|7|y|gy|md5|sha1|apr1|sm3|pbkdf2(?:-sha(?:1|256|512))?|argon2(?:i|d|id)|scrypt)(?:,rounds=[0-9]+)?\$[./0-9A-Za-z=,+-]*\$[./0-9A-Za-z$=,+-]{8,}$`)
 
 // placeholderWords are values that stand for a secret rather than being
 // one: documentation, templates and empty settings.
@@ -400,9 +401,11 @@ func takeClosers(c *candidate) {
 		}
 		n++
 	}
-	// After them the line ends, a blank, or the quote of a string that
-	// holds the assignment ("password=Xq7)").
-	if n > 0 && (n == len(c.rest) || strings.IndexByte(" \t\r\"'`", c.rest[n]) >= 0) {
+	// After them the line ends, a blank, the quote of a string that holds
+	// the assignment ("password=Xq7)"), or the separator of the next
+	// key=value where the value was cut (fstab's password=x),uid=1000, a
+	// URL's &next=).
+	if n > 0 && (n == len(c.rest) || strings.IndexByte(" \t\r\"'`,;&", c.rest[n]) >= 0) {
 		c.secret = c.secret[:len(c.secret)+n]
 		c.grown = n
 	}
@@ -470,6 +473,13 @@ func verifyODBC(c *candidate) bool {
 	lower := bytes.ToLower(c.line)
 	if bytes.Contains(lower, []byte("jdbc:")) {
 		return false // a JDBC URL's ;password=: jdbc-password's
+	}
+	// The ';' before the key ends an HTML entity (a URL's &amp;password=
+	// in markup): a query parameter, password-assignment's, which ends the
+	// value at the next &amp;.
+	if lead := bytes.ToLower(c.lead); bytes.HasSuffix(lead, []byte("&amp;")) || bytes.HasSuffix(lead, []byte("&#38;")) ||
+		bytes.HasSuffix(lead, []byte("&amp")) || bytes.HasSuffix(lead, []byte("&#38")) {
+		return false
 	}
 	for _, k := range odbcContext {
 		if bytes.Contains(lower, []byte(k)) {
