@@ -208,38 +208,55 @@ func runLibvirtHook(g *globalOptions, configPath string, args []string) error {
 		// list stopped domains, so its violations may be in the estate
 		// already and would not count as introduced.
 		if carried := libvirt.CarriedFindings(judge.Before(), v, vmName, blockAt); len(carried) > 0 {
-			var b strings.Builder
-			fmt.Fprintf(&b, "vguard: refused %s on %s (%s): the domain would run with findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
-			for _, f := range carried {
-				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)
-			}
-			return &verdictError{msg: b.String()}
+			return refusal(fmt.Sprintf("vguard: refused %s on %s (%s): the domain would run with findings at or above %s:", what, cfg.Hypervisor, describe, blockAt), carried)
 		}
 	}
-	switch v.Decision {
-	case change.Deny:
-		var b strings.Builder
-		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces or makes worse findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)
-		for _, list := range []struct {
-			fs  []check.Finding
-			how string
-		}{{v.Introduced, ""}, {v.Worsened, " (made worse)"}} {
-			for _, f := range list.fs {
-				if f.Severity >= blockAt {
-					fmt.Fprintf(&b, "\n  %s %s %s%s: %s", f.Check, f.Severity, f.Subject, list.how, f.Message)
-				}
-			}
-		}
-		return &verdictError{msg: b.String()}
-	case change.Warn:
-		for _, f := range v.Introduced {
-			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s introduces %s %s %s: %s\n", what, cfg.Hypervisor, f.Check, f.Severity, f.Subject, f.Message)
-		}
-		for _, f := range v.Worsened {
-			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s makes worse %s %s %s: %s\n", what, cfg.Hypervisor, f.Check, f.Severity, f.Subject, f.Message)
-		}
+	if err := hookVerdict(g, v.Decision, v.Introduced, v.Worsened, blockAt, what, cfg.Hypervisor,
+		fmt.Sprintf("vguard: refused %s on %s (%s): it introduces or makes worse findings at or above %s:", what, cfg.Hypervisor, describe, blockAt)); err != nil {
+		return err
 	}
 	return allowed()
+}
+
+// refusal is the hook's refusal: head, then a line per finding.
+func refusal(head string, fs []check.Finding) error {
+	var b strings.Builder
+	b.WriteString(head)
+	for _, f := range fs {
+		fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)
+	}
+	return &verdictError{msg: b.String()}
+}
+
+// hookVerdict answers a judged change the same way whether the hook judged
+// it or vguard serve did: a deny is a refusal (head, then the introduced
+// and worsened findings at or above blockAt); a warn prints each finding
+// on stderr, which libvirt logs; an allow is nil.
+func hookVerdict(g *globalOptions, d change.Decision, introduced, worsened []check.Finding, blockAt estate.Severity, what, hv, head string) error {
+	switch d {
+	case change.Deny:
+		var blocking []check.Finding
+		for _, f := range introduced {
+			if f.Severity >= blockAt {
+				blocking = append(blocking, f)
+			}
+		}
+		for _, f := range worsened {
+			if f.Severity >= blockAt {
+				f.Subject += " (made worse)"
+				blocking = append(blocking, f)
+			}
+		}
+		return refusal(head, blocking)
+	case change.Warn:
+		for _, f := range introduced {
+			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s introduces %s %s %s: %s\n", what, hv, f.Check, f.Severity, f.Subject, f.Message)
+		}
+		for _, f := range worsened {
+			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s makes worse %s %s %s: %s\n", what, hv, f.Check, f.Severity, f.Subject, f.Message)
+		}
+	}
+	return nil
 }
 
 // recordIncoming leaves the marker by which the "prepare begin" that

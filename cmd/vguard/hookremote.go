@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"strings"
 
 	"github.com/vguard-dev/vguard/internal/change"
 	"github.com/vguard-dev/vguard/internal/check"
@@ -70,41 +69,14 @@ func judgeRemote(g *globalOptions, cfg *libvirt.HookConfig, what string, chg *ch
 		}
 		after := &change.Verdict{Introduced: v.Introduced, Resolved: v.Resolved, Changed: v.Worsened}
 		if carried := libvirt.CarriedFindings(held.Findings, after, vmName, blockAt); len(carried) > 0 {
-			var b strings.Builder
 			judged := ""
 			if audit != "" {
 				word := map[string]string{"allow": "allowed", "warn": "allowed with warnings", "deny": "denied"}[string(v.Decision)]
 				judged = "; the change itself was " + word + audit
 			}
-			fmt.Fprintf(&b, "vguard: refused %s on %s (%s): the domain would run with findings at or above %s (vguard serve at %s%s):", what, cfg.Hypervisor, describe, blockAt, r.URL, judged)
-			for _, f := range carried {
-				fmt.Fprintf(&b, "\n  %s %s %s: %s", f.Check, f.Severity, f.Subject, f.Message)
-			}
-			return &verdictError{msg: b.String()}
+			return refusal(fmt.Sprintf("vguard: refused %s on %s (%s): the domain would run with findings at or above %s (vguard serve at %s%s):", what, cfg.Hypervisor, describe, blockAt, r.URL, judged), carried)
 		}
 	}
-	switch v.Decision {
-	case string(change.Deny):
-		var b strings.Builder
-		fmt.Fprintf(&b, "vguard: refused %s on %s (%s): it introduces or makes worse findings at or above %s (vguard serve at %s%s):", what, cfg.Hypervisor, describe, blockAt, r.URL, audit)
-		for _, list := range []struct {
-			fs  []check.Finding
-			how string
-		}{{v.Introduced, ""}, {v.Worsened, " (made worse)"}} {
-			for _, f := range list.fs {
-				if f.Severity >= blockAt {
-					fmt.Fprintf(&b, "\n  %s %s %s%s: %s", f.Check, f.Severity, f.Subject, list.how, f.Message)
-				}
-			}
-		}
-		return &verdictError{msg: b.String()}
-	case string(change.Warn):
-		for _, f := range v.Introduced {
-			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s introduces %s %s %s: %s\n", what, cfg.Hypervisor, f.Check, f.Severity, f.Subject, f.Message)
-		}
-		for _, f := range v.Worsened {
-			fmt.Fprintf(g.stderr, "vguard: warning: %s on %s makes worse %s %s %s: %s\n", what, cfg.Hypervisor, f.Check, f.Severity, f.Subject, f.Message)
-		}
-	}
-	return nil
+	return hookVerdict(g, change.Decision(v.Decision), v.Introduced, v.Worsened, blockAt, what, cfg.Hypervisor,
+		fmt.Sprintf("vguard: refused %s on %s (%s): it introduces or makes worse findings at or above %s (vguard serve at %s%s):", what, cfg.Hypervisor, describe, blockAt, r.URL, audit))
 }

@@ -255,9 +255,17 @@ func encode(inv *Inventory, policies []*syntax.Node) ([]byte, error) {
 	for _, p := range policies {
 		docs = append(docs, syntaxToYAML(p))
 	}
-	var buf bytes.Buffer
-	buf.WriteString("# Written by vguard sync from " + inv.Source + ". Edit the overlay, not this file.\n")
-	enc := yaml.NewEncoder(&buf)
+	out, err := EncodeYAML(docs)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte("# Written by vguard sync from "+inv.Source+". Edit the overlay, not this file.\n"), out...), nil
+}
+
+// EncodeYAML writes documents as one YAML stream, indented by two.
+func EncodeYAML(docs []*yaml.Node) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
 	for _, d := range docs {
 		if err := enc.Encode(d); err != nil {
@@ -267,7 +275,7 @@ func encode(inv *Inventory, policies []*syntax.Node) ([]byte, error) {
 	if err := enc.Close(); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return b.Bytes(), nil
 }
 
 // WriteFile writes data to path through a temporary file in the same

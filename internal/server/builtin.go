@@ -169,14 +169,14 @@ func splitZones(data []byte, guessed map[string]bool) (rest, defaults []byte, er
 		}
 		seq.Content = kept
 	}
-	if rest, err = encodeYAMLDocs(docs); err != nil {
+	if rest, err = platform.EncodeYAML(docs); err != nil {
 		return nil, nil, err
 	}
 	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
 	doc := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
 		str("apiVersion"), str(load.APIVersion), str("kind"), str("Estate"),
 		str("zones"), {Kind: yaml.SequenceNode, Content: moved}}}
-	defaults, err = encodeYAMLDocs([]*yaml.Node{doc})
+	defaults, err = platform.EncodeYAML([]*yaml.Node{doc})
 	return rest, defaults, err
 }
 
